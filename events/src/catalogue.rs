@@ -1,0 +1,394 @@
+//! The v1 catalogue of DESIGN §2: one struct per event type, and [`EventData`] over all of them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::envelope::DecodeError;
+
+/// Declares the catalogue once: each entry is `Variant(Payload) = "type", version, aggregate`.
+/// Generates [`EventData`], its `(type, version)` dispatch, and [`CATALOGUE`].
+macro_rules! catalogue {
+    ($($variant:ident($payload:ty) = $type:literal, version $version:literal;)+) => {
+        /// Every event payload the system understands, in its current version.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventData {
+            $(#[doc = concat!("`", $type, "`")] $variant($payload),)+
+        }
+
+        /// `(type, current version)` of every event in the catalogue.
+        pub const CATALOGUE: &[(&str, u32)] = &[$(($type, $version),)+];
+
+        impl EventData {
+            /// The event type; the routing key.
+            pub fn event_type(&self) -> &'static str {
+                match self { $(Self::$variant(_) => $type,)+ }
+            }
+
+            /// The schema version this payload serialises as.
+            pub fn version(&self) -> u32 {
+                match self { $(Self::$variant(_) => $version,)+ }
+            }
+
+            /// The payload as JSON.
+            pub fn to_json(&self) -> serde_json::Value {
+                match self {
+                    // Serialising these plain structs cannot fail.
+                    $(Self::$variant(p) => serde_json::to_value(p).unwrap_or_default(),)+
+                }
+            }
+
+            /// Interprets `data` sent as `(event_type, version)`, upcasting older versions to
+            /// the current shape.
+            pub fn from_parts(event_type: &str, version: u32, data: serde_json::Value) -> Result<Self, DecodeError> {
+                let invalid = |message: String| DecodeError::InvalidData {
+                    event_type: event_type.to_owned(),
+                    version,
+                    message,
+                };
+                match (event_type, version) {
+                    $(($type, $version) => {
+                        let payload: $payload = serde_json::from_value(data).map_err(|e| invalid(e.to_string()))?;
+                        payload.validate().map_err(invalid)?;
+                        Ok(Self::$variant(payload))
+                    })+
+                    _ if CATALOGUE.iter().any(|(t, _)| *t == event_type) => Err(DecodeError::UnsupportedVersion {
+                        event_type: event_type.to_owned(),
+                        version,
+                    }),
+                    _ => Err(DecodeError::UnknownType(event_type.to_owned())),
+                }
+            }
+        }
+
+        $(impl From<$payload> for EventData {
+            fn from(payload: $payload) -> Self { Self::$variant(payload) }
+        })+
+
+        /// JSON Schemas of every `(type, version)`, as `(file stem, schema)`, e.g.
+        /// `("scan.recorded.v1", …)`. `events/schemas/` holds exactly these.
+        pub fn schemas() -> Vec<(String, serde_json::Value)> {
+            vec![$((format!("{}.v{}", $type, $version), schemars::schema_for!($payload).to_value()),)+]
+        }
+    };
+}
+
+catalogue! {
+    UserRegistered(UserRegistered) = "user.registered", version 1;
+    UserEmailVerified(UserEmailVerified) = "user.email_verified", version 1;
+    UserProfileUpdated(UserProfileUpdated) = "user.profile_updated", version 1;
+    UserSettingsUpdated(UserSettingsUpdated) = "user.settings_updated", version 1;
+    UserDeleted(UserDeleted) = "user.deleted", version 1;
+    ScanRecorded(ScanRecorded) = "scan.recorded", version 1;
+    RecycleCompleted(RecycleCompleted) = "recycle.completed", version 1;
+    AttendanceCheckedIn(AttendanceCheckedIn) = "attendance.checked_in", version 1;
+    InviteAccepted(InviteAccepted) = "invite.accepted", version 1;
+    PointsEarned(PointsEarned) = "points.earned", version 1;
+    LevelReached(LevelReached) = "level.reached", version 1;
+}
+
+impl EventData {
+    /// Every v1 event is about a user.
+    pub fn aggregate_type(&self) -> &'static str {
+        "user"
+    }
+}
+
+/// Checks that serde's types alone cannot express. Mirrors the constraints in the schema.
+trait Validate {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(format!("{field} must be {min} to {max} characters long"));
+    }
+    Ok(())
+}
+
+/// How an account was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// E-mail and password.
+    Local,
+    /// Google sign-in.
+    Google,
+    /// Kakao sign-in.
+    Kakao,
+}
+
+/// A waste category of the recycling guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Plastic.
+    Plastic,
+    /// Paper.
+    Paper,
+    /// Metal and cans.
+    Metal,
+    /// Glass.
+    Glass,
+    /// General waste.
+    General,
+    /// Food waste.
+    Food,
+    /// Large items.
+    Large,
+    /// Electronics.
+    Electronic,
+    /// Hazardous waste.
+    Hazardous,
+}
+
+/// Why points were awarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PointsReason {
+    /// A scan.
+    Scan,
+    /// A completed recycle.
+    Recycle,
+    /// The daily check-in.
+    Attendance,
+    /// A friend joined with the user's invite code.
+    Invite,
+    /// Granted by an admin.
+    Bonus,
+}
+
+/// `user.registered` v1: an account was created. Carries no e-mail address and no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserRegistered {
+    /// The new user.
+    pub user_id: Uuid,
+    /// Unique handle.
+    #[schemars(length(min = 3, max = 32))]
+    pub username: String,
+    /// Display name.
+    #[schemars(length(min = 1, max = 40))]
+    pub nickname: String,
+    /// How the account was created.
+    pub provider: Provider,
+    /// The inviter, when the user registered with an invite code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<Uuid>,
+}
+impl Validate for UserRegistered {
+    fn validate(&self) -> Result<(), String> {
+        check_len("username", &self.username, 3, 32)?;
+        check_len("nickname", &self.nickname, 1, 40)
+    }
+}
+
+/// `user.email_verified` v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserEmailVerified {
+    /// The user.
+    pub user_id: Uuid,
+}
+impl Validate for UserEmailVerified {}
+
+/// `user.profile_updated` v1: only the fields that changed are present; an empty string clears
+/// `bio` or `avatar_url`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UserProfileUpdated {
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40))]
+    pub nickname: Option<String>,
+    /// New bio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub bio: Option<String>,
+    /// New avatar URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub avatar_url: Option<String>,
+}
+impl Validate for UserProfileUpdated {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(n) = &self.nickname {
+            check_len("nickname", n, 1, 40)?;
+        }
+        if let Some(b) = &self.bio {
+            check_len("bio", b, 0, 500)?;
+        }
+        if let Some(a) = &self.avatar_url {
+            check_len("avatar_url", a, 0, 2048)?;
+        }
+        Ok(())
+    }
+}
+
+/// `user.settings_updated` v1: only the fields that changed are present.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct UserSettingsUpdated {
+    /// Push notifications on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_enabled: Option<bool>,
+    /// BCP 47 language tag, e.g. `ko` or `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16))]
+    pub language: Option<String>,
+    /// `light`, `dark` or `system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    pub theme: Option<String>,
+}
+impl Validate for UserSettingsUpdated {}
+
+/// `user.deleted` v1: every read model must forget the person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserDeleted {
+    /// The user.
+    pub user_id: Uuid,
+}
+impl Validate for UserDeleted {}
+
+/// `scan.recorded` v1: a waste item was scanned, by the app or by the scan service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ScanRecorded {
+    /// The scan.
+    pub scan_id: Uuid,
+    /// Who scanned.
+    pub user_id: Uuid,
+    /// What the classifier decided.
+    pub category: Category,
+    /// The item, e.g. `PET bottle`.
+    #[schemars(length(min = 1, max = 200))]
+    pub item_name: String,
+    /// Classifier confidence, 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub confidence: Option<f64>,
+    /// Lowercase hex SHA-256 of the image; a hash already rewarded pays nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub image_sha256: Option<String>,
+    /// When the scan was taken.
+    pub scanned_at: DateTime<Utc>,
+}
+impl Validate for ScanRecorded {
+    fn validate(&self) -> Result<(), String> {
+        check_len("item_name", &self.item_name, 1, 200)?;
+        if let Some(c) = self.confidence
+            && !(0.0..=1.0).contains(&c)
+        {
+            return Err("confidence must be between 0 and 1".into());
+        }
+        if let Some(h) = &self.image_sha256
+            && !(h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        {
+            return Err("image_sha256 must be 64 lowercase hex digits".into());
+        }
+        Ok(())
+    }
+}
+
+/// `recycle.completed` v1: an item was put in a bin or brought to a center.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RecycleCompleted {
+    /// The recycle.
+    pub recycle_id: Uuid,
+    /// Who recycled.
+    pub user_id: Uuid,
+    /// What was recycled.
+    pub category: Category,
+    /// The bin used, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_id: Option<Uuid>,
+    /// The center used, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub center_id: Option<Uuid>,
+    /// Where, WGS84.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub latitude: Option<f64>,
+    /// Where, WGS84.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub longitude: Option<f64>,
+}
+impl Validate for RecycleCompleted {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(lat) = self.latitude
+            && !(-90.0..=90.0).contains(&lat)
+        {
+            return Err("latitude must be between -90 and 90".into());
+        }
+        if let Some(lon) = self.longitude
+            && !(-180.0..=180.0).contains(&lon)
+        {
+            return Err("longitude must be between -180 and 180".into());
+        }
+        Ok(())
+    }
+}
+
+/// `attendance.checked_in` v1: the daily check-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AttendanceCheckedIn {
+    /// Who checked in.
+    pub user_id: Uuid,
+    /// The local date in the app's time zone.
+    pub date: NaiveDate,
+}
+impl Validate for AttendanceCheckedIn {}
+
+/// `invite.accepted` v1: someone registered with an invite code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InviteAccepted {
+    /// Who invited; gets the reward.
+    pub inviter_id: Uuid,
+    /// Who joined.
+    pub invitee_id: Uuid,
+}
+impl Validate for InviteAccepted {
+    fn validate(&self) -> Result<(), String> {
+        if self.inviter_id == self.invitee_id {
+            return Err("inviter_id and invitee_id must differ".into());
+        }
+        Ok(())
+    }
+}
+
+/// `points.earned` v1: an entry of the points ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PointsEarned {
+    /// Who earned.
+    pub user_id: Uuid,
+    /// How many points; positive.
+    #[schemars(range(min = 1))]
+    pub amount: i64,
+    /// Which rule paid.
+    pub reason: PointsReason,
+    /// The event that earned them; one award per (rule, source event).
+    pub source_event_id: Uuid,
+}
+impl Validate for PointsEarned {
+    fn validate(&self) -> Result<(), String> {
+        if self.amount < 1 {
+            return Err("amount must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// `level.reached` v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LevelReached {
+    /// Who levelled up.
+    pub user_id: Uuid,
+    /// The new level.
+    #[schemars(range(min = 1))]
+    pub level: i32,
+    /// Points total at that moment.
+    pub points: i64,
+}
+impl Validate for LevelReached {}

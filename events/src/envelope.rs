@@ -1,0 +1,175 @@
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::catalogue::EventData;
+
+/// AMQP header carrying the correlation id (also in the envelope).
+pub const HEADER_CORRELATION_ID: &str = "x-correlation-id";
+/// AMQP header carrying the causation id (also in the envelope).
+pub const HEADER_CAUSATION_ID: &str = "x-causation-id";
+/// AMQP header carrying the schema version of `data`.
+pub const HEADER_EVENT_VERSION: &str = "x-event-version";
+
+/// The wire form of every event: metadata plus a `data` payload.
+///
+/// `D` is `serde_json::Value` for an envelope that has not been interpreted yet
+/// ([`RawEnvelope`]) and [`EventData`] once decoded ([`Event`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Envelope<D> {
+    /// Unique id (UUID v7 preferred); the AMQP `message_id` and the deduplication key.
+    pub id: Uuid,
+    /// Event type, e.g. `scan.recorded`; the AMQP routing key.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Schema version of `data` for this type.
+    pub version: u32,
+    /// The producing service, e.g. `command-api`.
+    pub source: String,
+    /// The kind of aggregate the event is about; `user` for every v1 event.
+    pub aggregate_type: String,
+    /// The aggregate (user) the event is about; the ordering key.
+    pub aggregate_id: Uuid,
+    /// Per-aggregate sequence number when the producer knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i64>,
+    /// When the fact happened.
+    pub occurred_at: DateTime<Utc>,
+    /// The request or flow this event belongs to, carried through every hop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The event or command that caused this one.
+    #[serde(default)]
+    pub causation_id: Option<Uuid>,
+    /// The payload.
+    pub data: D,
+}
+
+/// An envelope whose `data` has not been checked against its type yet.
+pub type RawEnvelope = Envelope<serde_json::Value>;
+
+/// A decoded, validated event whose `data` is the current Rust shape of its type.
+pub type Event = Envelope<EventData>;
+
+/// Why bytes could not be turned into an [`Event`]. Every variant is permanent: retrying the
+/// same bytes can never succeed, so a consumer parks such a message with [`DecodeError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or not an envelope (a required envelope field missing or of the wrong type).
+    #[error("malformed envelope: {0}")]
+    MalformedEnvelope(String),
+    /// The `type` is not in the catalogue.
+    #[error("unknown event type `{0}`")]
+    UnknownType(String),
+    /// The type is known but this `version` is not.
+    #[error("unsupported version {version} of `{event_type}`")]
+    UnsupportedVersion {
+        /// The event type.
+        event_type: String,
+        /// The version that was sent.
+        version: u32,
+    },
+    /// `data` does not match the schema of its type and version.
+    #[error("invalid data for `{event_type}` v{version}: {message}")]
+    InvalidData {
+        /// The event type.
+        event_type: String,
+        /// The version that was sent.
+        version: u32,
+        /// What serde said.
+        message: String,
+    },
+}
+
+impl DecodeError {
+    /// A stable, machine-readable reason, used in the `x-parked-reason` header.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedEnvelope(_) => "malformed_envelope",
+            Self::UnknownType(_) => "unknown_type",
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::InvalidData { .. } => "schema_violation",
+        }
+    }
+}
+
+impl RawEnvelope {
+    /// Parses the envelope without interpreting `data`.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
+        serde_json::from_slice(bytes).map_err(|e| DecodeError::MalformedEnvelope(e.to_string()))
+    }
+
+    /// Interprets `data` according to `(type, version)`, upcasting older versions.
+    pub fn decode(self) -> Result<Event, DecodeError> {
+        let data = EventData::from_parts(&self.event_type, self.version, self.data)?;
+        Ok(Envelope {
+            id: self.id,
+            event_type: self.event_type,
+            version: data.version(),
+            source: self.source,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data,
+        })
+    }
+}
+
+impl Event {
+    /// Parses and decodes an event from its JSON bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        RawEnvelope::from_slice(bytes)?.decode()
+    }
+
+    /// Builds a new event about `aggregate_id` with a fresh v7 id, stamped now.
+    pub fn new(source: &str, aggregate_id: Uuid, data: EventData) -> Self {
+        Envelope {
+            id: Uuid::now_v7(),
+            event_type: data.event_type().to_owned(),
+            version: data.version(),
+            source: source.to_owned(),
+            aggregate_type: data.aggregate_type().to_owned(),
+            aggregate_id,
+            sequence: None,
+            occurred_at: Utc::now(),
+            correlation_id: None,
+            causation_id: None,
+            data,
+        }
+    }
+
+    /// Sets the correlation and causation ids.
+    #[must_use]
+    pub fn caused_by(mut self, correlation_id: Option<Uuid>, causation_id: Option<Uuid>) -> Self {
+        self.correlation_id = correlation_id;
+        self.causation_id = causation_id;
+        self
+    }
+
+    /// The wire form: the envelope with `data` as plain JSON.
+    pub fn to_raw(&self) -> RawEnvelope {
+        Envelope {
+            id: self.id,
+            event_type: self.event_type.clone(),
+            version: self.version,
+            source: self.source.clone(),
+            aggregate_type: self.aggregate_type.clone(),
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: self.data.to_json(),
+        }
+    }
+
+    /// The JSON bytes published on the bus.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        // Serialising plain structs of strings, numbers and uuids cannot fail.
+        serde_json::to_vec(&self.to_raw()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,146 @@
+//! The JSON Schemas in `events/schemas/` are the contract other teams code against. These tests
+//! keep them identical to the Rust types and prove every type round-trips through its schema.
+//!
+//! After changing a type on purpose, regenerate with `UPDATE_SCHEMAS=1 cargo test -p events`.
+
+use std::path::PathBuf;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use events::*;
+use uuid::Uuid;
+
+fn schema_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas")
+}
+
+fn all_schemas() -> Vec<(String, serde_json::Value)> {
+    let mut all = schemas();
+    all.push(("envelope".into(), schemars::schema_for!(RawEnvelope).to_value()));
+    all
+}
+
+fn committed_schema(stem: &str) -> serde_json::Value {
+    let path = schema_dir().join(format!("{stem}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} is missing ({e}); run UPDATE_SCHEMAS=1 cargo test -p events", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn committed_schemas_match_the_rust_types() {
+    let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
+    for (stem, generated) in all_schemas() {
+        if update {
+            let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+            std::fs::write(schema_dir().join(format!("{stem}.json")), text).unwrap();
+        }
+        assert_eq!(
+            committed_schema(&stem),
+            generated,
+            "events/schemas/{stem}.json is out of date; run UPDATE_SCHEMAS=1 cargo test -p events"
+        );
+    }
+    let files = std::fs::read_dir(schema_dir()).unwrap().count();
+    assert_eq!(files, all_schemas().len(), "a schema file has no Rust type behind it");
+}
+
+/// One full sample of every event type. The `match` below fails to compile when a type is
+/// added to the catalogue without a sample here.
+fn samples() -> Vec<EventData> {
+    let user = Uuid::now_v7();
+    let other = Uuid::now_v7();
+    let at = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap();
+    let samples: Vec<EventData> = vec![
+        UserRegistered { user_id: user, username: "mina".into(), nickname: "미나".into(), provider: Provider::Kakao, invited_by: Some(other) }.into(),
+        UserEmailVerified { user_id: user }.into(),
+        UserProfileUpdated { nickname: Some("Mina".into()), bio: Some(String::new()), avatar_url: None }.into(),
+        UserSettingsUpdated { notification_enabled: Some(false), language: Some("ko".into()), theme: None }.into(),
+        UserDeleted { user_id: user }.into(),
+        ScanRecorded { scan_id: other, user_id: user, category: Category::Plastic, item_name: "PET bottle".into(), confidence: Some(0.93), image_sha256: Some("ab".repeat(32)), scanned_at: at }.into(),
+        RecycleCompleted { recycle_id: other, user_id: user, category: Category::Glass, bin_id: Some(other), center_id: None, latitude: Some(37.5665), longitude: Some(126.978) }.into(),
+        AttendanceCheckedIn { user_id: user, date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap() }.into(),
+        InviteAccepted { inviter_id: other, invitee_id: user }.into(),
+        PointsEarned { user_id: user, amount: 10, reason: PointsReason::Scan, source_event_id: other }.into(),
+        LevelReached { user_id: user, level: 2, points: 110 }.into(),
+    ];
+    for s in &samples {
+        match s {
+            EventData::UserRegistered(_)
+            | EventData::UserEmailVerified(_)
+            | EventData::UserProfileUpdated(_)
+            | EventData::UserSettingsUpdated(_)
+            | EventData::UserDeleted(_)
+            | EventData::ScanRecorded(_)
+            | EventData::RecycleCompleted(_)
+            | EventData::AttendanceCheckedIn(_)
+            | EventData::InviteAccepted(_)
+            | EventData::PointsEarned(_)
+            | EventData::LevelReached(_) => {}
+        }
+    }
+    samples
+}
+
+#[test]
+fn every_event_type_round_trips_through_its_schema() {
+    let samples = samples();
+    assert_eq!(samples.len(), CATALOGUE.len(), "one sample per catalogue entry");
+    let envelope_schema = jsonschema::validator_for(&committed_schema("envelope")).unwrap();
+    for data in samples {
+        let stem = format!("{}.v{}", data.event_type(), data.version());
+        let validator = jsonschema::validator_for(&committed_schema(&stem)).unwrap();
+        let event = Event::new("test", Uuid::now_v7(), data.clone()).caused_by(Some(Uuid::now_v7()), None);
+        let bytes = event.to_json_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+
+        let errors: Vec<String> = validator.iter_errors(&json["data"]).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{stem}: {errors:?}");
+        assert!(envelope_schema.is_valid(&json), "{stem}: envelope invalid");
+        assert_eq!(json["type"], data.event_type());
+
+        let decoded = Event::decode(&bytes).unwrap();
+        assert_eq!(decoded, event, "{stem} did not round-trip");
+    }
+}
+
+#[test]
+fn what_the_schema_rejects_decoding_rejects_too() {
+    let mut scan = serde_json::json!({
+        "scan_id": Uuid::now_v7(), "user_id": Uuid::now_v7(), "category": "plastic",
+        "item_name": "cup", "scanned_at": "2026-11-22T03:00:00Z"
+    });
+    let validator = jsonschema::validator_for(&committed_schema("scan.recorded.v1")).unwrap();
+    for (field, bad) in [
+        ("confidence", serde_json::json!(1.5)),
+        ("image_sha256", serde_json::json!("XYZ")),
+        ("category", serde_json::json!("cardboard")),
+        ("item_name", serde_json::json!("")),
+    ] {
+        let mut sample = scan.clone();
+        sample[field] = bad;
+        assert!(!validator.is_valid(&sample), "schema accepted bad {field}");
+        let err = EventData::from_parts("scan.recorded", 1, sample).unwrap_err();
+        assert_eq!(err.code(), "schema_violation", "{field}: {err}");
+    }
+    scan.as_object_mut().unwrap().remove("user_id");
+    assert!(!validator.is_valid(&scan));
+    assert_eq!(EventData::from_parts("scan.recorded", 1, scan).unwrap_err().code(), "schema_violation");
+}
+
+#[test]
+fn unknown_types_versions_and_garbage_are_told_apart() {
+    let code = |bytes: &[u8]| Event::decode(bytes).unwrap_err().code();
+    assert_eq!(code(b"{not json"), "malformed_envelope");
+    assert_eq!(code(br#"{"type":"user.deleted"}"#), "malformed_envelope");
+    let envelope = |t: &str, v: u32| {
+        serde_json::to_vec(&serde_json::json!({
+            "id": Uuid::now_v7(), "type": t, "version": v, "source": "x", "aggregate_type": "user",
+            "aggregate_id": Uuid::now_v7(), "occurred_at": "2026-11-22T03:00:00Z",
+            "data": {"user_id": Uuid::now_v7()}
+        }))
+        .unwrap()
+    };
+    assert_eq!(code(&envelope("user.exploded", 1)), "unknown_type");
+    assert_eq!(code(&envelope("user.deleted", 9)), "unsupported_version");
+    assert!(Event::decode(&envelope("user.deleted", 1)).is_ok());
+}
