@@ -1,0 +1,99 @@
+//! command-api: the write side over REST (DESIGN §3).
+//!
+//! A command is checked by a pure function in [`domain`]; the handler then writes the state
+//! change and the resulting events in one PostgreSQL transaction ([`platform::eventstore`]) and
+//! answers with an `X-Consistency-Token`. Publishing is the relay's job, so this process never
+//! talks to RabbitMQ and keeps accepting commands while the broker is down.
+
+pub mod domain;
+mod password;
+mod routes;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::{Router, extract::FromRef};
+use platform::{
+    Settings,
+    auth::{Signer, Verifier},
+    http::{BearerAuth, Readiness, docs_routes, ops_routes, request_context, serve},
+    redis::Redis,
+};
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// The name this service puts in the `source` of its events.
+pub const SOURCE: &str = "command-api";
+/// Default port.
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// Shared by every handler.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// The write database.
+    pub db: PgPool,
+    /// Signs tokens.
+    pub signer: Arc<Signer>,
+    /// Verifies tokens, publishes the JWKS.
+    pub verifier: Arc<Verifier>,
+    /// Configuration.
+    pub settings: Arc<Settings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "EcoEco command API", description = "Commands of the EcoEco recycling app. Errors are RFC 9457 problem+json."),
+    components(schemas(platform::error::Problem, platform::error::FieldError)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// A built, bound, not yet running command-api.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects to PostgreSQL (applying migrations unless told not to), loads the keys and binds
+    /// `BIND_ADDR` (port 0 picks a free port, for tests).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let db = platform::db::connect(&settings).await?;
+        let redis = Redis::new(&settings)?;
+        let verifier = Arc::new(Verifier::from_pem_bundle(&settings.jwt_public_keys_pem)?);
+        let signer = Arc::new(Signer::new(&settings.jwt_private_key_pem, &verifier)?);
+        let state = AppState {
+            db: db.clone(),
+            signer,
+            verifier,
+            settings: settings.clone(),
+        };
+        let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .nest("/api/v1", routes::router())
+            .merge(routes::well_known())
+            .split_for_parts();
+        let router = api
+            .with_state(state)
+            .merge(docs_routes(spec))
+            .merge(ops_routes(Readiness::new(db, redis, &settings.amqp_url)))
+            .layer(axum::middleware::from_fn(request_context));
+        let addr = settings.bind_addr_or(DEFAULT_PORT);
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        Ok(Self { listener, router })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "command-api listening");
+        serve(self.listener, self.router, shutdown).await.context("serving command-api")
+    }
+}

@@ -1,4 +1,4 @@
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -135,7 +135,8 @@ impl Event {
             aggregate_type: data.aggregate_type().to_owned(),
             aggregate_id,
             sequence: None,
-            occurred_at: Utc::now(),
+            // Microseconds: what PostgreSQL stores, so an event reads back equal to itself.
+            occurred_at: Utc::now().trunc_subsecs(6),
             correlation_id: None,
             causation_id: None,
             data,

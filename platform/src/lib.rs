@@ -1,0 +1,18 @@
+//! What every EcoEco process shares: configuration, telemetry, graceful shutdown, connection
+//! pools, the AMQP topology, token signing and verification, the problem+json error type, the
+//! read-your-writes token, and the `/health`, `/ready`, `/metrics` and docs routes.
+
+pub mod amqp;
+pub mod auth;
+pub mod consistency;
+pub mod db;
+pub mod error;
+pub mod eventstore;
+pub mod http;
+pub mod redis;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topology;
+
+pub use settings::Settings;

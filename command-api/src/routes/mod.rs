@@ -1,0 +1,40 @@
+//! HTTP adapters of command-api: parse, call the domain, persist, answer.
+
+mod auth;
+
+use axum::http::{HeaderMap, HeaderValue};
+use platform::error::ApiError;
+use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
+use utoipa_axum::router::OpenApiRouter;
+use uuid::Uuid;
+
+use crate::AppState;
+
+/// Routes under `/api/v1`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(auth::router())
+}
+
+/// Routes outside `/api/v1`.
+pub fn well_known() -> OpenApiRouter<AppState> {
+    auth::well_known()
+}
+
+/// The `X-Consistency-Token` header for the events a command wrote.
+fn consistency_headers(event_ids: Vec<Uuid>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&ConsistencyToken::new(event_ids).encode()) {
+        headers.insert(TOKEN_HEADER, v);
+    }
+    headers
+}
+
+/// Maps a unique violation of one of `conflicts` (constraint or unique index name, machine
+/// code, human detail) to a 409; any other database error stays a 500.
+fn on_constraint(e: sqlx::Error, conflicts: &[(&str, &'static str, &str)]) -> ApiError {
+    let violated = e.as_database_error().and_then(|d| d.constraint());
+    match conflicts.iter().find(|(name, _, _)| Some(*name) == violated) {
+        Some((_, code, detail)) => ApiError::conflict(code, *detail),
+        None => e.into(),
+    }
+}

@@ -1,0 +1,78 @@
+//! RabbitMQ connections and the AMQP form of an event (DESIGN §2 "AMQP properties").
+
+use std::time::Duration;
+
+use anyhow::Context;
+use events::{HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_VERSION, RawEnvelope};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties,
+    options::ConfirmSelectOptions,
+    types::{AMQPValue, FieldTable, LongString},
+};
+
+/// Opens a connection named `name` (shown in the management UI), failing after 10 s.
+pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, props))
+        .await
+        .context("connecting to RabbitMQ timed out (AMQP_URL)")?
+        .context("connecting to RabbitMQ (AMQP_URL)")
+}
+
+/// A channel in publisher-confirm mode.
+pub async fn confirm_channel(conn: &Connection) -> anyhow::Result<Channel> {
+    let channel = conn.create_channel().await.context("opening an AMQP channel")?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .context("enabling publisher confirms")?;
+    Ok(channel)
+}
+
+/// Persistent JSON message properties for an event: `message_id` = event id, `type` = event
+/// type, `timestamp`, and the correlation, causation and version headers.
+pub fn event_properties(event: &RawEnvelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(id) = event.correlation_id {
+        headers.insert(HEADER_CORRELATION_ID.into(), long_string(id.to_string()));
+    }
+    if let Some(id) = event.causation_id {
+        headers.insert(HEADER_CAUSATION_ID.into(), long_string(id.to_string()));
+    }
+    headers.insert(HEADER_EVENT_VERSION.into(), AMQPValue::LongUInt(event.version));
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(event.id.to_string().into())
+        .with_type(event.event_type.as_str().into())
+        .with_timestamp(u64::try_from(event.occurred_at.timestamp()).unwrap_or(0))
+        .with_headers(headers)
+}
+
+/// An AMQP long string value.
+pub fn long_string(s: impl Into<String>) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s.into()))
+}
+
+/// A header's value as text, when it is a string.
+pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// A header's value as an integer, when it is one.
+pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
+    match headers?.inner().get(name)? {
+        AMQPValue::ShortShortInt(v) => Some((*v).into()),
+        AMQPValue::ShortShortUInt(v) => Some((*v).into()),
+        AMQPValue::ShortInt(v) => Some((*v).into()),
+        AMQPValue::ShortUInt(v) => Some((*v).into()),
+        AMQPValue::LongInt(v) => Some((*v).into()),
+        AMQPValue::LongUInt(v) => Some((*v).into()),
+        AMQPValue::LongLongInt(v) => Some(*v),
+        _ => None,
+    }
+}

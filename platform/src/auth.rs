@@ -1,0 +1,301 @@
+//! Access and refresh tokens: Ed25519-signed JWTs (`alg: EdDSA`) with a `kid`, verified by
+//! every API against the public keys it is configured with and published as a JWKS.
+//!
+//! Asymmetric keys let other services verify tokens without sharing a secret. The `kid` is the
+//! RFC 7638 thumbprint of the public key, so it is stable and needs no configuration.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use axum::{extract::FromRef, extract::FromRequestParts, http::request::Parts};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD, engine::general_purpose::STANDARD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The development signing key, committed so a fresh clone runs. Production refuses it.
+pub const DEV_PRIVATE_KEY_PEM: &str = include_str!("../dev-keys/jwt-dev-private.pem");
+/// The public half of [`DEV_PRIVATE_KEY_PEM`].
+pub const DEV_PUBLIC_KEY_PEM: &str = include_str!("../dev-keys/jwt-dev-public.pem");
+
+/// Access tokens live 30 minutes.
+pub const ACCESS_TOKEN_TTL_SECS: i64 = 30 * 60;
+/// Refresh tokens live 7 days.
+pub const REFRESH_TOKEN_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    /// Calls the APIs.
+    Access,
+    /// Obtains a new token pair.
+    Refresh,
+}
+
+/// A user's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Role {
+    /// Everyone.
+    User,
+    /// Operators of the content and of bonuses.
+    Admin,
+}
+
+/// The claims of DESIGN §3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: Uuid,
+    /// The user's handle.
+    pub username: String,
+    /// The user's role.
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Unique token id; logout refuses it from then on.
+    pub jti: Uuid,
+    /// Access or refresh.
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+}
+
+impl Claims {
+    /// Claims for a new token of `token_type` issued now.
+    pub fn new(sub: Uuid, username: &str, role: Role, token_type: TokenType) -> Self {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = match token_type {
+            TokenType::Access => ACCESS_TOKEN_TTL_SECS,
+            TokenType::Refresh => REFRESH_TOKEN_TTL_SECS,
+        };
+        Self {
+            sub,
+            username: username.to_owned(),
+            role,
+            exp: now + ttl,
+            iat: now,
+            jti: Uuid::now_v7(),
+            token_type,
+        }
+    }
+}
+
+/// Why a token was refused. All of them mean 401.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Signed by a key this service does not know.
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    /// A refresh token where an access token is needed, or the reverse.
+    #[error("wrong token type")]
+    WrongType,
+    /// Anything else: not a JWT, bad signature, wrong algorithm.
+    #[error("invalid token")]
+    Invalid,
+}
+
+struct PublicKey {
+    kid: String,
+    x: String,
+    decoding: DecodingKey,
+}
+
+/// Verifies tokens against one or more Ed25519 public keys, chosen by `kid`.
+pub struct Verifier {
+    keys: Vec<PublicKey>,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// Reads every `PUBLIC KEY` PEM block of `pem_bundle`; the first is the current key.
+    pub fn from_pem_bundle(pem_bundle: &str) -> anyhow::Result<Self> {
+        let mut keys = Vec::new();
+        for block in pem_blocks(pem_bundle, "PUBLIC KEY") {
+            let der = STANDARD.decode(&block).context("JWT public key is not valid base64 PEM")?;
+            // An Ed25519 SubjectPublicKeyInfo is a fixed 12-byte prefix and the 32-byte key.
+            const PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+            if der.len() != 44 || der[..12] != PREFIX {
+                bail!("JWT public key must be an Ed25519 SubjectPublicKeyInfo PEM");
+            }
+            let x = URL_SAFE_NO_PAD.encode(&der[12..]);
+            let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+            let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumbprint.as_bytes()));
+            let decoding = DecodingKey::from_ed_components(&x).context("JWT public key")?;
+            keys.push(PublicKey { kid, x, decoding });
+        }
+        if keys.is_empty() {
+            bail!("JWT_PUBLIC_KEY holds no `-----BEGIN PUBLIC KEY-----` block");
+        }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub", "iat"]);
+        Ok(Self { keys, validation })
+    }
+
+    /// The `kid` of the current key.
+    pub fn current_kid(&self) -> &str {
+        &self.keys[0].kid
+    }
+
+    /// Checks signature, expiry and type.
+    pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        let kid = header.kid.ok_or(TokenError::UnknownKey)?;
+        let key = self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?
+            .claims;
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
+    }
+
+    /// The JSON Web Key Set of every accepted key.
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| serde_json::json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": k.x}))
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+}
+
+/// Signs tokens with the private key; its `kid` is the first public key's.
+pub struct Signer {
+    kid: String,
+    encoding: EncodingKey,
+}
+
+impl Signer {
+    /// Loads the private key and proves it matches the verifier's current public key.
+    pub fn new(private_pem: &str, verifier: &Verifier) -> anyhow::Result<Self> {
+        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).context("JWT_PRIVATE_KEY must be an Ed25519 PKCS#8 PEM")?;
+        let signer = Self {
+            kid: verifier.current_kid().to_owned(),
+            encoding,
+        };
+        let probe = signer.sign(&Claims::new(Uuid::nil(), "probe", Role::User, TokenType::Access))?;
+        verifier
+            .verify(&probe, TokenType::Access)
+            .map_err(|_| anyhow::anyhow!("JWT_PRIVATE_KEY does not match the first key of JWT_PUBLIC_KEY"))?;
+        Ok(signer)
+    }
+
+    /// Signs `claims`.
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).context("signing a token")
+    }
+}
+
+fn pem_blocks(bundle: &str, label: &str) -> Vec<String> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let mut blocks = Vec::new();
+    let mut rest = bundle;
+    while let Some(start) = rest.find(&begin) {
+        let body = &rest[start + begin.len()..];
+        let Some(stop) = body.find(&end) else { break };
+        blocks.push(body[..stop].split_whitespace().collect());
+        rest = &body[stop + end.len()..];
+    }
+    blocks
+}
+
+/// The authenticated caller of a request: extracting it verifies the bearer access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Claims);
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or(TokenError::Missing)?;
+        let verifier = Arc::<Verifier>::from_ref(state);
+        Ok(Self(verifier.verify(token.trim(), TokenType::Access)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> (Verifier, Signer) {
+        let v = Verifier::from_pem_bundle(DEV_PUBLIC_KEY_PEM).unwrap();
+        let s = Signer::new(DEV_PRIVATE_KEY_PEM, &v).unwrap();
+        (v, s)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_carries_its_claims() {
+        let (v, s) = dev();
+        let claims = Claims::new(Uuid::now_v7(), "mina", Role::Admin, TokenType::Access);
+        let token = s.sign(&claims).unwrap();
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), claims);
+        assert_eq!(v.verify(&token, TokenType::Refresh).unwrap_err(), TokenError::WrongType);
+    }
+
+    #[test]
+    fn tampered_expired_and_foreign_tokens_are_refused() {
+        let (v, s) = dev();
+        let mut claims = Claims::new(Uuid::now_v7(), "mina", Role::User, TokenType::Access);
+        let token = s.sign(&claims).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        payload["role"] = "admin".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
+        assert_eq!(v.verify(&parts.join("."), TokenType::Access).unwrap_err(), TokenError::Invalid);
+
+        claims.exp = chrono::Utc::now().timestamp() - 120;
+        let expired = s.sign(&claims).unwrap();
+        assert_eq!(v.verify(&expired, TokenType::Access).unwrap_err(), TokenError::Expired);
+
+        let other = Verifier::from_pem_bundle("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----").unwrap();
+        assert_eq!(other.verify(&token, TokenType::Access).unwrap_err(), TokenError::UnknownKey);
+        assert_eq!(v.verify("not.a.jwt", TokenType::Access).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn jwks_lists_every_key_with_its_kid() {
+        let bundle = format!("{DEV_PUBLIC_KEY_PEM}\n-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n");
+        let v = Verifier::from_pem_bundle(&bundle).unwrap();
+        let jwks = v.jwks();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(jwks["keys"][0]["kid"], v.current_kid());
+        assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    }
+
+    #[test]
+    fn a_private_key_that_does_not_match_is_refused() {
+        let other = Verifier::from_pem_bundle("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----").unwrap();
+        assert!(Signer::new(DEV_PRIVATE_KEY_PEM, &other).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! PostgreSQL pool and migrations.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::{
+    PgPool, Postgres,
+    migrate::{MigrateDatabase, Migrator},
+    postgres::PgPoolOptions,
+};
+
+use crate::settings::Settings;
+
+/// Every schema of the system; `migrations/` is the single source of truth.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Opens the pool. Creates the database when it does not exist yet (a fresh machine) and applies
+/// pending migrations unless `MIGRATE_ON_START=false`.
+pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    if settings.migrate_on_start && !Postgres::database_exists(&settings.database_url).await.unwrap_or(true) {
+        // Another process may create it at the same moment; only a still-missing database is an error.
+        if let Err(e) = Postgres::create_database(&settings.database_url).await
+            && !Postgres::database_exists(&settings.database_url).await.unwrap_or(false)
+        {
+            return Err(e).context("creating the database");
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&settings.database_url)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    if settings.migrate_on_start {
+        migrate(&pool).await?;
+    }
+    Ok(pool)
+}
+
+/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
+/// advisory lock).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
+    let before = applied_count(pool).await;
+    MIGRATOR.run(pool).await.context("applying migrations")?;
+    Ok(applied_count(pool).await.saturating_sub(before))
+}
+
+async fn applied_count(pool: &PgPool) -> usize {
+    sqlx::query_scalar::<_, i64>("select count(*) from _sqlx_migrations where success")
+        .fetch_one(pool)
+        .await
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .unwrap_or(0)
+}

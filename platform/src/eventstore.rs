@@ -1,0 +1,159 @@
+//! Appending to the event log (the outbox) and reading it back.
+
+use std::collections::HashMap;
+
+use events::{Event, RawEnvelope};
+use sqlx::{PgConnection, types::Json};
+use uuid::Uuid;
+
+/// The channel the relay listens on; notified by every transaction that appends events, and
+/// delivered when (and only if) that transaction commits.
+pub const OUTBOX_CHANNEL: &str = "eco_outbox";
+
+/// Appends `events` to the log inside the caller's transaction, assigning each a per-aggregate
+/// `sequence`, and wakes the relay at commit. Write the state change in the same transaction:
+/// both commit or neither does.
+///
+/// Sequences come from `eventstore.streams`, whose row lock serialises appends per aggregate
+/// (not globally), so concurrent commands about different users never wait on each other.
+pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut per_stream: HashMap<(String, Uuid), i64> = HashMap::new();
+    for e in events.iter() {
+        *per_stream.entry((e.aggregate_type.clone(), e.aggregate_id)).or_default() += 1;
+    }
+    // Lock streams in a fixed order so two multi-stream transactions cannot deadlock.
+    let mut streams: Vec<_> = per_stream.into_iter().collect();
+    streams.sort();
+    let mut next_sequence = HashMap::new();
+    for ((aggregate_type, aggregate_id), count) in streams {
+        let last: i64 = sqlx::query_scalar(
+            "insert into eventstore.streams (aggregate_type, aggregate_id, last_sequence) values ($1, $2, $3)
+             on conflict (aggregate_type, aggregate_id) do update set last_sequence = streams.last_sequence + excluded.last_sequence
+             returning last_sequence",
+        )
+        .bind(&aggregate_type)
+        .bind(aggregate_id)
+        .bind(count)
+        .fetch_one(&mut *conn)
+        .await?;
+        next_sequence.insert((aggregate_type, aggregate_id), last - count + 1);
+    }
+    for e in events.iter_mut() {
+        if let Some(seq) = next_sequence.get_mut(&(e.aggregate_type.clone(), e.aggregate_id)) {
+            e.sequence = Some(*seq);
+            *seq += 1;
+        }
+    }
+    insert(conn, events.iter().map(Event::to_raw).collect(), false).await?;
+    sqlx::query("select pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Inserts envelopes as they are (no sequence assignment). `published` marks events that are
+/// already on the bus (ingested from other services). Returns how many were new; an id already
+/// in the log is skipped.
+pub async fn insert(conn: &mut PgConnection, events: Vec<RawEnvelope>, published: bool) -> sqlx::Result<u64> {
+    let mut ids = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut versions = Vec::with_capacity(events.len());
+    let mut sources = Vec::with_capacity(events.len());
+    let mut aggregate_types = Vec::with_capacity(events.len());
+    let mut aggregate_ids = Vec::with_capacity(events.len());
+    let mut sequences = Vec::with_capacity(events.len());
+    let mut occurred = Vec::with_capacity(events.len());
+    let mut correlations = Vec::with_capacity(events.len());
+    let mut causations = Vec::with_capacity(events.len());
+    let mut data = Vec::with_capacity(events.len());
+    for e in events {
+        ids.push(e.id);
+        types.push(e.event_type);
+        versions.push(i32::try_from(e.version).unwrap_or(i32::MAX));
+        sources.push(e.source);
+        aggregate_types.push(e.aggregate_type);
+        aggregate_ids.push(e.aggregate_id);
+        sequences.push(e.sequence);
+        occurred.push(e.occurred_at);
+        correlations.push(e.correlation_id);
+        causations.push(e.causation_id);
+        data.push(Json(e.data));
+    }
+    let result = sqlx::query(
+        "insert into eventstore.events
+           (id, type, version, source, aggregate_type, aggregate_id, sequence, occurred_at,
+            correlation_id, causation_id, data, published_at)
+         select *, case when $12 then now() end
+         from unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::uuid[], $7::int8[],
+                     $8::timestamptz[], $9::uuid[], $10::uuid[], $11::jsonb[])
+         on conflict (id) do nothing",
+    )
+    .bind(ids)
+    .bind(types)
+    .bind(versions)
+    .bind(sources)
+    .bind(aggregate_types)
+    .bind(aggregate_ids)
+    .bind(sequences)
+    .bind(occurred)
+    .bind(correlations)
+    .bind(causations)
+    .bind(data)
+    .bind(published)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// A row of the log, as the relay and replays read it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredEvent {
+    /// Global position.
+    pub position: i64,
+    /// Event id.
+    pub id: Uuid,
+    /// Event type.
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    /// Schema version.
+    pub version: i32,
+    /// Producer.
+    pub source: String,
+    /// Aggregate kind.
+    pub aggregate_type: String,
+    /// Aggregate id.
+    pub aggregate_id: Uuid,
+    /// Per-aggregate sequence.
+    pub sequence: Option<i64>,
+    /// When it happened.
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// Correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Causation id.
+    pub causation_id: Option<Uuid>,
+    /// Payload.
+    pub data: Json<serde_json::Value>,
+}
+
+/// The columns of [`StoredEvent`], for `select` lists.
+pub const STORED_EVENT_COLUMNS: &str = "position, id, type, version, source, aggregate_type, aggregate_id, sequence, occurred_at, correlation_id, causation_id, data";
+
+impl StoredEvent {
+    /// The wire envelope.
+    pub fn into_envelope(self) -> RawEnvelope {
+        RawEnvelope {
+            id: self.id,
+            event_type: self.event_type,
+            version: u32::try_from(self.version).unwrap_or(0),
+            source: self.source,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: self.sequence,
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: self.data.0,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Redis pool and key naming.
+//!
+//! Redis only holds caches and rebuildable read models: every caller treats a Redis error as a
+//! cache miss and carries on from PostgreSQL. Hence the short timeouts: a Redis that is down
+//! must cost a request milliseconds, not seconds.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use deadpool_redis::{Config, Pool, PoolConfig, Runtime, Timeouts};
+
+use crate::settings::Settings;
+
+/// How long one Redis operation may take before the caller falls back to PostgreSQL.
+pub const OP_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// A Redis pool plus the key prefix of this deployment (`REDIS_PREFIX`).
+#[derive(Clone)]
+pub struct Redis {
+    /// The pool. Connections are made lazily, so a process starts while Redis is down.
+    pub pool: Pool,
+    prefix: String,
+}
+
+impl Redis {
+    /// Builds the pool (no connection is attempted yet).
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let mut config = Config::from_url(&settings.redis_url);
+        config.pool = Some(PoolConfig {
+            max_size: 32,
+            timeouts: Timeouts {
+                wait: Some(OP_TIMEOUT),
+                create: Some(OP_TIMEOUT),
+                recycle: Some(OP_TIMEOUT),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = config.create_pool(Some(Runtime::Tokio1)).context("building the Redis pool (REDIS_URL)")?;
+        Ok(Self {
+            pool,
+            prefix: settings.redis_prefix.clone(),
+        })
+    }
+
+    /// `{prefix}:{suffix}`, e.g. `eco:profile:{user_id}`.
+    pub fn key(&self, suffix: impl std::fmt::Display) -> String {
+        format!("{}:{suffix}", self.prefix)
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Runs `op` on a pooled connection within [`OP_TIMEOUT`].
+    pub async fn run<T, F, Fut>(&self, op: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        Fut: Future<Output = deadpool_redis::redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.pool.get().await.context("getting a Redis connection")?;
+            op(conn).await.context("Redis command")
+        };
+        tokio::time::timeout(OP_TIMEOUT, work).await.context("Redis timed out")?
+    }
+
+    /// `PING`, for readiness.
+    pub async fn ping(&self) -> anyhow::Result<()> {
+        self.run(|mut c| async move { deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
+    }
+}

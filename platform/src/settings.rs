@@ -1,0 +1,251 @@
+//! Configuration from environment variables, with working local defaults (DESIGN §5).
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use anyhow::{Context, bail};
+use chrono_tz::Tz;
+
+use crate::auth::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
+
+/// Where the process runs; `production` refuses development keys and default secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local use and tests.
+    Development,
+    /// Real users.
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, for log shippers.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// Every setting a process reads. Build it with [`Settings::from_env`]; tests start from
+/// [`Settings::local`] and change what they need.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`: `development` (default) or `production`.
+    pub app_env: AppEnv,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS` per pool (default 10).
+    pub database_max_connections: u32,
+    /// `REDIS_URL`.
+    pub redis_url: String,
+    /// `AMQP_URL`.
+    pub amqp_url: String,
+    /// `BIND_ADDR`: the HTTP listener; `None` means the process's own default port.
+    pub bind_addr: Option<SocketAddr>,
+    /// `AMQP_PREFIX` for every exchange and queue name (default `eco`).
+    pub amqp_prefix: String,
+    /// `REDIS_PREFIX` for every Redis key (default `eco`).
+    pub redis_prefix: String,
+    /// `APP_TIMEZONE` (default `Asia/Seoul`): local dates, weeks and months.
+    pub app_timezone: Tz,
+    /// `JWT_PRIVATE_KEY` or `JWT_PRIVATE_KEY_FILE`: Ed25519 PKCS#8 PEM that signs tokens.
+    pub jwt_private_key_pem: String,
+    /// `JWT_PUBLIC_KEY` or `JWT_PUBLIC_KEY_FILE`: one or more Ed25519 public PEM blocks; the
+    /// first matches the private key, the rest are previous keys still accepted.
+    pub jwt_public_keys_pem: String,
+    /// `LOG_FORMAT`: `json` or `pretty` (default `pretty` in development, `json` in production).
+    pub log_format: LogFormat,
+    /// `MIGRATE_ON_START` (default `true`): apply pending migrations when the process starts.
+    pub migrate_on_start: bool,
+    /// `CONSISTENCY_TIMEOUT_MS` (default 2000): how long a query waits for a consistency token.
+    pub consistency_timeout: Duration,
+    /// `RELAY_BATCH_SIZE` (default 500): outbox rows published per confirm round.
+    pub relay_batch_size: i64,
+    /// `PROJECTOR_BATCH_SIZE` (default 200): deliveries applied per transaction; also the
+    /// consumer prefetch.
+    pub projector_batch_size: u16,
+    /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
+    /// that still fails after the last one is parked.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl Settings {
+    /// Local defaults: the services of a developer machine, the development signing key.
+    pub fn local() -> Self {
+        Self {
+            app_env: AppEnv::Development,
+            database_url: "postgres://postgres:postgres@127.0.0.1:5432/ecoeco".into(),
+            database_max_connections: 10,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            bind_addr: None,
+            amqp_prefix: "eco".into(),
+            redis_prefix: "eco".into(),
+            app_timezone: chrono_tz::Asia::Seoul,
+            jwt_private_key_pem: DEV_PRIVATE_KEY_PEM.into(),
+            jwt_public_keys_pem: DEV_PUBLIC_KEY_PEM.into(),
+            log_format: LogFormat::Pretty,
+            migrate_on_start: true,
+            consistency_timeout: Duration::from_millis(2000),
+            relay_batch_size: 500,
+            projector_batch_size: 200,
+            retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
+        }
+    }
+
+    /// Reads the environment over [`Settings::local`] and checks the result.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Settings::from_env`], reading variables through `get` (testable).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut s = Self::local();
+        let parse_env = |name: &str| -> Option<String> { get(name).filter(|v| !v.trim().is_empty()) };
+        if let Some(v) = parse_env("APP_ENV") {
+            s.app_env = match v.as_str() {
+                "production" => AppEnv::Production,
+                "development" | "dev" | "local" | "test" => AppEnv::Development,
+                other => bail!("APP_ENV must be `development` or `production`, not `{other}`"),
+            };
+            if s.app_env == AppEnv::Production {
+                s.log_format = LogFormat::Json;
+            }
+        }
+        if let Some(v) = parse_env("DATABASE_URL") {
+            s.database_url = v;
+        }
+        if let Some(v) = parse_env("DATABASE_MAX_CONNECTIONS") {
+            s.database_max_connections = v.parse().context("DATABASE_MAX_CONNECTIONS must be a number")?;
+        }
+        if let Some(v) = parse_env("REDIS_URL") {
+            s.redis_url = v;
+        }
+        if let Some(v) = parse_env("AMQP_URL") {
+            s.amqp_url = v;
+        }
+        if let Some(v) = parse_env("BIND_ADDR") {
+            s.bind_addr = Some(v.parse().with_context(|| format!("BIND_ADDR `{v}` is not host:port"))?);
+        }
+        if let Some(v) = parse_env("AMQP_PREFIX") {
+            s.amqp_prefix = v;
+        }
+        if let Some(v) = parse_env("REDIS_PREFIX") {
+            s.redis_prefix = v;
+        }
+        if let Some(v) = parse_env("APP_TIMEZONE") {
+            s.app_timezone = v.parse().map_err(|_| anyhow::anyhow!("APP_TIMEZONE `{v}` is not an IANA time zone"))?;
+        }
+        if let Some(v) = secret(&get, "JWT_PRIVATE_KEY")? {
+            s.jwt_private_key_pem = v;
+        }
+        if let Some(v) = secret(&get, "JWT_PUBLIC_KEY")? {
+            s.jwt_public_keys_pem = v;
+        }
+        if let Some(v) = parse_env("LOG_FORMAT") {
+            s.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => bail!("LOG_FORMAT must be `json` or `pretty`, not `{other}`"),
+            };
+        }
+        if let Some(v) = parse_env("MIGRATE_ON_START") {
+            s.migrate_on_start = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = parse_env("CONSISTENCY_TIMEOUT_MS") {
+            s.consistency_timeout = Duration::from_millis(v.parse().context("CONSISTENCY_TIMEOUT_MS must be a number")?);
+        }
+        if let Some(v) = parse_env("RELAY_BATCH_SIZE") {
+            s.relay_batch_size = v.parse().context("RELAY_BATCH_SIZE must be a number")?;
+        }
+        if let Some(v) = parse_env("PROJECTOR_BATCH_SIZE") {
+            s.projector_batch_size = v.parse().context("PROJECTOR_BATCH_SIZE must be a number")?;
+        }
+        if let Some(v) = parse_env("RETRY_DELAYS_MS") {
+            s.retry_delays = v
+                .split(',')
+                .map(|ms| ms.trim().parse().map(Duration::from_millis))
+                .collect::<Result<_, _>>()
+                .context("RETRY_DELAYS_MS must be comma-separated milliseconds")?;
+        }
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Refuses configurations that must never run: development keys or default credentials in
+    /// production, nonsensical sizes.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.relay_batch_size < 1 || self.projector_batch_size < 1 {
+            bail!("batch sizes must be at least 1");
+        }
+        if self.retry_delays.is_empty() {
+            bail!("RETRY_DELAYS_MS needs at least one delay");
+        }
+        if self.app_env == AppEnv::Production {
+            if self.jwt_private_key_pem.trim() == DEV_PRIVATE_KEY_PEM.trim()
+                || self.jwt_public_keys_pem.contains(DEV_PUBLIC_KEY_PEM.trim())
+            {
+                bail!("APP_ENV=production refuses the development JWT key: set JWT_PRIVATE_KEY and JWT_PUBLIC_KEY");
+            }
+            for (name, url) in [("DATABASE_URL", &self.database_url), ("AMQP_URL", &self.amqp_url)] {
+                if url.contains("postgres:postgres@") || url.contains("guest:guest@") {
+                    bail!("APP_ENV=production refuses the default credentials in {name}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The HTTP listener address: `BIND_ADDR`, or `127.0.0.1:default_port`.
+    pub fn bind_addr_or(&self, default_port: u16) -> SocketAddr {
+        self.bind_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+}
+
+/// Reads `NAME`, or the file named by `NAME_FILE`.
+fn secret(get: &impl Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<Option<String>> {
+    if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
+        return Ok(Some(v));
+    }
+    match get(&format!("{name}_FILE")).filter(|v| !v.trim().is_empty()) {
+        Some(path) => std::fs::read_to_string(Path::new(&path))
+            .map(Some)
+            .with_context(|| format!("reading {name}_FILE {path}")),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_work_locally() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.amqp_prefix, "eco");
+        assert_eq!(s.app_timezone, chrono_tz::Asia::Seoul);
+        assert_eq!(s.bind_addr_or(8081).port(), 8081);
+    }
+
+    #[test]
+    fn production_refuses_the_development_key_and_default_credentials() {
+        let err = with(&[("APP_ENV", "production")]).unwrap_err().to_string();
+        assert!(err.contains("development JWT key"), "{err}");
+        let err = with(&[("APP_ENV", "production"), ("JWT_PRIVATE_KEY", "k"), ("JWT_PUBLIC_KEY", "p")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("default credentials"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = with(&[("APP_TIMEZONE", "Mars/Olympus")]).unwrap_err().to_string();
+        assert!(err.contains("APP_TIMEZONE"), "{err}");
+        let err = with(&[("BIND_ADDR", "nope")]).unwrap_err().to_string();
+        assert!(err.contains("BIND_ADDR"), "{err}");
+    }
+}

@@ -1,0 +1,151 @@
+//! The RabbitMQ topology (DESIGN §2), declared idempotently by every process at start.
+//!
+//! ```text
+//! {prefix}.events                      durable topic exchange, routing key = event type
+//! {prefix}.{consumer}                  durable quorum queue per consumer, bound to its types
+//! {prefix}.{consumer}.retry.{n}        durable queue per retry tier: messages wait there for the
+//!                                      tier's TTL, then dead-letter back to the consumer queue
+//! {prefix}.{consumer}.parked           durable quorum queue: what failed for good, with headers
+//!                                      saying why, when and after how many tries
+//! ```
+//! Retry tiers use queue-level TTL (one delay per queue) rather than per-message TTL, because
+//! RabbitMQ only expires messages at the head of a queue: one queue with growing per-message
+//! delays would hold a short delay behind a long one.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::{
+    Channel, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable, LongString, ShortString},
+};
+
+/// A consumer of the event bus: one queue, bound to the event types it handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    /// The consumer's name, e.g. `projection.profiles`; its queue is `{prefix}.{name}`.
+    pub name: &'static str,
+    /// The projection it feeds (its deduplication key), for projectors.
+    pub projection: Option<&'static str>,
+    /// Routing keys (event types) bound to its queue.
+    pub bindings: &'static [&'static str],
+}
+
+/// The profiles projector: `GET /users/me`, `GET /auth/me`.
+pub const PROFILES: ConsumerSpec = ConsumerSpec {
+    name: "projection.profiles",
+    projection: Some("profiles"),
+    bindings: &["user.registered", "user.profile_updated", "user.deleted"],
+};
+
+/// Every consumer of the system.
+pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES];
+
+/// Names of every exchange and queue under one prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    retry_delays: Vec<Duration>,
+}
+
+impl Topology {
+    /// Topology under `prefix` with one retry tier per delay.
+    pub fn new(prefix: &str, retry_delays: &[Duration]) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            retry_delays: retry_delays.to_vec(),
+        }
+    }
+
+    /// `{prefix}.events`.
+    pub fn exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+
+    /// `{prefix}.{consumer}`.
+    pub fn queue(&self, spec: &ConsumerSpec) -> String {
+        format!("{}.{}", self.prefix, spec.name)
+    }
+
+    /// `{prefix}.{consumer}.retry.{tier}`, tier counted from 1.
+    pub fn retry_queue(&self, spec: &ConsumerSpec, tier: usize) -> String {
+        format!("{}.retry.{tier}", self.queue(spec))
+    }
+
+    /// `{prefix}.{consumer}.parked`.
+    pub fn parked_queue(&self, spec: &ConsumerSpec) -> String {
+        format!("{}.parked", self.queue(spec))
+    }
+
+    /// The retry delays, one per tier.
+    pub fn retry_delays(&self) -> &[Duration] {
+        &self.retry_delays
+    }
+
+    /// Every queue name of `spec` (main, retry tiers, parked).
+    pub fn queues_of(&self, spec: &ConsumerSpec) -> Vec<String> {
+        let mut names = vec![self.queue(spec), self.parked_queue(spec)];
+        names.extend((1..=self.retry_delays.len()).map(|t| self.retry_queue(spec, t)));
+        names
+    }
+
+    /// Declares the exchange and every consumer's queues and bindings. Idempotent; a queue that
+    /// exists with other arguments makes it fail with the broker's reason.
+    pub async fn declare(&self, channel: &Channel, consumers: &[ConsumerSpec]) -> anyhow::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .exchange_declare(&self.exchange(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await
+            .with_context(|| format!("declaring exchange {}", self.exchange()))?;
+        for spec in consumers {
+            self.declare_consumer(channel, spec).await?;
+        }
+        Ok(())
+    }
+
+    async fn declare_consumer(&self, channel: &Channel, spec: &ConsumerSpec) -> anyhow::Result<()> {
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let queue = self.queue(spec);
+        channel
+            .queue_declare(&queue, durable, quorum())
+            .await
+            .with_context(|| format!("declaring queue {queue}"))?;
+        for key in spec.bindings {
+            channel
+                .queue_bind(&queue, &self.exchange(), key, QueueBindOptions::default(), FieldTable::default())
+                .await
+                .with_context(|| format!("binding {queue} to {key}"))?;
+        }
+        let parked = self.parked_queue(spec);
+        channel
+            .queue_declare(&parked, durable, quorum())
+            .await
+            .with_context(|| format!("declaring queue {parked}"))?;
+        for (tier, delay) in self.retry_delays.iter().enumerate() {
+            let retry = self.retry_queue(spec, tier + 1);
+            let mut args = FieldTable::default();
+            let ttl_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl_ms));
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+            args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(queue.as_str())));
+            channel
+                .queue_declare(&retry, durable, args)
+                .await
+                .with_context(|| format!("declaring queue {retry}"))?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args
+}
