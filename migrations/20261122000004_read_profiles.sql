@@ -22,3 +22,10 @@ create table read.profiles (
 );
 
 create unique index profiles_invite_code_key on read.profiles (invite_code);
+
+-- Users whose `user.deleted` was applied: a late `user.registered` must not bring them back.
+-- Holds ids only, nothing about the person.
+create table read.forgotten_users (
+    user_id     uuid primary key,
+    forgotten_at timestamptz not null default now()
+);

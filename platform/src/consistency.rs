@@ -15,6 +15,9 @@ use uuid::Uuid;
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-consistency-token");
 /// Response header of queries that received a token: `fresh` or `stale`.
 pub const STATE_HEADER: HeaderName = HeaderName::from_static("x-consistency");
+/// The channel projectors notify after each commit (payload: the projection name); query-api
+/// listens so a read-your-writes wait ends as soon as the events are applied.
+pub const APPLIED_CHANNEL: &str = "eco_projection_applied";
 /// At most this many events in one token.
 pub const MAX_EVENTS: usize = 32;
 

@@ -136,6 +136,8 @@ async fn metrics_text() -> impl IntoResponse {
 
 /// `/health`, `/ready` and `/metrics`.
 pub fn ops_routes(readiness: Readiness) -> Router {
+    // Install the recorder now, so metrics recorded before the first scrape are kept.
+    telemetry::prometheus();
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod eventstore;
 pub mod http;
+pub mod readmodels;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;

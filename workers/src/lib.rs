@@ -1,0 +1,147 @@
+//! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
+//!
+//! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
+//! `projection.profiles`, …) narrows it, so roles can be scaled separately. All roles share one
+//! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
+//! finishes and acknowledges the batch in hand, and the process exits.
+
+mod backoff;
+pub mod consumer;
+pub mod projections;
+pub mod relay;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use platform::{
+    Settings, amqp,
+    http::{Readiness, ops_routes, request_context, serve},
+    redis::Redis,
+    topology::{CONSUMERS, PROFILES, Topology},
+};
+use sqlx::PgPool;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use crate::{consumer::ConsumerContext, projections::profiles::ProfilesProjector, relay::Relay};
+
+/// Default port of the workers' `/health`, `/ready` and `/metrics`.
+pub const DEFAULT_PORT: u16 = 8083;
+
+/// A role this process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The outbox relay.
+    Relay,
+    /// The profiles projector.
+    Profiles,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 2] = [Role::Relay, Role::Profiles];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::Profiles => PROFILES.name,
+        }
+    }
+
+    /// Parses `WORKER_ROLES`; empty means all.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<Role>> {
+        let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if names.is_empty() {
+            return Ok(Self::ALL.to_vec());
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                Self::ALL.into_iter().find(|r| r.name() == n).with_context(|| {
+                    let known: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
+                    format!("unknown worker role `{n}`; known roles: {}", known.join(", "))
+                })
+            })
+            .collect()
+    }
+}
+
+/// A built, not yet running workers process.
+pub struct App {
+    db: PgPool,
+    redis: Redis,
+    settings: Settings,
+    roles: Vec<Role>,
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Connects, applies migrations, declares the AMQP topology and binds the ops listener.
+    pub async fn build(settings: Settings, roles: Vec<Role>) -> anyhow::Result<Self> {
+        let db = platform::db::connect(&settings).await?;
+        let redis = Redis::new(&settings)?;
+        declare_topology(&settings).await?;
+        let router = ops_routes(Readiness::new(db.clone(), redis.clone(), &settings.amqp_url)).layer(axum::middleware::from_fn(request_context));
+        let addr = settings.bind_addr_or(DEFAULT_PORT);
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        Ok(Self {
+            db,
+            redis,
+            settings,
+            roles,
+            listener,
+            router,
+        })
+    }
+
+    /// The bound port of the ops listener.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Runs every role until `shutdown`, then waits for each to finish its work in hand.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let topology = Topology::new(&self.settings.amqp_prefix, &self.settings.retry_delays);
+        let ctx = ConsumerContext {
+            db: self.db.clone(),
+            amqp_url: self.settings.amqp_url.clone(),
+            topology: topology.clone(),
+            batch_size: self.settings.projector_batch_size,
+        };
+        let mut tasks = JoinSet::new();
+        for role in &self.roles {
+            let stop = shutdown.clone();
+            match role {
+                Role::Relay => {
+                    let relay = Relay::new(self.db.clone(), &self.settings.amqp_url, topology.exchange(), self.settings.relay_batch_size);
+                    tasks.spawn(relay.run(stop));
+                }
+                Role::Profiles => {
+                    let projector = Arc::new(ProfilesProjector::new(self.db.clone(), self.redis.clone()));
+                    tasks.spawn(consumer::run(ctx.clone(), projector, stop));
+                }
+            }
+        }
+        tracing::info!(roles = ?self.roles, addr = %self.listener.local_addr()?, "workers running");
+        let server = serve(self.listener, self.router, shutdown.clone());
+        let (served, ()) = tokio::join!(server, async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "a worker task panicked");
+                }
+            }
+        });
+        served.context("serving the workers' ops routes")
+    }
+}
+
+/// Declares the exchange and every consumer's queues (idempotent).
+pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
+    let conn = amqp::connect(&settings.amqp_url, "topology").await?;
+    let channel = conn.create_channel().await.context("opening a channel")?;
+    Topology::new(&settings.amqp_prefix, &settings.retry_delays).declare(&channel, CONSUMERS).await?;
+    let _ = conn.close(200, "topology declared").await;
+    Ok(())
+}

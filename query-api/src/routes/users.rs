@@ -1,0 +1,108 @@
+//! Who am I, and my profile.
+
+use axum::{Json, extract::State, http::HeaderMap};
+use chrono::{DateTime, Utc};
+use platform::{
+    auth::{AuthUser, Role},
+    error::ApiError,
+    readmodels::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, profile_key},
+    topology::PROFILES,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    consistency::Consistency,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me)).routes(routes!(auth_me))
+}
+
+/// Reads a profile: from Redis unless `fresh_required`, else (or on a miss, or with Redis down)
+/// from PostgreSQL, refilling the cache.
+async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> Result<Option<Profile>, ApiError> {
+    let key = profile_key(&state.redis, user_id);
+    if !fresh_required {
+        match state.redis.get_versioned(&key).await {
+            Ok(Some(Some(json))) => {
+                if let Ok(profile) = serde_json::from_str::<Profile>(&json) {
+                    metrics::counter!("cache_requests_total", "cache" => "profile", "result" => "hit").increment(1);
+                    return Ok(Some(profile));
+                }
+            }
+            Ok(Some(None)) => return Ok(None), // deleted
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "profile cache unavailable"),
+        }
+        metrics::counter!("cache_requests_total", "cache" => "profile", "result" => "miss").increment(1);
+    }
+    let profile: Option<Profile> = sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = $1"))
+        .bind(user_id)
+        .fetch_optional(&state.db)
+        .await?;
+    if let Some(p) = &profile
+        && let Ok(json) = serde_json::to_string(p)
+        && let Err(e) = state.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await
+    {
+        tracing::debug!(error = format!("{e:#}"), "profile cache not filled");
+    }
+    Ok(profile)
+}
+
+/// My profile.
+///
+/// With `X-Consistency-Token`, waits until the profile includes that command's events.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+    params(("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses(
+        (status = 200, body = Profile, headers(("x-consistency" = String, description = "`fresh` or `stale`, when a token was sent"))),
+        (status = 401, body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No profile (yet)", body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(State(state): State<AppState>, AuthUser(claims): AuthUser, consistency: Consistency) -> Result<(HeaderMap, Json<Profile>), ApiError> {
+    let freshness = consistency.wait(&state, &[&PROFILES]).await?;
+    let profile = load_profile(&state, claims.sub, freshness.requires_primary())
+        .await?
+        .ok_or_else(|| ApiError::not_found("profile_not_found", "This account has no profile yet; retry with the X-Consistency-Token of your last command."))?;
+    Ok((freshness.headers(), Json(profile)))
+}
+
+/// Who the token belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// User id (`sub`).
+    pub user_id: Uuid,
+    /// Handle.
+    pub username: String,
+    /// Display name, once the profile exists.
+    pub nickname: Option<String>,
+    /// `user` or `admin`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// When this access token expires.
+    pub token_expires_at: DateTime<Utc>,
+}
+
+/// Who the token belongs to.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    params(("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn auth_me(State(state): State<AppState>, AuthUser(claims): AuthUser, consistency: Consistency) -> Result<(HeaderMap, Json<Me>), ApiError> {
+    let freshness = consistency.wait(&state, &[&PROFILES]).await?;
+    let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?;
+    let me = Me {
+        user_id: claims.sub,
+        username: claims.username,
+        nickname: profile.map(|p| p.nickname),
+        role: claims.role,
+        token_expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+    };
+    Ok((freshness.headers(), Json(me)))
+}

@@ -1,0 +1,350 @@
+//! The projector framework: consume a batch, apply it in one transaction, ack after commit.
+//!
+//! A projector implements [`Projector`]: which consumer it is and how one event changes its
+//! tables. The framework does the rest:
+//!
+//! * **Batches.** Up to `PROJECTOR_BATCH_SIZE` deliveries that are already waiting (no extra
+//!   latency is added to wait for more) are applied in one transaction, then acknowledged with
+//!   one `ack multiple`.
+//! * **At most once.** The `(projection, event_id)` rows of `projection.applied_events` are
+//!   inserted in that same transaction; an event whose row already exists is skipped. A
+//!   redelivery (broker restart, ack lost, worker killed after commit) therefore changes
+//!   nothing. Acks happen only after the commit, so nothing is lost either.
+//! * **Poison never blocks.** Bytes that cannot be an event (bad JSON, unknown type or version,
+//!   schema violation) are parked at once in `{queue}.parked` with `x-parked-reason`
+//!   (machine code), `x-parked-detail`, `x-parked-at` and `x-retry-count` headers.
+//! * **Retry with growing delay.** When a batch fails in the projector's own logic, its events
+//!   are applied one by one so the others go through; an event that still fails is sent to the
+//!   next retry tier (`{queue}.retry.N`, whose TTL returns it to the queue later) and parked after
+//!   the last tier. When the *database* is unreachable, nothing is retried or parked: the
+//!   consumer returns its deliveries and reconnects with backoff, because no event is at fault.
+
+use std::{collections::HashSet, sync::Arc};
+
+use anyhow::Context;
+use chrono::Utc;
+use events::Event;
+use futures::StreamExt;
+use lapin::{
+    BasicProperties, Channel,
+    message::Delivery,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions},
+    publisher_confirm::Confirmation,
+    types::{AMQPValue, FieldTable},
+};
+use platform::{
+    amqp::{self, header_int, long_string},
+    consistency::APPLIED_CHANNEL,
+    topology::{ConsumerSpec, Topology},
+};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::backoff::Backoff;
+
+
+/// Why a projector could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// May succeed later (a row it depends on is not there yet, a deadlock): retried.
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    /// Can never succeed: parked with this code and detail.
+    #[error("{code}: {detail}")]
+    Permanent {
+        /// Machine-readable reason.
+        code: &'static str,
+        /// Human detail.
+        detail: String,
+    },
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Transient(e.into())
+    }
+}
+
+/// A read-model builder.
+pub trait Projector: Send + Sync + 'static {
+    /// Its queue and bindings.
+    fn spec(&self) -> &'static ConsumerSpec;
+
+    /// Applies one event inside the batch transaction. Called at most once per event (the
+    /// framework deduplicates); must still tolerate events of one user arriving out of order.
+    fn apply(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// After the transaction committed: refresh caches. Best effort; must not fail the batch.
+    fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
+}
+
+/// What a consumer needs besides its projector.
+#[derive(Clone)]
+pub struct ConsumerContext {
+    /// The read-model database.
+    pub db: PgPool,
+    /// Broker URL.
+    pub amqp_url: String,
+    /// Queue names.
+    pub topology: Topology,
+    /// Deliveries per transaction, and the prefetch.
+    pub batch_size: u16,
+}
+
+/// Consumes `projector`'s queue until `shutdown`, reconnecting as needed. On shutdown the batch
+/// in hand is finished and acknowledged; deliveries not yet taken return to the queue.
+pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
+    let name = projector.spec().name;
+    let mut backoff = Backoff::default();
+    while !shutdown.is_cancelled() {
+        let mut consumer = Consumer {
+            ctx: &ctx,
+            projector: &*projector,
+        };
+        match consumer.session(&shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(consumer = name, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "consumer interrupted; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    tracing::info!(consumer = name, "consumer stopped");
+}
+
+struct Consumer<'a, P> {
+    ctx: &'a ConsumerContext,
+    projector: &'a P,
+}
+
+/// A delivery the batch could not apply, and what to do with it.
+enum Failed {
+    Retry(String),
+    Park { code: &'static str, detail: String },
+}
+
+impl<P: Projector> Consumer<'_, P> {
+    fn spec(&self) -> &'static ConsumerSpec {
+        self.projector.spec()
+    }
+
+    async fn session(&mut self, shutdown: &CancellationToken, backoff: &mut Backoff) -> anyhow::Result<()> {
+        let spec = self.spec();
+        let queue = self.ctx.topology.queue(spec);
+        let conn = amqp::connect(&self.ctx.amqp_url, &format!("consumer {}", spec.name)).await?;
+        let channel = conn.create_channel().await.context("opening the consume channel")?;
+        channel
+            .basic_qos(self.ctx.batch_size, BasicQosOptions::default())
+            .await
+            .context("setting the prefetch")?;
+        // Retry and park publishes use their own connection (publishing can be throttled by the
+        // broker; consuming must not be).
+        let publish_conn = amqp::connect(&self.ctx.amqp_url, &format!("consumer {} publisher", spec.name)).await?;
+        let publish = amqp::confirm_channel(&publish_conn).await?;
+        let deliveries = channel
+            .basic_consume(&queue, &format!("{}-{}", spec.name, Uuid::now_v7()), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .with_context(|| format!("consuming {queue}"))?;
+        tracing::info!(consumer = spec.name, queue = %queue, "consuming");
+        let mut batches = deliveries.ready_chunks(usize::from(self.ctx.batch_size));
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    // Unacked deliveries go back to the queue when the channel closes.
+                    let _ = channel.close(200, "shutting down").await;
+                    let _ = conn.close(200, "shutting down").await;
+                    let _ = publish_conn.close(200, "shutting down").await;
+                    return Ok(());
+                }
+                batch = batches.next() => {
+                    let Some(batch) = batch else { anyhow::bail!("the broker closed the delivery stream") };
+                    let batch: Vec<Delivery> = batch.into_iter().collect::<Result<_, _>>().context("receiving deliveries")?;
+                    self.handle(&channel, &publish, batch).await?;
+                    backoff.reset();
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, channel: &Channel, publish: &Channel, batch: Vec<Delivery>) -> anyhow::Result<()> {
+        let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else { return Ok(()) };
+        let consumer = self.spec().name;
+        let mut events = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
+        for delivery in batch {
+            match Event::decode(&delivery.data) {
+                Ok(event) => events.push((delivery, event)),
+                Err(e) => {
+                    failed.push((delivery, Failed::Park { code: e.code(), detail: e.to_string() }));
+                }
+            }
+        }
+        if !events.is_empty() {
+            let all: Vec<&Event> = events.iter().map(|(_, e)| e).collect();
+            match self.apply_batch(&all).await {
+                Ok(applied) => self.projector.after_commit(&applied).await,
+                Err(BatchError::Database(e)) => {
+                    self.settle_failures(channel, publish, failed, true).await?;
+                    return Err(e.context("applying a batch"));
+                }
+                Err(BatchError::Apply(e)) => {
+                    tracing::warn!(consumer, error = %e, size = events.len(), "batch failed; applying its events one by one");
+                    for (delivery, event) in events {
+                        match self.apply_batch(&[&event]).await {
+                            Ok(applied) => self.projector.after_commit(&applied).await,
+                            Err(BatchError::Database(e)) => {
+                                self.settle_failures(channel, publish, failed, true).await?;
+                                return Err(e.context("applying an event"));
+                            }
+                            Err(BatchError::Apply(ApplyError::Transient(e))) => failed.push((delivery, Failed::Retry(format!("{e:#}")))),
+                            Err(BatchError::Apply(ApplyError::Permanent { code, detail })) => failed.push((delivery, Failed::Park { code, detail })),
+                        }
+                    }
+                }
+            }
+        }
+        self.settle_failures(channel, publish, failed, false).await?;
+        channel
+            .basic_ack(last_tag, BasicAckOptions { multiple: true })
+            .await
+            .context("acknowledging the batch")?;
+        Ok(())
+    }
+
+    /// Applies `events` in one transaction; returns those that were new.
+    async fn apply_batch(&self, events: &[&Event]) -> Result<Vec<Event>, BatchError> {
+        let projection = self.spec().projection.unwrap_or(self.spec().name);
+        let mut tx = self.ctx.db.begin().await.map_err(BatchError::from_sqlx)?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        let fresh: HashSet<Uuid> = sqlx::query_scalar(
+            "insert into projection.applied_events (projection, event_id)
+             select $1, unnest($2::uuid[]) on conflict do nothing returning event_id",
+        )
+        .bind(projection)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?
+        .into_iter()
+        .collect();
+        let mut applied = Vec::with_capacity(fresh.len());
+        let mut seen = HashSet::with_capacity(fresh.len());
+        for event in events {
+            let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
+                self.projector.apply(&mut tx, event).await.map_err(BatchError::from_apply)?;
+                applied.push((*event).clone());
+                "applied"
+            } else {
+                "duplicate"
+            };
+            metrics::counter!("events_consumed_total", "consumer" => self.spec().name, "type" => event.event_type.clone(), "outcome" => outcome).increment(1);
+        }
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(APPLIED_CHANNEL)
+            .bind(projection)
+            .execute(&mut *tx)
+            .await
+            .map_err(BatchError::from_sqlx)?;
+        tx.commit().await.map_err(BatchError::from_sqlx)?;
+        Ok(applied)
+    }
+
+    /// Sends failed deliveries to their retry tier or the parked queue (confirmed), and acks
+    /// them individually when the batch will not be acked as a whole.
+    async fn settle_failures(&self, channel: &Channel, publish: &Channel, failed: Vec<(Delivery, Failed)>, ack_each: bool) -> anyhow::Result<()> {
+        let spec = self.spec();
+        let tiers = self.ctx.topology.retry_delays().len();
+        for (delivery, failure) in failed {
+            let tried = header_int(delivery.properties.headers().as_ref(), "x-retry-count").unwrap_or(0);
+            let event_type = delivery.routing_key.as_str().to_owned();
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            let (queue, outcome) = match failure {
+                Failed::Retry(error) if (tried as usize) < tiers => {
+                    headers.insert("x-retry-count".into(), AMQPValue::LongLongInt(tried + 1));
+                    headers.insert("x-last-error".into(), long_string(truncate(&error, 1000)));
+                    tracing::warn!(consumer = spec.name, event.type = %event_type, attempt = tried + 1, error = %error, "event failed; retrying later");
+                    (self.ctx.topology.retry_queue(spec, tried as usize + 1), "retried")
+                }
+                Failed::Retry(error) => {
+                    park_headers(&mut headers, "retries_exhausted", &error, tried, &event_type);
+                    tracing::error!(consumer = spec.name, event.type = %event_type, error = %error, "event failed after every retry; parked");
+                    (self.ctx.topology.parked_queue(spec), "parked")
+                }
+                Failed::Park { code, detail } => {
+                    park_headers(&mut headers, code, &detail, tried, &event_type);
+                    tracing::warn!(consumer = spec.name, reason = code, detail = %detail, "invalid event parked");
+                    (self.ctx.topology.parked_queue(spec), "parked")
+                }
+            };
+            let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
+            let confirm = publish
+                .basic_publish("", &queue, BasicPublishOptions { mandatory: true, ..Default::default() }, &delivery.data, properties)
+                .await
+                .with_context(|| format!("publishing to {queue}"))?
+                .await
+                .with_context(|| format!("confirm from {queue}"))?;
+            if !matches!(confirm, Confirmation::Ack(None)) {
+                anyhow::bail!("{queue} did not take the message: {confirm:?}");
+            }
+            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event_type, "outcome" => outcome).increment(1);
+            if ack_each {
+                channel
+                    .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
+                    .await
+                    .context("acknowledging a settled delivery")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn park_headers(headers: &mut FieldTable, code: &str, detail: &str, tried: i64, routing_key: &str) {
+    headers.insert("x-parked-reason".into(), long_string(code));
+    headers.insert("x-parked-detail".into(), long_string(truncate(detail, 2000)));
+    headers.insert("x-parked-at".into(), long_string(Utc::now().to_rfc3339()));
+    headers.insert("x-retry-count".into(), AMQPValue::LongLongInt(tried));
+    headers.insert("x-original-routing-key".into(), long_string(routing_key));
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+enum BatchError {
+    /// The database is unreachable or refused service: not the events' fault.
+    Database(anyhow::Error),
+    /// The projector failed on an event.
+    Apply(ApplyError),
+}
+
+impl BatchError {
+    fn from_sqlx(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) { Self::Database(e.into()) } else { Self::Apply(ApplyError::Transient(e.into())) }
+    }
+
+    fn from_apply(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Transient(inner) => match inner.downcast_ref::<sqlx::Error>() {
+                Some(db) if is_unavailable(db) => Self::Database(inner),
+                _ => Self::Apply(ApplyError::Transient(inner)),
+            },
+            permanent => Self::Apply(permanent),
+        }
+    }
+}
+
+/// Connection-level failures: class 08 (connection exception), 57P (operator intervention),
+/// 53 (insufficient resources), and the pool's own errors.
+fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")),
+        _ => false,
+    }
+}

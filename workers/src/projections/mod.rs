@@ -1,0 +1,3 @@
+//! The projectors, one module each.
+
+pub mod profiles;

@@ -1,0 +1,150 @@
+//! The profiles projection: `read.profiles` and its Redis cache.
+//!
+//! Idempotent because the framework applies each event at most once, and order-tolerant per
+//! user: `user.registered` inserts only if absent and never after `user.deleted` (the
+//! `read.forgotten_users` tombstone); `user.profile_updated` only moves `profile_sequence`
+//! forward, and waits (transient error, retried) when it overtakes the registration.
+
+use events::{Event, EventData};
+use platform::{
+    readmodels::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key},
+    redis::Redis,
+    topology::{ConsumerSpec, PROFILES},
+};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::consumer::{ApplyError, Projector};
+
+/// Builds `read.profiles`.
+pub struct ProfilesProjector {
+    db: PgPool,
+    redis: Redis,
+}
+
+impl ProfilesProjector {
+    /// A projector writing to `db` and caching in `redis`.
+    pub fn new(db: PgPool, redis: Redis) -> Self {
+        Self { db, redis }
+    }
+}
+
+/// The invite code of a user: 8 characters of Crockford base32 from a hash of the user id.
+/// Derived, so a rebuild gives every user the same code again.
+pub fn invite_code(user_id: Uuid) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let digest = Sha256::digest(user_id.as_bytes());
+    let bits = u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], 0, 0, 0]) >> 24;
+    (0..8).rev().map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
+}
+
+impl Projector for ProfilesProjector {
+    fn spec(&self) -> &'static ConsumerSpec {
+        &PROFILES
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
+        match &event.data {
+            EventData::UserRegistered(e) => {
+                sqlx::query(
+                    "insert into read.profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
+                     select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
+                     where not exists (select 1 from read.forgotten_users where user_id = $1)
+                     on conflict (user_id) do nothing",
+                )
+                .bind(e.user_id)
+                .bind(&e.username)
+                .bind(&e.nickname)
+                .bind(serde_json::to_value(e.provider).ok().and_then(|v| v.as_str().map(str::to_owned)))
+                .bind(invite_code(e.user_id))
+                .bind(event.occurred_at)
+                .bind(event.sequence)
+                .execute(&mut *tx)
+                .await?;
+            }
+            EventData::UserProfileUpdated(e) => {
+                let updated = sqlx::query(
+                    "update read.profiles set
+                        nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),
+                        profile_sequence = coalesce($5, profile_sequence), version = version + 1, updated_at = now()
+                     where user_id = $1 and ($5::bigint is null or profile_sequence < $5)",
+                )
+                .bind(event.aggregate_id)
+                .bind(&e.nickname)
+                .bind(&e.bio)
+                .bind(&e.avatar_url)
+                .bind(event.sequence)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    let state: Option<(bool, bool)> = sqlx::query_as(
+                        "select exists (select 1 from read.profiles where user_id = $1), exists (select 1 from read.forgotten_users where user_id = $1)",
+                    )
+                    .bind(event.aggregate_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some((false, false)) = state {
+                        return Err(ApplyError::Transient(anyhow::anyhow!("profile {} does not exist yet", event.aggregate_id)));
+                    }
+                }
+            }
+            EventData::UserDeleted(e) => {
+                sqlx::query("delete from read.profiles where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
+                sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")
+                    .bind(e.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn after_commit(&self, applied: &[Event]) {
+        let mut changed: Vec<Uuid> = applied.iter().map(|e| e.aggregate_id).collect();
+        changed.sort();
+        changed.dedup();
+        let rows: Vec<Profile> = match sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = any($1)"))
+            .bind(&changed)
+            .fetch_all(&self.db)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read profiles to refresh the cache");
+                return;
+            }
+        };
+        for user_id in changed {
+            let key = profile_key(&self.redis, user_id);
+            let result = match rows.iter().find(|p| p.user_id == user_id) {
+                Some(p) => match serde_json::to_string(p) {
+                    Ok(json) => self.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await,
+                    Err(e) => Err(e.into()),
+                },
+                None => self.redis.set_if_newer(&key, TOMBSTONE_VERSION, "", PROFILE_CACHE_TTL_SECS).await,
+            };
+            if let Err(e) = result {
+                // The cache is an optimisation; queries fall back to PostgreSQL.
+                tracing::debug!(error = format!("{e:#}"), "profile cache not refreshed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invite_codes_are_stable_and_readable() {
+        let id = Uuid::now_v7();
+        let code = invite_code(id);
+        assert_eq!(code, invite_code(id));
+        assert_eq!(code.len(), 8);
+        assert!(code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(!code.contains(['I', 'L', 'O', 'U']));
+        assert_ne!(code, invite_code(Uuid::now_v7()));
+    }
+}

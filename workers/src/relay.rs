@@ -1,0 +1,201 @@
+//! The outbox relay: publishes the unpublished tail of the event log to `{prefix}.events`.
+//!
+//! **Woken, not polling.** Every appending transaction runs `pg_notify('eco_outbox')`, which
+//! PostgreSQL delivers at commit; the relay `LISTEN`s and publishes at once. A slow fallback tick
+//! covers a lost listener connection.
+//!
+//! **Never skips, keeps order.** `position` comes from an identity column, so a transaction can
+//! take position 5, commit after position 6 became visible, and a reader that had moved past 6
+//! would skip 5 forever. The relay therefore only takes rows whose writing transaction is older
+//! than every transaction still running (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`):
+//! no row can appear below them any more. It publishes in `(transaction_id, position)` order, a
+//! total order that no later commit can insert into.
+//!
+//! **Marked only after the ack.** Rows are published with `mandatory` on a confirm channel and
+//! stamped `published_at` only after the broker acked them, in order: the stamped set is always
+//! the acked prefix of the batch. A broker restart mid-batch loses nothing: the unacked rest is
+//! published again on the next connection, and consumers deduplicate by event id.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lapin::{Channel, options::BasicPublishOptions, publisher_confirm::Confirmation};
+use platform::{
+    amqp,
+    eventstore::{OUTBOX_CHANNEL, STORED_EVENT_COLUMNS, StoredEvent},
+};
+use sqlx::{PgPool, postgres::PgListener};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+
+/// How often the relay looks at the outbox without being woken.
+const FALLBACK_TICK: Duration = Duration::from_secs(1);
+
+/// The relay's configuration and connections.
+pub struct Relay {
+    db: PgPool,
+    amqp_url: String,
+    exchange: String,
+    batch_size: i64,
+}
+
+/// What one publishing round did.
+enum Round {
+    /// Published this many rows; the batch was full, more may wait.
+    Full,
+    /// Published everything visible.
+    Drained,
+    /// Rows exist but a running transaction holds them back; look again soon.
+    HeldBack,
+}
+
+impl Relay {
+    /// A relay publishing from `db` to `exchange` at `amqp_url`.
+    pub fn new(db: PgPool, amqp_url: &str, exchange: String, batch_size: i64) -> Self {
+        Self {
+            db,
+            amqp_url: amqp_url.to_owned(),
+            exchange,
+            batch_size,
+        }
+    }
+
+    /// Runs until `shutdown`, reconnecting to the broker and the database as often as needed.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::default();
+        while !shutdown.is_cancelled() {
+            match self.session(&shutdown, &mut backoff).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "relay interrupted; reconnecting");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!("relay stopped");
+    }
+
+    async fn session(&self, shutdown: &CancellationToken, backoff: &mut Backoff) -> anyhow::Result<()> {
+        let mut listener = PgListener::connect_with(&self.db).await.context("connecting the outbox listener")?;
+        listener.listen(OUTBOX_CHANNEL).await.context("LISTEN on the outbox channel")?;
+        let conn = amqp::connect(&self.amqp_url, "relay").await?;
+        let channel = amqp::confirm_channel(&conn).await?;
+        tracing::info!(exchange = %self.exchange, "relay connected");
+        let mut held_back_wait = Duration::from_millis(2);
+        loop {
+            if shutdown.is_cancelled() {
+                let _ = conn.close(200, "shutting down").await;
+                return Ok(());
+            }
+            let round = self.publish_round(&channel).await?;
+            backoff.reset();
+            let wait = match round {
+                Round::Full => continue,
+                Round::HeldBack => {
+                    held_back_wait = (held_back_wait * 2).min(Duration::from_millis(100));
+                    held_back_wait
+                }
+                Round::Drained => {
+                    held_back_wait = Duration::from_millis(2);
+                    FALLBACK_TICK
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                notification = listener.recv() => {
+                    if let Err(e) = notification {
+                        // PgListener reconnects on the next recv; the tick covers the gap.
+                        tracing::warn!(error = %e, "outbox listener lost its connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn publish_round(&self, channel: &Channel) -> anyhow::Result<Round> {
+        let rows: Vec<StoredEvent> = sqlx::query_as(&format!(
+            "select {STORED_EVENT_COLUMNS} from eventstore.events
+             where published_at is null and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             order by transaction_id, position
+             limit $1"
+        ))
+        .bind(self.batch_size)
+        .fetch_all(&self.db)
+        .await
+        .context("reading the outbox")?;
+        if rows.is_empty() {
+            let pending: bool = sqlx::query_scalar("select exists (select 1 from eventstore.events where published_at is null)")
+                .fetch_one(&self.db)
+                .await
+                .context("checking the outbox")?;
+            return Ok(if pending { Round::HeldBack } else { Round::Drained });
+        }
+        let full = rows.len() as i64 == self.batch_size;
+        let started = std::time::Instant::now();
+
+        let mut in_flight = Vec::with_capacity(rows.len());
+        for row in rows {
+            let position = row.position;
+            let envelope = row.into_envelope();
+            let payload = serde_json::to_vec(&envelope).context("serialising an event")?;
+            let confirm = channel
+                .basic_publish(
+                    &self.exchange,
+                    &envelope.event_type,
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    &payload,
+                    amqp::event_properties(&envelope),
+                )
+                .await
+                .context("publishing an event")?;
+            in_flight.push((position, envelope.event_type, confirm));
+        }
+        let mut acked = Vec::with_capacity(in_flight.len());
+        let mut failure = None;
+        for (position, event_type, confirm) in in_flight {
+            match confirm.await {
+                Ok(Confirmation::Ack(returned)) => {
+                    if returned.is_some() {
+                        // No queue is bound to this type: nobody consumes it yet. It stays in
+                        // the log for replays; counted so an operator can see it.
+                        metrics::counter!("events_unroutable_total", "type" => event_type.clone()).increment(1);
+                        tracing::debug!(event.type = %event_type, "published event had no queue bound");
+                    }
+                    metrics::counter!("events_published_total", "type" => event_type).increment(1);
+                    acked.push(position);
+                }
+                Ok(other) => {
+                    failure = Some(anyhow::anyhow!("broker refused an event: {other:?}"));
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(anyhow::Error::new(e).context("waiting for the broker's confirm"));
+                    break;
+                }
+            }
+        }
+        if !acked.is_empty() {
+            sqlx::query("update eventstore.events set published_at = now() where position = any($1)")
+                .bind(&acked)
+                .execute(&self.db)
+                .await
+                .context("marking events published")?;
+            metrics::histogram!("relay_batch_seconds").record(started.elapsed().as_secs_f64());
+            tracing::debug!(count = acked.len(), "published events");
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(if full { Round::Full } else { Round::Drained }),
+        }
+    }
+}
