@@ -15,10 +15,7 @@ pub struct Invalid {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field,
-        message: message.into(),
-    }
+    Invalid { field, message: message.into() }
 }
 
 /// A local sign-up, as the client sent it.
@@ -54,13 +51,7 @@ pub fn register(input: &Registration, user_id: Uuid) -> Result<NewAccount, Vec<I
     let mut problems = Vec::new();
     let username = input.username.trim().to_owned();
     let email = input.email.trim().to_lowercase();
-    let nickname = input
-        .nickname
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or(&username)
-        .to_owned();
+    let nickname = input.nickname.as_deref().map(str::trim).filter(|n| !n.is_empty()).unwrap_or(&username).to_owned();
 
     let username_len = username.chars().count();
     if !(3..=32).contains(&username_len) {
@@ -87,13 +78,7 @@ pub fn register(input: &Registration, user_id: Uuid) -> Result<NewAccount, Vec<I
         provider: Provider::Local,
         invited_by: None,
     };
-    Ok(NewAccount {
-        user_id,
-        username,
-        email,
-        nickname,
-        events: vec![event.into()],
-    })
+    Ok(NewAccount { user_id, username, email, nickname, events: vec![event.into()] })
 }
 
 /// The password policy: 8 to 128 characters, at least one letter and one digit, and not the
@@ -134,12 +119,7 @@ mod tests {
     use super::*;
 
     fn input(username: &str, email: &str, password: &str) -> Registration {
-        Registration {
-            username: username.into(),
-            email: email.into(),
-            password: password.into(),
-            nickname: None,
-        }
+        Registration { username: username.into(), email: email.into(), password: password.into(), nickname: None }
     }
 
     #[test]
@@ -165,7 +145,10 @@ mod tests {
     fn password_rules_say_what_is_missing() {
         assert_eq!(check_password("abcdefgh", "u", "e@x.io"), Err("must contain at least one letter and one digit"));
         assert_eq!(check_password("12345678", "u", "e@x.io"), Err("must contain at least one letter and one digit"));
-        assert_eq!(check_password("mina2026", "Mina2026", "e@x.io"), Err("must not be your username or e-mail address"));
+        assert_eq!(
+            check_password("mina2026", "Mina2026", "e@x.io"),
+            Err("must not be your username or e-mail address")
+        );
         assert_eq!(check_password(&"a1".repeat(65), "u", "e@x.io"), Err("must be at most 128 characters long"));
         assert_eq!(check_password("그린지구2026", "u", "e@x.io"), Ok(()));
     }

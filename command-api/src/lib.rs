@@ -66,12 +66,7 @@ impl App {
         let redis = Redis::new(&settings)?;
         let verifier = Arc::new(Verifier::from_pem_bundle(&settings.jwt_public_keys_pem)?);
         let signer = Arc::new(Signer::new(&settings.jwt_private_key_pem, &verifier)?);
-        let state = AppState {
-            db: db.clone(),
-            signer,
-            verifier,
-            settings: settings.clone(),
-        };
+        let state = AppState { db: db.clone(), signer, verifier, settings: settings.clone() };
         let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .nest("/api/v1", routes::router())
             .merge(routes::well_known())

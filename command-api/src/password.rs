@@ -22,10 +22,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 /// "no such account" costs as long as "wrong password".
 static DECOY: LazyLock<String> = LazyLock::new(|| {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    Argon2::default().hash_password(uuid::Uuid::new_v4().as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
 });
 
 /// Whether `password` matches `stored`; with `None`, burns the same time and says no.

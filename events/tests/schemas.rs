@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The JSON Schemas in `events/schemas/` are the contract other teams code against. These tests
 //! keep them identical to the Rust types and prove every type round-trips through its schema.
 //!
@@ -51,13 +53,38 @@ fn samples() -> Vec<EventData> {
     let other = Uuid::now_v7();
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap();
     let samples: Vec<EventData> = vec![
-        UserRegistered { user_id: user, username: "mina".into(), nickname: "미나".into(), provider: Provider::Kakao, invited_by: Some(other) }.into(),
+        UserRegistered {
+            user_id: user,
+            username: "mina".into(),
+            nickname: "미나".into(),
+            provider: Provider::Kakao,
+            invited_by: Some(other),
+        }
+        .into(),
         UserEmailVerified { user_id: user }.into(),
         UserProfileUpdated { nickname: Some("Mina".into()), bio: Some(String::new()), avatar_url: None }.into(),
         UserSettingsUpdated { notification_enabled: Some(false), language: Some("ko".into()), theme: None }.into(),
         UserDeleted { user_id: user }.into(),
-        ScanRecorded { scan_id: other, user_id: user, category: Category::Plastic, item_name: "PET bottle".into(), confidence: Some(0.93), image_sha256: Some("ab".repeat(32)), scanned_at: at }.into(),
-        RecycleCompleted { recycle_id: other, user_id: user, category: Category::Glass, bin_id: Some(other), center_id: None, latitude: Some(37.5665), longitude: Some(126.978) }.into(),
+        ScanRecorded {
+            scan_id: other,
+            user_id: user,
+            category: Category::Plastic,
+            item_name: "PET bottle".into(),
+            confidence: Some(0.93),
+            image_sha256: Some("ab".repeat(32)),
+            scanned_at: at,
+        }
+        .into(),
+        RecycleCompleted {
+            recycle_id: other,
+            user_id: user,
+            category: Category::Glass,
+            bin_id: Some(other),
+            center_id: None,
+            latitude: Some(37.5665),
+            longitude: Some(126.978),
+        }
+        .into(),
         AttendanceCheckedIn { user_id: user, date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap() }.into(),
         InviteAccepted { inviter_id: other, invitee_id: user }.into(),
         PointsEarned { user_id: user, amount: 10, reason: PointsReason::Scan, source_event_id: other }.into(),

@@ -22,10 +22,7 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
 /// A channel in publisher-confirm mode.
 pub async fn confirm_channel(conn: &Connection) -> anyhow::Result<Channel> {
     let channel = conn.create_channel().await.context("opening an AMQP channel")?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .context("enabling publisher confirms")?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await.context("enabling publisher confirms")?;
     Ok(channel)
 }
 

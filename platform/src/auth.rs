@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use axum::{extract::FromRef, extract::FromRequestParts, http::request::Parts};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD, engine::general_purpose::STANDARD};
+use base64::{Engine, engine::general_purpose::STANDARD, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -75,15 +75,7 @@ impl Claims {
             TokenType::Access => ACCESS_TOKEN_TTL_SECS,
             TokenType::Refresh => REFRESH_TOKEN_TTL_SECS,
         };
-        Self {
-            sub,
-            username: username.to_owned(),
-            role,
-            exp: now + ttl,
-            iat: now,
-            jti: Uuid::now_v7(),
-            token_type,
-        }
+        Self { sub, username: username.to_owned(), role, exp: now + ttl, iat: now, jti: Uuid::now_v7(), token_type }
     }
 }
 
@@ -187,11 +179,9 @@ pub struct Signer {
 impl Signer {
     /// Loads the private key and proves it matches the verifier's current public key.
     pub fn new(private_pem: &str, verifier: &Verifier) -> anyhow::Result<Self> {
-        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes()).context("JWT_PRIVATE_KEY must be an Ed25519 PKCS#8 PEM")?;
-        let signer = Self {
-            kid: verifier.current_kid().to_owned(),
-            encoding,
-        };
+        let encoding = EncodingKey::from_ed_pem(private_pem.as_bytes())
+            .context("JWT_PRIVATE_KEY must be an Ed25519 PKCS#8 PEM")?;
+        let signer = Self { kid: verifier.current_kid().to_owned(), encoding };
         let probe = signer.sign(&Claims::new(Uuid::nil(), "probe", Role::User, TokenType::Access))?;
         verifier
             .verify(&probe, TokenType::Access)
@@ -269,7 +259,8 @@ mod tests {
         let mut claims = Claims::new(Uuid::now_v7(), "mina", Role::User, TokenType::Access);
         let token = s.sign(&claims).unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        let mut payload: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         payload["role"] = "admin".into();
         parts[1] = URL_SAFE_NO_PAD.encode(payload.to_string());
         assert_eq!(v.verify(&parts.join("."), TokenType::Access).unwrap_err(), TokenError::Invalid);
@@ -285,7 +276,9 @@ mod tests {
 
     #[test]
     fn jwks_lists_every_key_with_its_kid() {
-        let bundle = format!("{DEV_PUBLIC_KEY_PEM}\n-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n");
+        let bundle = format!(
+            "{DEV_PUBLIC_KEY_PEM}\n-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n"
+        );
         let v = Verifier::from_pem_bundle(&bundle).unwrap();
         let jwks = v.jwks();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);

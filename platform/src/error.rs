@@ -28,10 +28,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -151,7 +148,9 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code, "Not found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
-            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
+            }
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
@@ -168,12 +167,12 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{e:#}"), "request failed");
                 "An unexpected error occurred; quote the request id when reporting it.".to_owned()
             }
-            Self::Validation(errors) => errors
-                .iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; "),
-            Self::TooManyRequests { retry_after_secs } => format!("Too many attempts; try again in {retry_after_secs} s."),
+            Self::Validation(errors) => {
+                errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ")
+            }
+            Self::TooManyRequests { retry_after_secs } => {
+                format!("Too many attempts; try again in {retry_after_secs} s.")
+            }
             other => other.to_string(),
         };
         let errors = match self {
@@ -220,7 +219,9 @@ impl From<JsonRejection> for ApiError {
                     std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()
                 ),
             ),
-            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType("Send the body as `Content-Type: application/json`.".into()),
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("Send the body as `Content-Type: application/json`.".into())
+            }
             other => Self::bad_request("unreadable_body", other.body_text()),
         }
     }
@@ -307,7 +308,10 @@ mod tests {
 
     #[test]
     fn serde_messages_name_the_field() {
-        assert_eq!(serde_field_error("missing field `email` at line 1 column 2"), FieldError::new("email", "is required"));
+        assert_eq!(
+            serde_field_error("missing field `email` at line 1 column 2"),
+            FieldError::new("email", "is required")
+        );
         assert_eq!(
             serde_field_error("password: invalid type: integer `1`, expected a string at line 1 column 14"),
             FieldError::new("password", "invalid type: integer `1`, expected a string")

@@ -1,7 +1,10 @@
 //! What every HTTP surface shares: request ids, request spans and metrics, the operations
 //! routes (`/health`, `/ready`, `/metrics`), the docs routes and graceful serving.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Json, Router,
@@ -57,11 +60,8 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .and_then(|s| Uuid::parse_str(s).ok())
         .unwrap_or_else(Uuid::now_v7);
     req.extensions_mut().insert(RequestId(id));
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let span = tracing::info_span!("http_request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
@@ -90,12 +90,7 @@ pub struct Readiness {
 impl Readiness {
     /// Checks `db`, `redis` and the broker at `amqp_url`.
     pub fn new(db: PgPool, redis: Redis, amqp_url: &str) -> Self {
-        Self {
-            db,
-            redis,
-            amqp_url: amqp_url.to_owned(),
-            amqp: Arc::default(),
-        }
+        Self { db, redis, amqp_url: amqp_url.to_owned(), amqp: Arc::default() }
     }
 
     async fn check_amqp(&self) -> anyhow::Result<()> {
@@ -120,7 +115,9 @@ async fn ready(State(r): State<Readiness>) -> Response {
         Err(_) => "down: timed out".to_owned(),
     };
     let (pg, redis, rabbit) = tokio::join!(
-        tokio::time::timeout(limit, async { sqlx::query("select 1").execute(&r.db).await.map(|_| ()).map_err(Into::into) }),
+        tokio::time::timeout(limit, async {
+            sqlx::query("select 1").execute(&r.db).await.map(|_| ()).map_err(Into::into)
+        }),
         tokio::time::timeout(limit, r.redis.ping()),
         tokio::time::timeout(limit, r.check_amqp()),
     );
@@ -158,15 +155,29 @@ pub fn docs_routes(spec: utoipa::openapi::OpenApi) -> Router {
 <script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script></body></html>"#
     );
     Router::new()
-        .route("/openapi.json", get(move || { let json = json.clone(); async move { Json((*json).clone()) } }))
-        .route("/docs", get(move || { let page = page.clone(); async move { Html(page) } }))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = json.clone();
+                async move { Json((*json).clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = page.clone();
+                async move { Html(page) }
+            }),
+        )
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 /// Adds the `bearer` security scheme (JWT access token) to an OpenAPI document.

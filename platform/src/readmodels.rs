@@ -46,8 +46,7 @@ pub struct Profile {
 }
 
 /// Columns of [`Profile`].
-pub const PROFILE_COLUMNS: &str =
-    "user_id, username, nickname, bio, avatar_url, points, level, total_scans, total_recycles, invite_code, created_at, version";
+pub const PROFILE_COLUMNS: &str = "user_id, username, nickname, bio, avatar_url, points, level, total_scans, total_recycles, invite_code, created_at, version";
 
 /// The cache key of a profile.
 pub fn profile_key(redis: &Redis, user_id: Uuid) -> String {

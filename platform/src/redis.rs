@@ -28,18 +28,11 @@ impl Redis {
         let mut config = Config::from_url(&settings.redis_url);
         config.pool = Some(PoolConfig {
             max_size: 32,
-            timeouts: Timeouts {
-                wait: Some(OP_TIMEOUT),
-                create: Some(OP_TIMEOUT),
-                recycle: Some(OP_TIMEOUT),
-            },
+            timeouts: Timeouts { wait: Some(OP_TIMEOUT), create: Some(OP_TIMEOUT), recycle: Some(OP_TIMEOUT) },
             ..PoolConfig::default()
         });
         let pool = config.create_pool(Some(Runtime::Tokio1)).context("building the Redis pool (REDIS_URL)")?;
-        Ok(Self {
-            pool,
-            prefix: settings.redis_prefix.clone(),
-        })
+        Ok(Self { pool, prefix: settings.redis_prefix.clone() })
     }
 
     /// `{prefix}:{suffix}`, e.g. `eco:profile:{user_id}`.

@@ -152,7 +152,8 @@ impl Settings {
             s.migrate_on_start = matches!(v.as_str(), "1" | "true" | "yes");
         }
         if let Some(v) = parse_env("CONSISTENCY_TIMEOUT_MS") {
-            s.consistency_timeout = Duration::from_millis(v.parse().context("CONSISTENCY_TIMEOUT_MS must be a number")?);
+            s.consistency_timeout =
+                Duration::from_millis(v.parse().context("CONSISTENCY_TIMEOUT_MS must be a number")?);
         }
         if let Some(v) = parse_env("RELAY_BATCH_SIZE") {
             s.relay_batch_size = v.parse().context("RELAY_BATCH_SIZE must be a number")?;
@@ -207,9 +208,9 @@ fn secret(get: &impl Fn(&str) -> Option<String>, name: &str) -> anyhow::Result<O
         return Ok(Some(v));
     }
     match get(&format!("{name}_FILE")).filter(|v| !v.trim().is_empty()) {
-        Some(path) => std::fs::read_to_string(Path::new(&path))
-            .map(Some)
-            .with_context(|| format!("reading {name}_FILE {path}")),
+        Some(path) => {
+            std::fs::read_to_string(Path::new(&path)).map(Some).with_context(|| format!("reading {name}_FILE {path}"))
+        }
         None => Ok(None),
     }
 }

@@ -52,10 +52,7 @@ pub struct Topology {
 impl Topology {
     /// Topology under `prefix` with one retry tier per delay.
     pub fn new(prefix: &str, retry_delays: &[Duration]) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-            retry_delays: retry_delays.to_vec(),
-        }
+        Self { prefix: prefix.to_owned(), retry_delays: retry_delays.to_vec() }
     }
 
     /// `{prefix}.events`.
@@ -93,10 +90,7 @@ impl Topology {
     /// Declares the exchange and every consumer's queues and bindings. Idempotent; a queue that
     /// exists with other arguments makes it fail with the broker's reason.
     pub async fn declare(&self, channel: &Channel, consumers: &[ConsumerSpec]) -> anyhow::Result<()> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
+        let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
         channel
             .exchange_declare(&self.exchange(), ExchangeKind::Topic, durable, FieldTable::default())
             .await
@@ -108,15 +102,9 @@ impl Topology {
     }
 
     async fn declare_consumer(&self, channel: &Channel, spec: &ConsumerSpec) -> anyhow::Result<()> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         let queue = self.queue(spec);
-        channel
-            .queue_declare(&queue, durable, quorum())
-            .await
-            .with_context(|| format!("declaring queue {queue}"))?;
+        channel.queue_declare(&queue, durable, quorum()).await.with_context(|| format!("declaring queue {queue}"))?;
         for key in spec.bindings {
             channel
                 .queue_bind(&queue, &self.exchange(), key, QueueBindOptions::default(), FieldTable::default())
@@ -124,10 +112,7 @@ impl Topology {
                 .with_context(|| format!("binding {queue} to {key}"))?;
         }
         let parked = self.parked_queue(spec);
-        channel
-            .queue_declare(&parked, durable, quorum())
-            .await
-            .with_context(|| format!("declaring queue {parked}"))?;
+        channel.queue_declare(&parked, durable, quorum()).await.with_context(|| format!("declaring queue {parked}"))?;
         for (tier, delay) in self.retry_delays.iter().enumerate() {
             let retry = self.retry_queue(spec, tier + 1);
             let mut args = FieldTable::default();
@@ -135,10 +120,7 @@ impl Topology {
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl_ms));
             args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
             args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(queue.as_str())));
-            channel
-                .queue_declare(&retry, durable, args)
-                .await
-                .with_context(|| format!("declaring queue {retry}"))?;
+            channel.queue_declare(&retry, durable, args).await.with_context(|| format!("declaring queue {retry}"))?;
         }
         Ok(())
     }

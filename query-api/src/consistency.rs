@@ -25,11 +25,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Consistency {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let Some(value) = parts.headers.get(TOKEN_HEADER) else { return Ok(Self(None)) };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(ConsistencyToken::decode)
-            .ok_or_else(|| ApiError::bad_request("invalid_consistency_token", "X-Consistency-Token is not a token a command returned."))?;
+        let token = value.to_str().ok().and_then(ConsistencyToken::decode).ok_or_else(|| {
+            ApiError::bad_request("invalid_consistency_token", "X-Consistency-Token is not a token a command returned.")
+        })?;
         Ok(Self(Some(token)))
     }
 }

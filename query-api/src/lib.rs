@@ -71,9 +71,8 @@ impl App {
             settings: settings.clone(),
             applied: Arc::new(Notify::new()),
         };
-        let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-            .nest("/api/v1", routes::router())
-            .split_for_parts();
+        let (api, spec) =
+            OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();
         let router = api
             .with_state(state.clone())
             .merge(docs_routes(spec))
@@ -91,7 +90,11 @@ impl App {
 
     /// Serves until `shutdown`, then drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tokio::spawn(consistency::listen_for_projections(self.state.db.clone(), self.state.applied.clone(), shutdown.clone()));
+        tokio::spawn(consistency::listen_for_projections(
+            self.state.db.clone(),
+            self.state.applied.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(addr = %self.listener.local_addr()?, "query-api listening");
         serve(self.listener, self.router, shutdown).await.context("serving query-api")
     }

@@ -1,0 +1,324 @@
+//! Harness for end-to-end tests: every EcoEco process, in-process on port 0, against the real
+//! PostgreSQL, Redis and RabbitMQ of the machine, isolated per test.
+//!
+//! Each [`TestSystem`] gets its own database (`ecoeco_test_<id>`), AMQP prefix and Redis key
+//! prefix, so tests run in parallel and never see each other's events. Dropping it stops the
+//! processes and removes the database, queues, exchange and keys.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod proxy;
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use platform::{
+    Settings,
+    topology::{CONSUMERS, Topology},
+};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use reqwest::StatusCode;
+
+/// Test settings: the machine's services (or `DATABASE_URL`, `REDIS_URL`, `AMQP_URL`), a fresh
+/// database name and prefixes, fast retry tiers.
+pub fn isolated_settings() -> Settings {
+    let mut s = Settings::from_env().expect("settings");
+    let id = Uuid::new_v4().simple().to_string();
+    let short = &id[..12];
+    s.database_url = with_database(&s.database_url, &format!("ecoeco_test_{short}"));
+    s.amqp_prefix = format!("t{short}");
+    s.redis_prefix = format!("t{short}");
+    s.retry_delays = vec![Duration::from_millis(100), Duration::from_millis(200)];
+    s.database_max_connections = 5;
+    s.bind_addr = Some("127.0.0.1:0".parse().unwrap());
+    s
+}
+
+/// `url` pointing at database `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Which processes a test starts, and where the workers reach the broker.
+#[derive(Clone)]
+pub struct Options {
+    /// Start the relay and projectors.
+    pub workers: bool,
+    /// Broker URL for the workers only (e.g. through a [`proxy::TcpProxy`]).
+    pub workers_amqp_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { workers: true, workers_amqp_url: None }
+    }
+}
+
+/// A running, isolated EcoEco.
+pub struct TestSystem {
+    /// The settings every process got.
+    pub settings: Settings,
+    /// `http://127.0.0.1:<port>` of command-api.
+    pub command_url: String,
+    /// `http://127.0.0.1:<port>` of query-api.
+    pub query_url: String,
+    /// `http://127.0.0.1:<port>` of the workers' ops routes, when started.
+    pub workers_url: Option<String>,
+    /// A pool on the test's database, for assertions.
+    pub db: PgPool,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    workers_stop: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    workers_task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+impl TestSystem {
+    /// Every process, on the machine's broker.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// The processes `options` asks for.
+    pub async fn start_with(options: Options) -> Self {
+        init_logs();
+        let settings = isolated_settings();
+        let db = platform::db::connect(&settings).await.expect("test database");
+        let mut no_migrate = settings.clone();
+        no_migrate.migrate_on_start = false;
+
+        let stop = CancellationToken::new();
+        let command = command_api::App::build(no_migrate.clone()).await.expect("command-api");
+        let query = query_api::App::build(no_migrate.clone()).await.expect("query-api");
+        let command_url = format!("http://127.0.0.1:{}", command.port());
+        let query_url = format!("http://127.0.0.1:{}", query.port());
+        let tasks = vec![
+            tokio::spawn(command.run_until_stopped(stop.clone())),
+            tokio::spawn(query.run_until_stopped(stop.clone())),
+        ];
+
+        let mut system = Self {
+            settings,
+            command_url,
+            query_url,
+            workers_url: None,
+            db,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            stop,
+            workers_stop: CancellationToken::new(),
+            tasks,
+            workers_task: None,
+        };
+        if options.workers {
+            system.start_workers(options.workers_amqp_url).await;
+        } else {
+            workers::declare_topology(&system.settings).await.expect("topology");
+        }
+        system
+    }
+
+    /// Starts (or restarts) the workers process, optionally on another broker URL.
+    pub async fn start_workers(&mut self, amqp_url: Option<String>) {
+        let mut settings = self.settings.clone();
+        settings.migrate_on_start = false;
+        if let Some(url) = amqp_url {
+            settings.amqp_url = url;
+        }
+        self.workers_stop = CancellationToken::new();
+        let app = workers::App::build(settings, workers::Role::ALL.to_vec()).await.expect("workers");
+        self.workers_url = Some(format!("http://127.0.0.1:{}", app.port()));
+        self.workers_task = Some(tokio::spawn(app.run_until_stopped(self.workers_stop.clone())));
+    }
+
+    /// Stops the workers as SIGTERM would, and waits until they finished their work in hand.
+    pub async fn stop_workers(&mut self) {
+        self.workers_stop.cancel();
+        if let Some(task) = self.workers_task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task).await.expect("workers stop in time").unwrap().unwrap();
+        }
+    }
+
+    /// Queue and exchange names of this test.
+    pub fn topology(&self) -> Topology {
+        Topology::new(&self.settings.amqp_prefix, &self.settings.retry_delays)
+    }
+
+    /// POST JSON to command-api.
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        Response::from(self.http.post(format!("{}{path}", self.command_url)).json(body).send().await.unwrap()).await
+    }
+
+    /// POST raw bytes to command-api as `application/json`.
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
+        let req =
+            self.http.post(format!("{}{path}", self.command_url)).header("content-type", "application/json").body(body);
+        Response::from(req.send().await.unwrap()).await
+    }
+
+    /// GET from query-api with a bearer token and optional consistency token.
+    pub async fn query(&self, path: &str, bearer: &str, consistency: Option<&str>) -> Response {
+        let mut req = self.http.get(format!("{}{path}", self.query_url)).bearer_auth(bearer);
+        if let Some(token) = consistency {
+            req = req.header("x-consistency-token", token);
+        }
+        Response::from(req.send().await.unwrap()).await
+    }
+
+    /// Registers a user with a unique username; returns the response.
+    pub async fn register(&self, name: impl std::fmt::Display) -> Registered {
+        let suffix = &Uuid::new_v4().simple().to_string()[..8];
+        let username = format!("{name}_{suffix}");
+        let res = self
+            .post(
+                "/api/v1/auth/register",
+                &serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "recycle2026"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+        Registered {
+            user_id: res.body["user"]["id"].as_str().unwrap().parse().unwrap(),
+            username,
+            access_token: res.body["access_token"].as_str().unwrap().to_owned(),
+            consistency_token: res.header("x-consistency-token").unwrap(),
+        }
+    }
+
+    /// Polls `check` every 20 ms until it returns `Some`, for at most `limit`.
+    pub async fn eventually<T, F, Fut>(&self, limit: Duration, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Number of rows `sql` (a `select count(*)`) returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+}
+
+/// A registered user.
+pub struct Registered {
+    /// Id.
+    pub user_id: Uuid,
+    /// Username.
+    pub username: String,
+    /// Access token.
+    pub access_token: String,
+    /// `X-Consistency-Token` of the registration.
+    pub consistency_token: String,
+}
+
+/// A response, read whole.
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body as JSON (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Response {
+    async fn from(res: reqwest::Response) -> Self {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Self { status, headers, body }
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// Asserts a problem+json with `status` and `code`; returns the body.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) -> &Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.header("content-type").as_deref(), Some("application/problem+json"));
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert_eq!(self.body["status"], status.as_u16());
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+        assert_eq!(self.body["request_id"].as_str(), self.header("x-request-id").as_deref());
+        &self.body
+    }
+}
+
+impl Drop for TestSystem {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.workers_stop.cancel();
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(t) = &self.workers_task {
+            t.abort();
+        }
+        let settings = self.settings.clone();
+        // Cleanup needs async I/O but Drop is sync: run it on a runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(cleanup(settings));
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn cleanup(settings: Settings) {
+    if let Ok(conn) = platform::amqp::connect(&settings.amqp_url, "test cleanup").await
+        && let Ok(channel) = conn.create_channel().await
+    {
+        let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays);
+        let mut queues: Vec<String> = CONSUMERS.iter().flat_map(|c| topology.queues_of(c)).collect();
+        queues.push(format!("{}.test-tap", settings.amqp_prefix));
+        for q in queues {
+            let _ = channel.queue_delete(&q, QueueDeleteOptions::default()).await;
+        }
+        let _ = channel.exchange_delete(&topology.exchange(), ExchangeDeleteOptions::default()).await;
+        let _ = conn.close(200, "cleanup").await;
+    }
+    if let Ok(client) = redis::Client::open(settings.redis_url.as_str())
+        && let Ok(mut c) = client.get_multiplexed_async_connection().await
+    {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", settings.redis_prefix))
+            .query_async(&mut c)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut c).await;
+        }
+    }
+    let name =
+        settings.database_url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default().to_owned();
+    if let Ok(mut admin) = PgConnection::connect(&with_database(&settings.database_url, "postgres")).await {
+        let _ = sqlx::query(&format!(r#"drop database if exists "{name}" with (force)"#)).execute(&mut admin).await;
+    }
+}

@@ -10,9 +10,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            next: Duration::from_millis(100),
-        }
+        Self { next: Duration::from_millis(100) }
     }
 }
 

@@ -43,7 +43,6 @@ use uuid::Uuid;
 
 use crate::backoff::Backoff;
 
-
 /// Why a projector could not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -98,15 +97,17 @@ pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown
     let name = projector.spec().name;
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        let mut consumer = Consumer {
-            ctx: &ctx,
-            projector: &*projector,
-        };
+        let mut consumer = Consumer { ctx: &ctx, projector: &*projector };
         match consumer.session(&shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(consumer = name, error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "consumer interrupted; reconnecting");
+                tracing::warn!(
+                    consumer = name,
+                    error = format!("{e:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "consumer interrupted; reconnecting"
+                );
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tokio::time::sleep(delay) => {}
@@ -138,16 +139,18 @@ impl<P: Projector> Consumer<'_, P> {
         let queue = self.ctx.topology.queue(spec);
         let conn = amqp::connect(&self.ctx.amqp_url, &format!("consumer {}", spec.name)).await?;
         let channel = conn.create_channel().await.context("opening the consume channel")?;
-        channel
-            .basic_qos(self.ctx.batch_size, BasicQosOptions::default())
-            .await
-            .context("setting the prefetch")?;
+        channel.basic_qos(self.ctx.batch_size, BasicQosOptions::default()).await.context("setting the prefetch")?;
         // Retry and park publishes use their own connection (publishing can be throttled by the
         // broker; consuming must not be).
         let publish_conn = amqp::connect(&self.ctx.amqp_url, &format!("consumer {} publisher", spec.name)).await?;
         let publish = amqp::confirm_channel(&publish_conn).await?;
         let deliveries = channel
-            .basic_consume(&queue, &format!("{}-{}", spec.name, Uuid::now_v7()), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                &queue,
+                &format!("{}-{}", spec.name, Uuid::now_v7()),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .with_context(|| format!("consuming {queue}"))?;
         tracing::info!(consumer = spec.name, queue = %queue, "consuming");
@@ -202,18 +205,19 @@ impl<P: Projector> Consumer<'_, P> {
                                 self.settle_failures(channel, publish, failed, true).await?;
                                 return Err(e.context("applying an event"));
                             }
-                            Err(BatchError::Apply(ApplyError::Transient(e))) => failed.push((delivery, Failed::Retry(format!("{e:#}")))),
-                            Err(BatchError::Apply(ApplyError::Permanent { code, detail })) => failed.push((delivery, Failed::Park { code, detail })),
+                            Err(BatchError::Apply(ApplyError::Transient(e))) => {
+                                failed.push((delivery, Failed::Retry(format!("{e:#}"))))
+                            }
+                            Err(BatchError::Apply(ApplyError::Permanent { code, detail })) => {
+                                failed.push((delivery, Failed::Park { code, detail }))
+                            }
                         }
                     }
                 }
             }
         }
         self.settle_failures(channel, publish, failed, false).await?;
-        channel
-            .basic_ack(last_tag, BasicAckOptions { multiple: true })
-            .await
-            .context("acknowledging the batch")?;
+        channel.basic_ack(last_tag, BasicAckOptions { multiple: true }).await.context("acknowledging the batch")?;
         Ok(())
     }
 
@@ -257,7 +261,13 @@ impl<P: Projector> Consumer<'_, P> {
 
     /// Sends failed deliveries to their retry tier or the parked queue (confirmed), and acks
     /// them individually when the batch will not be acked as a whole.
-    async fn settle_failures(&self, channel: &Channel, publish: &Channel, failed: Vec<(Delivery, Failed)>, ack_each: bool) -> anyhow::Result<()> {
+    async fn settle_failures(
+        &self,
+        channel: &Channel,
+        publish: &Channel,
+        failed: Vec<(Delivery, Failed)>,
+        ack_each: bool,
+    ) -> anyhow::Result<()> {
         let spec = self.spec();
         let tiers = self.ctx.topology.retry_delays().len();
         for (delivery, failure) in failed {
@@ -284,7 +294,13 @@ impl<P: Projector> Consumer<'_, P> {
             };
             let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
             let confirm = publish
-                .basic_publish("", &queue, BasicPublishOptions { mandatory: true, ..Default::default() }, &delivery.data, properties)
+                .basic_publish(
+                    "",
+                    &queue,
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    &delivery.data,
+                    properties,
+                )
                 .await
                 .with_context(|| format!("publishing to {queue}"))?
                 .await
@@ -343,8 +359,15 @@ impl BatchError {
 /// 53 (insufficient resources), and the pool's own errors.
 fn is_unavailable(e: &sqlx::Error) -> bool {
     match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")),
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("53"))
+        }
         _ => false,
     }
 }

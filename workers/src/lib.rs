@@ -83,17 +83,11 @@ impl App {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
         declare_topology(&settings).await?;
-        let router = ops_routes(Readiness::new(db.clone(), redis.clone(), &settings.amqp_url)).layer(axum::middleware::from_fn(request_context));
+        let router = ops_routes(Readiness::new(db.clone(), redis.clone(), &settings.amqp_url))
+            .layer(axum::middleware::from_fn(request_context));
         let addr = settings.bind_addr_or(DEFAULT_PORT);
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self {
-            db,
-            redis,
-            settings,
-            roles,
-            listener,
-            router,
-        })
+        Ok(Self { db, redis, settings, roles, listener, router })
     }
 
     /// The bound port of the ops listener.
@@ -115,7 +109,12 @@ impl App {
             let stop = shutdown.clone();
             match role {
                 Role::Relay => {
-                    let relay = Relay::new(self.db.clone(), &self.settings.amqp_url, topology.exchange(), self.settings.relay_batch_size);
+                    let relay = Relay::new(
+                        self.db.clone(),
+                        &self.settings.amqp_url,
+                        topology.exchange(),
+                        self.settings.relay_batch_size,
+                    );
                     tasks.spawn(relay.run(stop));
                 }
                 Role::Profiles => {

@@ -53,12 +53,7 @@ enum Round {
 impl Relay {
     /// A relay publishing from `db` to `exchange` at `amqp_url`.
     pub fn new(db: PgPool, amqp_url: &str, exchange: String, batch_size: i64) -> Self {
-        Self {
-            db,
-            amqp_url: amqp_url.to_owned(),
-            exchange,
-            batch_size,
-        }
+        Self { db, amqp_url: amqp_url.to_owned(), exchange, batch_size }
     }
 
     /// Runs until `shutdown`, reconnecting to the broker and the database as often as needed.
@@ -69,7 +64,11 @@ impl Relay {
                 Ok(()) => break,
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    tracing::warn!(error = format!("{e:#}"), retry_in_ms = delay.as_millis() as u64, "relay interrupted; reconnecting");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "relay interrupted; reconnecting"
+                    );
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -131,10 +130,11 @@ impl Relay {
         .await
         .context("reading the outbox")?;
         if rows.is_empty() {
-            let pending: bool = sqlx::query_scalar("select exists (select 1 from eventstore.events where published_at is null)")
-                .fetch_one(&self.db)
-                .await
-                .context("checking the outbox")?;
+            let pending: bool =
+                sqlx::query_scalar("select exists (select 1 from eventstore.events where published_at is null)")
+                    .fetch_one(&self.db)
+                    .await
+                    .context("checking the outbox")?;
             return Ok(if pending { Round::HeldBack } else { Round::Drained });
         }
         let full = rows.len() as i64 == self.batch_size;
@@ -149,10 +149,7 @@ impl Relay {
                 .basic_publish(
                     &self.exchange,
                     &envelope.event_type,
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
+                    BasicPublishOptions { mandatory: true, ..Default::default() },
                     &payload,
                     amqp::event_properties(&envelope),
                 )

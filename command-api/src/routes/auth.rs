@@ -84,12 +84,7 @@ pub struct RegisterResponse {
 fn issue_tokens(state: &AppState, user_id: Uuid, username: &str, role: Role) -> Result<Tokens, ApiError> {
     let access = state.signer.sign(&Claims::new(user_id, username, role, TokenType::Access))?;
     let refresh = state.signer.sign(&Claims::new(user_id, username, role, TokenType::Refresh))?;
-    Ok(Tokens {
-        access_token: access,
-        refresh_token: refresh,
-        token_type: "Bearer",
-        expires_in: ACCESS_TOKEN_TTL_SECS,
-    })
+    Ok(Tokens { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_TOKEN_TTL_SECS })
 }
 
 /// Create an account with e-mail and password.
@@ -134,10 +129,13 @@ async fn register(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
-        on_constraint(e, &[
-            ("users_email_key", "email_taken", "An account with this e-mail address already exists."),
-            ("users_username_key", "username_taken", "This username is taken."),
-        ])
+        on_constraint(
+            e,
+            &[
+                ("users_email_key", "email_taken", "An account with this e-mail address already exists."),
+                ("users_username_key", "username_taken", "This username is taken."),
+            ],
+        )
     })?;
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
@@ -192,7 +190,9 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginReques
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     // Verified even when there is no account, so timing does not tell whether it exists.
     let ok = password::verify(body.password, stored).await?;
-    let account = account.filter(|_| ok).ok_or_else(|| ApiError::InvalidCredentials("The e-mail address or password is wrong.".into()))?;
+    let account = account
+        .filter(|_| ok)
+        .ok_or_else(|| ApiError::InvalidCredentials("The e-mail address or password is wrong.".into()))?;
     tracing::info!(user.id = %account.id, "signed in");
     Ok(Json(issue_tokens(&state, account.id, &account.username, account.role)?))
 }

@@ -3,8 +3,8 @@
 mod auth;
 
 use axum::http::{HeaderMap, HeaderValue};
-use platform::error::ApiError;
 use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
+use platform::error::ApiError;
 use utoipa_axum::router::OpenApiRouter;
 use uuid::Uuid;
 

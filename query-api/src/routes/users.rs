@@ -13,10 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{
-    AppState,
-    consistency::Consistency,
-};
+use crate::{AppState, consistency::Consistency};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me)).routes(routes!(auth_me))
@@ -40,10 +37,11 @@ async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> 
         }
         metrics::counter!("cache_requests_total", "cache" => "profile", "result" => "miss").increment(1);
     }
-    let profile: Option<Profile> = sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = $1"))
-        .bind(user_id)
-        .fetch_optional(&state.db)
-        .await?;
+    let profile: Option<Profile> =
+        sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = $1"))
+            .bind(user_id)
+            .fetch_optional(&state.db)
+            .await?;
     if let Some(p) = &profile
         && let Ok(json) = serde_json::to_string(p)
         && let Err(e) = state.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await
@@ -63,11 +61,18 @@ async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> 
         (status = 401, body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No profile (yet)", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
-async fn me(State(state): State<AppState>, AuthUser(claims): AuthUser, consistency: Consistency) -> Result<(HeaderMap, Json<Profile>), ApiError> {
+async fn me(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    consistency: Consistency,
+) -> Result<(HeaderMap, Json<Profile>), ApiError> {
     let freshness = consistency.wait(&state, &[&PROFILES]).await?;
-    let profile = load_profile(&state, claims.sub, freshness.requires_primary())
-        .await?
-        .ok_or_else(|| ApiError::not_found("profile_not_found", "This account has no profile yet; retry with the X-Consistency-Token of your last command."))?;
+    let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "profile_not_found",
+            "This account has no profile yet; retry with the X-Consistency-Token of your last command.",
+        )
+    })?;
     Ok((freshness.headers(), Json(profile)))
 }
 
@@ -94,7 +99,11 @@ pub struct Me {
         (status = 200, body = Me),
         (status = 401, body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
-async fn auth_me(State(state): State<AppState>, AuthUser(claims): AuthUser, consistency: Consistency) -> Result<(HeaderMap, Json<Me>), ApiError> {
+async fn auth_me(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    consistency: Consistency,
+) -> Result<(HeaderMap, Json<Me>), ApiError> {
     let freshness = consistency.wait(&state, &[&PROFILES]).await?;
     let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?;
     let me = Me {

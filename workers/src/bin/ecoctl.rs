@@ -33,7 +33,10 @@ async fn main() -> anyhow::Result<()> {
             };
             let applied = platform::db::migrate(&pool).await?;
             workers::declare_topology(&settings).await?;
-            println!("migrate: applied {applied} migration(s); topology declared under prefix `{}`", settings.amqp_prefix);
+            println!(
+                "migrate: applied {applied} migration(s); topology declared under prefix `{}`",
+                settings.amqp_prefix
+            );
         }
     }
     Ok(())

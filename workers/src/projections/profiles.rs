@@ -85,7 +85,10 @@ impl Projector for ProfilesProjector {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some((false, false)) = state {
-                        return Err(ApplyError::Transient(anyhow::anyhow!("profile {} does not exist yet", event.aggregate_id)));
+                        return Err(ApplyError::Transient(anyhow::anyhow!(
+                            "profile {} does not exist yet",
+                            event.aggregate_id
+                        )));
                     }
                 }
             }
@@ -105,17 +108,18 @@ impl Projector for ProfilesProjector {
         let mut changed: Vec<Uuid> = applied.iter().map(|e| e.aggregate_id).collect();
         changed.sort();
         changed.dedup();
-        let rows: Vec<Profile> = match sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = any($1)"))
-            .bind(&changed)
-            .fetch_all(&self.db)
-            .await
-        {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read profiles to refresh the cache");
-                return;
-            }
-        };
+        let rows: Vec<Profile> =
+            match sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = any($1)"))
+                .bind(&changed)
+                .fetch_all(&self.db)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read profiles to refresh the cache");
+                    return;
+                }
+            };
         for user_id in changed {
             let key = profile_key(&self.redis, user_id);
             let result = match rows.iter().find(|p| p.user_id == user_id) {

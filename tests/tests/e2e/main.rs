@@ -1,0 +1,8 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! End-to-end tests: all processes against real PostgreSQL, Redis and RabbitMQ.
+
+mod api;
+mod broker;
+mod delivery;
+mod support;

@@ -1,0 +1,90 @@
+//! Talking to the broker directly, as another service or an operator would.
+
+use std::time::Duration;
+
+use lapin::{
+    BasicProperties, Channel, Connection,
+    options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable},
+};
+use platform::amqp;
+use tests::TestSystem;
+
+/// A connection and confirm channel to the test's broker.
+pub async fn broker(system: &TestSystem) -> (Connection, Channel) {
+    let conn = amqp::connect(&system.settings.amqp_url, "test").await.unwrap();
+    let channel = amqp::confirm_channel(&conn).await.unwrap();
+    (conn, channel)
+}
+
+/// Publishes `body` to the test's exchange with `routing_key`, confirmed.
+pub async fn publish_raw(channel: &Channel, system: &TestSystem, routing_key: &str, body: &[u8]) {
+    let props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+    let confirm = channel
+        .basic_publish(&system.topology().exchange(), routing_key, BasicPublishOptions::default(), body, props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+}
+
+/// A parked message: its reason header and body.
+pub struct Parked {
+    pub reason: String,
+    pub detail: String,
+    pub retry_count: i64,
+    pub body: Vec<u8>,
+}
+
+/// Takes up to `n` messages from `queue`, waiting up to 15 s for them to arrive.
+pub async fn take_parked(channel: &Channel, queue: &str, n: usize) -> Vec<Parked> {
+    let mut found = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while found.len() < n && tokio::time::Instant::now() < deadline {
+        match channel.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+            Some(msg) => {
+                let headers = msg.delivery.properties.headers().clone();
+                found.push(Parked {
+                    reason: amqp::header_str(headers.as_ref(), "x-parked-reason").unwrap_or_default(),
+                    detail: amqp::header_str(headers.as_ref(), "x-parked-detail").unwrap_or_default(),
+                    retry_count: amqp::header_int(headers.as_ref(), "x-retry-count").unwrap_or(-1),
+                    body: msg.delivery.data.clone(),
+                });
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    found
+}
+
+/// A queue that receives every event on the test's exchange, in the order the broker got them.
+pub async fn tap(channel: &Channel, system: &TestSystem) -> String {
+    let name = format!("{}.test-tap", system.settings.amqp_prefix);
+    channel
+        .queue_declare(&name, QueueDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
+        .await
+        .unwrap();
+    channel
+        .queue_bind(&name, &system.topology().exchange(), "#", QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    name
+}
+
+/// Reads the `type` and `id` of every message waiting in `queue`.
+pub async fn drain(channel: &Channel, queue: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while let Some(msg) = channel.basic_get(queue, BasicGetOptions { no_ack: true }).await.unwrap() {
+        out.push(serde_json::from_slice(&msg.delivery.data).unwrap());
+    }
+    out
+}
+
+/// Header table with one string header.
+#[allow(dead_code)]
+pub fn header(name: &str, value: &str) -> FieldTable {
+    let mut t = FieldTable::default();
+    t.insert(name.into(), AMQPValue::LongString(value.into()));
+    t
+}
