@@ -11,6 +11,7 @@
 
 mod catalogue;
 mod envelope;
+pub mod rules;
 
 pub use catalogue::*;
 pub use envelope::*;

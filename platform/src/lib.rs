@@ -9,6 +9,8 @@ pub mod db;
 pub mod error;
 pub mod eventstore;
 pub mod http;
+pub mod leaderboard;
+pub mod periods;
 pub mod readmodels;
 pub mod redis;
 pub mod settings;

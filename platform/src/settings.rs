@@ -66,6 +66,11 @@ pub struct Settings {
     /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
     /// that still fails after the last one is parked.
     pub retry_delays: Vec<Duration>,
+    /// `SCAN_DAILY_CAP` (default 30): rewarded scans per user per local day.
+    pub scan_daily_cap: i64,
+    /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
+    /// nothing.
+    pub scan_unique_images: bool,
 }
 
 impl Settings {
@@ -89,6 +94,8 @@ impl Settings {
             relay_batch_size: 500,
             projector_batch_size: 200,
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
+            scan_daily_cap: 30,
+            scan_unique_images: true,
         }
     }
 
@@ -167,6 +174,12 @@ impl Settings {
                 .map(|ms| ms.trim().parse().map(Duration::from_millis))
                 .collect::<Result<_, _>>()
                 .context("RETRY_DELAYS_MS must be comma-separated milliseconds")?;
+        }
+        if let Some(v) = parse_env("SCAN_DAILY_CAP") {
+            s.scan_daily_cap = v.parse().context("SCAN_DAILY_CAP must be a number")?;
+        }
+        if let Some(v) = parse_env("SCAN_UNIQUE_IMAGES") {
+            s.scan_unique_images = matches!(v.as_str(), "1" | "true" | "yes");
         }
         s.check()?;
         Ok(s)

@@ -32,15 +32,51 @@ pub struct ConsumerSpec {
     pub bindings: &'static [&'static str],
 }
 
-/// The profiles projector: `GET /users/me`, `GET /auth/me`.
+/// The profiles projector: `GET /users/me`, `GET /auth/me`, `/users/me/points`, `/users/me/level`.
 pub const PROFILES: ConsumerSpec = ConsumerSpec {
     name: "projection.profiles",
     projection: Some("profiles"),
-    bindings: &["user.registered", "user.profile_updated", "user.deleted"],
+    bindings: &[
+        "user.registered",
+        "user.profile_updated",
+        "user.deleted",
+        "scan.recorded",
+        "recycle.completed",
+        "points.earned",
+    ],
+};
+
+/// The points policy: turns what users did into `points.earned` and `level.reached`.
+pub const POINTS_POLICY: ConsumerSpec = ConsumerSpec {
+    name: "points-policy",
+    projection: Some("points-policy"),
+    bindings: &["scan.recorded", "recycle.completed", "attendance.checked_in", "invite.accepted", "points.earned"],
+};
+
+/// The activity history projector: `GET /users/me/activities`.
+pub const ACTIVITIES: ConsumerSpec = ConsumerSpec {
+    name: "projection.activities",
+    projection: Some("activities"),
+    bindings: &[
+        "scan.recorded",
+        "recycle.completed",
+        "attendance.checked_in",
+        "invite.accepted",
+        "points.earned",
+        "level.reached",
+        "user.deleted",
+    ],
+};
+
+/// The leaderboards projector: `GET /leaderboards/*`.
+pub const LEADERBOARDS: ConsumerSpec = ConsumerSpec {
+    name: "projection.leaderboards",
+    projection: Some("leaderboards"),
+    bindings: &["points.earned", "user.deleted"],
 };
 
 /// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES];
+pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

@@ -39,6 +39,7 @@ use platform::{
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::backoff::Backoff;
@@ -241,7 +242,14 @@ impl<P: Projector> Consumer<'_, P> {
         let mut seen = HashSet::with_capacity(fresh.len());
         for event in events {
             let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
-                self.projector.apply(&mut tx, event).await.map_err(BatchError::from_apply)?;
+                let span = tracing::debug_span!(
+                    "apply_event",
+                    consumer = self.spec().name,
+                    event.id = %event.id,
+                    event.type = %event.event_type,
+                    correlation_id = ?event.correlation_id,
+                );
+                self.projector.apply(&mut tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
                 applied.push((*event).clone());
                 "applied"
             } else {

@@ -1,12 +1,14 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `projection.profiles`, …) narrows it, so roles can be scaled separately. All roles share one
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`)
+//! narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
 mod backoff;
 pub mod consumer;
+pub mod policies;
 pub mod projections;
 pub mod relay;
 
@@ -18,13 +20,18 @@ use platform::{
     Settings, amqp,
     http::{Readiness, ops_routes, request_context, serve},
     redis::Redis,
-    topology::{CONSUMERS, PROFILES, Topology},
+    topology::{ACTIVITIES, CONSUMERS, LEADERBOARDS, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::{consumer::ConsumerContext, projections::profiles::ProfilesProjector, relay::Relay};
+use crate::{
+    consumer::ConsumerContext,
+    policies::points::PointsPolicy,
+    projections::{activities::ActivitiesProjector, leaderboards::LeaderboardsProjector, profiles::ProfilesProjector},
+    relay::Relay,
+};
 
 /// Default port of the workers' `/health`, `/ready` and `/metrics`.
 pub const DEFAULT_PORT: u16 = 8083;
@@ -34,18 +41,28 @@ pub const DEFAULT_PORT: u16 = 8083;
 pub enum Role {
     /// The outbox relay.
     Relay,
+    /// The points policy.
+    PointsPolicy,
     /// The profiles projector.
     Profiles,
+    /// The activity history projector.
+    Activities,
+    /// The leaderboards projector.
+    Leaderboards,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 2] = [Role::Relay, Role::Profiles];
+    pub const ALL: [Role; 5] = [Role::Relay, Role::PointsPolicy, Role::Profiles, Role::Activities, Role::Leaderboards];
 
-    fn name(self) -> &'static str {
+    /// The role's name in `WORKER_ROLES`: `relay` or the consumer's name.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Relay => "relay",
+            Self::PointsPolicy => POINTS_POLICY.name,
             Self::Profiles => PROFILES.name,
+            Self::Activities => ACTIVITIES.name,
+            Self::Leaderboards => LEADERBOARDS.name,
         }
     }
 
@@ -117,9 +134,25 @@ impl App {
                     );
                     tasks.spawn(relay.run(stop));
                 }
+                Role::PointsPolicy => {
+                    let policy = PointsPolicy {
+                        timezone: self.settings.app_timezone,
+                        scan_daily_cap: self.settings.scan_daily_cap,
+                        unique_images: self.settings.scan_unique_images,
+                    };
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(policy), stop));
+                }
                 Role::Profiles => {
                     let projector = Arc::new(ProfilesProjector::new(self.db.clone(), self.redis.clone()));
                     tasks.spawn(consumer::run(ctx.clone(), projector, stop));
+                }
+                Role::Activities => {
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(ActivitiesProjector), stop));
+                }
+                Role::Leaderboards => {
+                    let projector =
+                        LeaderboardsProjector::new(self.db.clone(), self.redis.clone(), self.settings.app_timezone);
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
                 }
             }
         }

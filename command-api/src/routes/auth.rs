@@ -41,6 +41,8 @@ pub struct RegisterRequest {
     pub password: String,
     /// Display name, up to 40 characters; defaults to the username.
     pub nickname: Option<String>,
+    /// A friend's invite code; the friend earns 100 points.
+    pub invite_code: Option<String>,
 }
 
 /// The account as its owner sees it.
@@ -108,14 +110,31 @@ async fn register(
         password: body.password,
         nickname: body.nickname,
     };
-    let account = domain::register(&input, Uuid::now_v7()).map_err(|problems| {
+    let invalid = |problems: Vec<domain::Invalid>| {
         ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
-    })?;
+    };
+    let mut account = domain::register(&input, Uuid::now_v7()).map_err(invalid)?;
+    if let Some(code) = body.invite_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+        let inviter: Option<Uuid> =
+            sqlx::query_scalar("select user_id from read.profiles where invite_code = upper($1)")
+                .bind(code)
+                .fetch_optional(&state.db)
+                .await?;
+        let inviter = inviter.ok_or_else(|| ApiError::invalid("invite_code", "is not a known invite code"))?;
+        domain::accept_invite(&mut account, inviter).map_err(invalid)?;
+    }
     let password_hash = password::hash(input.password).await?;
     let mut events: Vec<Event> = account
         .events
         .into_iter()
-        .map(|data| Event::new(SOURCE, account.user_id, data).caused_by(Some(request_id), None))
+        .map(|data| {
+            // An invitation is about the inviter: it lands in their stream and history.
+            let about = match &data {
+                events::EventData::InviteAccepted(i) => i.inviter_id,
+                _ => account.user_id,
+            };
+            Event::new(SOURCE, about, data).caused_by(Some(request_id), None)
+        })
         .collect();
 
     let mut tx = state.db.begin().await?;

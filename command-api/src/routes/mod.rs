@@ -1,5 +1,6 @@
 //! HTTP adapters of command-api: parse, call the domain, persist, answer.
 
+mod activity;
 mod auth;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -12,7 +13,7 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router())
+    OpenApiRouter::new().merge(auth::router()).merge(activity::router())
 }
 
 /// Routes outside `/api/v1`.

@@ -3,9 +3,10 @@
 //! Idempotent because the framework applies each event at most once, and order-tolerant per
 //! user: `user.registered` inserts only if absent and never after `user.deleted` (the
 //! `read.forgotten_users` tombstone); `user.profile_updated` only moves `profile_sequence`
-//! forward, and waits (transient error, retried) when it overtakes the registration.
+//! forward, and waits (transient error, retried) when it overtakes the registration; counters
+//! and points are commutative additions, and the level is derived from the points.
 
-use events::{Event, EventData};
+use events::{Event, EventData, rules::level_for};
 use platform::{
     readmodels::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key},
     redis::Redis,
@@ -37,6 +38,46 @@ pub fn invite_code(user_id: Uuid) -> String {
     let digest = Sha256::digest(user_id.as_bytes());
     let bits = u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], 0, 0, 0]) >> 24;
     (0..8).rev().map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
+}
+
+impl ProfilesProjector {
+    /// A commutative change to a profile (`set_clause` may use `$2` = `amount`): counters and
+    /// points add up the same in any order. The level is recomputed from the points. Waits
+    /// (transient error) when the event overtook the registration.
+    async fn bump(tx: &mut PgConnection, event: &Event, set_clause: &str, amount: i64) -> Result<(), ApplyError> {
+        let updated = sqlx::query(&format!(
+            "update read.profiles set {set_clause}, version = version + 1, updated_at = now() where user_id = $1 returning points"
+        ))
+        .bind(event.aggregate_id)
+        .bind(amount)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match updated {
+            Some(points) => {
+                let points: i64 = sqlx::Row::get(&points, 0);
+                sqlx::query("update read.profiles set level = $2 where user_id = $1")
+                    .bind(event.aggregate_id)
+                    .bind(level_for(points))
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+            None => Self::missing_profile(tx, event.aggregate_id).await,
+        }
+    }
+
+    /// A profile that is not there: gone for good (forgotten) is fine, not there yet is transient.
+    async fn missing_profile(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApplyError> {
+        let forgotten: bool =
+            sqlx::query_scalar("select exists (select 1 from read.forgotten_users where user_id = $1)")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if forgotten {
+            return Ok(());
+        }
+        Err(ApplyError::Transient(anyhow::anyhow!("profile {user_id} does not exist yet")))
+    }
 }
 
 impl Projector for ProfilesProjector {
@@ -78,20 +119,19 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    let state: Option<(bool, bool)> = sqlx::query_as(
-                        "select exists (select 1 from read.profiles where user_id = $1), exists (select 1 from read.forgotten_users where user_id = $1)",
-                    )
-                    .bind(event.aggregate_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some((false, false)) = state {
-                        return Err(ApplyError::Transient(anyhow::anyhow!(
-                            "profile {} does not exist yet",
-                            event.aggregate_id
-                        )));
+                    let exists: bool =
+                        sqlx::query_scalar("select exists (select 1 from read.profiles where user_id = $1)")
+                            .bind(event.aggregate_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if !exists {
+                        Self::missing_profile(tx, event.aggregate_id).await?;
                     }
                 }
             }
+            EventData::ScanRecorded(_) => Self::bump(tx, event, "total_scans = total_scans + 1", 0).await?,
+            EventData::RecycleCompleted(_) => Self::bump(tx, event, "total_recycles = total_recycles + 1", 0).await?,
+            EventData::PointsEarned(p) => Self::bump(tx, event, "points = points + $2", p.amount).await?,
             EventData::UserDeleted(e) => {
                 sqlx::query("delete from read.profiles where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
                 sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")

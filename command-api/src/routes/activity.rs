@@ -1,0 +1,170 @@
+//! What users do: scan, recycle, check in. Each records one event and answers 202.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use chrono::{DateTime, Utc};
+use events::{Category, Event, EventData};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson, FieldError},
+    eventstore,
+    http::RequestId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{consistency_headers, on_constraint};
+use crate::{AppState, SOURCE, domain};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(scan)).routes(routes!(recycle)).routes(routes!(attendance))
+}
+
+fn invalid(problems: Vec<domain::Invalid>) -> ApiError {
+    ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
+}
+
+/// Records `data` about `user_id` and answers 202 with the consistency token.
+async fn record(
+    state: &AppState,
+    user_id: Uuid,
+    request_id: Uuid,
+    data: EventData,
+    body: serde_json::Value,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let mut events = [Event::new(SOURCE, user_id, data).caused_by(Some(request_id), None)];
+    let mut tx = state.db.begin().await?;
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(body)))
+}
+
+/// A scan.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct ScanRequest {
+    /// One of plastic, paper, metal, glass, general, food, large, electronic, hazardous.
+    #[schema(value_type = String)]
+    pub category: Category,
+    /// The item, 1 to 200 characters.
+    pub item_name: String,
+    /// Classifier confidence, 0 to 1.
+    pub confidence: Option<f64>,
+    /// Hex SHA-256 of the image; an image already rewarded pays nothing.
+    pub image_sha256: Option<String>,
+    /// When the scan was taken (default now); at most 7 days ago.
+    pub scanned_at: Option<DateTime<Utc>>,
+}
+
+/// Accepted scan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanAccepted {
+    /// The scan's id.
+    pub scan_id: Uuid,
+}
+
+/// Record a scan. Points (10, up to the daily cap) follow asynchronously.
+#[utoipa::path(post, path = "/scans", tag = "activity", request_body = ScanRequest, security(("bearer" = [])),
+    responses(
+        (status = 202, body = ScanAccepted, headers(("x-consistency-token" = String))),
+        (status = 422, body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<ScanRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let scan_id = Uuid::now_v7();
+    let input = domain::ScanInput {
+        category: body.category,
+        item_name: body.item_name,
+        confidence: body.confidence,
+        image_sha256: body.image_sha256,
+        scanned_at: body.scanned_at,
+    };
+    let data = domain::record_scan(claims.sub, scan_id, input, Utc::now()).map_err(invalid)?;
+    record(&state, claims.sub, request_id, data, serde_json::json!(ScanAccepted { scan_id })).await
+}
+
+/// A recycle.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct RecycleRequest {
+    /// What was recycled.
+    #[schema(value_type = String)]
+    pub category: Category,
+    /// The bin used.
+    pub bin_id: Option<Uuid>,
+    /// The center used.
+    pub center_id: Option<Uuid>,
+    /// Where (with longitude).
+    pub latitude: Option<f64>,
+    /// Where (with latitude).
+    pub longitude: Option<f64>,
+}
+
+/// Accepted recycle.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecycleAccepted {
+    /// The recycle's id.
+    pub recycle_id: Uuid,
+}
+
+/// Record a completed recycle. Points (50) follow asynchronously.
+#[utoipa::path(post, path = "/recycles", tag = "activity", request_body = RecycleRequest, security(("bearer" = [])),
+    responses(
+        (status = 202, body = RecycleAccepted, headers(("x-consistency-token" = String))),
+        (status = 422, body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn recycle(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<RecycleRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let recycle_id = Uuid::now_v7();
+    let input = domain::RecycleInput {
+        category: body.category,
+        bin_id: body.bin_id,
+        center_id: body.center_id,
+        latitude: body.latitude,
+        longitude: body.longitude,
+    };
+    let data = domain::complete_recycle(claims.sub, recycle_id, input).map_err(invalid)?;
+    record(&state, claims.sub, request_id, data, serde_json::json!(RecycleAccepted { recycle_id })).await
+}
+
+/// Accepted check-in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckedIn {
+    /// The local date checked in.
+    pub date: chrono::NaiveDate,
+}
+
+/// Daily check-in (5 points). Once per local day in the app's time zone.
+#[utoipa::path(post, path = "/attendance", tag = "activity", security(("bearer" = [])),
+    responses(
+        (status = 202, body = CheckedIn, headers(("x-consistency-token" = String))),
+        (status = 409, description = "Already checked in today", body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn attendance(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+) -> Result<impl IntoResponse, ApiError> {
+    let data = domain::check_in(claims.sub, Utc::now(), state.settings.app_timezone);
+    let EventData::AttendanceCheckedIn(checked) = &data else { unreachable!("check_in returns a check-in") };
+    let date = checked.date;
+    let mut events = [Event::new(SOURCE, claims.sub, data).caused_by(Some(request_id), None)];
+    let mut tx = state.db.begin().await?;
+    sqlx::query("insert into app.check_ins (user_id, local_date, event_id) values ($1, $2, $3)")
+        .bind(claims.sub)
+        .bind(date)
+        .bind(events[0].id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| on_constraint(e, &[("check_ins_pkey", "already_checked_in", "You already checked in today.")]))?;
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(CheckedIn { date })))
+}

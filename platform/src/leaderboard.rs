@@ -1,0 +1,115 @@
+//! Leaderboards in Redis sorted sets, with `read.leaderboard_scores` in PostgreSQL as their
+//! durable source. Written by the leaderboards projector, read (and rebuilt) by query-api.
+//!
+//! One sorted set per period key (`{prefix}:lb:weekly:2026-W47`), member = user id. The score
+//! packs the points and the tie-break into one exact double: `points · 2^29 + (2^29 − 1 − s)`,
+//! where `s` is the seconds from 2024-01-01 to when the user reached those points, so among
+//! equal points whoever got there first sorts higher. 24 bits of points (16.7 million, far past
+//! any real total; larger totals saturate) and 29 bits of seconds (17 years) fit the 53-bit
+//! mantissa. Points only grow, so writes use `ZADD GT`: replaying or racing writers can only
+//! move a score forward, never back.
+//!
+//! A set is trusted only when its `…:ready` marker exists; the marker is set after a full
+//! rebuild from PostgreSQL. Flushing Redis removes both, and the next query rebuilds.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::redis::Redis;
+
+const TIME_BITS: u32 = 29;
+const POINTS_CAP: i64 = (1 << 24) - 1;
+const EPOCH_SECS: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+/// The sorted-set score of `points` reached at `reached_at`.
+pub fn score(points: i64, reached_at: DateTime<Utc>) -> f64 {
+    let slot = (1i64 << TIME_BITS) - 1;
+    let secs = (reached_at.timestamp() - EPOCH_SECS).clamp(0, slot);
+    (points.clamp(0, POINTS_CAP) * (1 << TIME_BITS) + (slot - secs)) as f64
+}
+
+/// The points a score encodes.
+pub fn points_of(score: f64) -> i64 {
+    (score as i64) >> TIME_BITS
+}
+
+/// The lowest score of anyone with more than `points`.
+pub fn min_score_above(points: i64) -> f64 {
+    ((points.clamp(0, POINTS_CAP) + 1) * (1 << TIME_BITS)) as f64
+}
+
+/// The sorted set of a period key.
+pub fn key(redis: &Redis, period_key: &str) -> String {
+    redis.key(format_args!("lb:{period_key}"))
+}
+
+/// The marker saying the set of `period_key` is complete.
+pub fn ready_key(redis: &Redis, period_key: &str) -> String {
+    redis.key(format_args!("lb:{period_key}:ready"))
+}
+
+/// The set of every period key that has a sorted set (to forget a user everywhere).
+pub fn index_key(redis: &Redis) -> String {
+    redis.key("lb:periods")
+}
+
+/// A row of `read.leaderboard_scores`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScoreRow {
+    /// Period key.
+    pub period_key: String,
+    /// User.
+    pub user_id: Uuid,
+    /// Points in the period.
+    pub points: i64,
+    /// When they reached them.
+    pub reached_at: DateTime<Utc>,
+}
+
+/// Writes scores with `ZADD GT` (never lowers one).
+pub async fn write(redis: &Redis, rows: &[ScoreRow]) -> anyhow::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    for row in rows {
+        pipe.cmd("ZADD")
+            .arg(key(redis, &row.period_key))
+            .arg("GT")
+            .arg(score(row.points, row.reached_at))
+            .arg(row.user_id.to_string())
+            .ignore();
+        pipe.cmd("SADD").arg(index_key(redis)).arg(&row.period_key).ignore();
+    }
+    redis.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+}
+
+/// Removes a user from every leaderboard.
+pub async fn forget(redis: &Redis, user_id: Uuid) -> anyhow::Result<()> {
+    let index = index_key(redis);
+    let periods: Vec<String> =
+        redis.run(move |mut c| async move { redis::cmd("SMEMBERS").arg(index).query_async(&mut c).await }).await?;
+    let mut pipe = redis::pipe();
+    for period in periods {
+        pipe.cmd("ZREM").arg(key(redis, &period)).arg(user_id.to_string()).ignore();
+    }
+    redis.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn more_points_rank_higher_and_ties_go_to_the_earlier() {
+        let early = Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).unwrap();
+        let late = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).unwrap();
+        assert!(score(101, late) > score(100, early));
+        assert!(score(100, early) > score(100, late));
+        assert_eq!(points_of(score(12_345, late)), 12_345);
+        assert!(min_score_above(100) > score(100, early));
+        assert!(min_score_above(100) <= score(101, late));
+    }
+}

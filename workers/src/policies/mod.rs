@@ -1,0 +1,3 @@
+//! Policies: consumers that react to events by recording new events.
+
+pub mod points;

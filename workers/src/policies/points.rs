@@ -1,0 +1,268 @@
+//! The points policy: pays for what users do (DESIGN §4) and announces level-ups.
+//!
+//! It consumes `scan.recorded`, `recycle.completed`, `attendance.checked_in` and
+//! `invite.accepted` whoever published them, and records `points.earned` (and `level.reached`
+//! for each level crossed) through the outbox **in the same transaction** as its ledger row,
+//! so an award and its announcement commit together or not at all.
+//!
+//! Idempotent twice over: the framework applies each event once per `(points-policy, event id)`,
+//! and the ledger's key is the rule plus the *domain* key of what earned it (the scan id, the
+//! recycle id, the user and day of a check-in, the invitee), so even the same scan re-published
+//! under a new event id pays once. Awards for one user are serialised by locking their
+//! `points.balances` row first, which keeps the daily cap exact with several workers running.
+//! An admin's `points.earned` (`reason: bonus`) is not paid again; it only moves the balance and
+//! may announce a level.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use events::{
+    Event, EventData, LevelReached, PointsEarned, PointsReason,
+    rules::{ATTENDANCE_POINTS, INVITE_POINTS, RECYCLE_POINTS, SCAN_POINTS, level_for},
+};
+use platform::{
+    eventstore,
+    topology::{ConsumerSpec, POINTS_POLICY},
+};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::consumer::{ApplyError, Projector};
+
+/// The `source` of the events this policy records.
+pub const SOURCE: &str = "points-policy";
+
+/// What the policy is configured with.
+#[derive(Debug, Clone)]
+pub struct PointsPolicy {
+    /// App time zone, for the day of the scan cap.
+    pub timezone: Tz,
+    /// Rewarded scans per user per local day.
+    pub scan_daily_cap: i64,
+    /// Pay an image hash only once.
+    pub unique_images: bool,
+}
+
+/// One possible award, decided from the event alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The ledger rule.
+    pub rule: &'static str,
+    /// The domain key of what earned it.
+    pub source_key: Uuid,
+    /// Who gets the points.
+    pub user_id: Uuid,
+    /// How many.
+    pub amount: i64,
+    /// Why.
+    pub reason: PointsReason,
+    /// For scans: the image hash.
+    pub image_sha256: Option<String>,
+}
+
+/// The award an event asks for, before caps and ledger (pure).
+pub fn candidate(event: &Event) -> Option<Candidate> {
+    let (rule, source_key, user_id, amount, reason, image) = match &event.data {
+        EventData::ScanRecorded(s) => {
+            ("scan", s.scan_id, s.user_id, SCAN_POINTS, PointsReason::Scan, s.image_sha256.clone())
+        }
+        EventData::RecycleCompleted(r) => {
+            ("recycle", r.recycle_id, r.user_id, RECYCLE_POINTS, PointsReason::Recycle, None)
+        }
+        EventData::AttendanceCheckedIn(a) => {
+            let day_key = Uuid::new_v5(&a.user_id, a.date.to_string().as_bytes());
+            ("attendance", day_key, a.user_id, ATTENDANCE_POINTS, PointsReason::Attendance, None)
+        }
+        EventData::InviteAccepted(i) => {
+            ("invite", i.invitee_id, i.inviter_id, INVITE_POINTS, PointsReason::Invite, None)
+        }
+        _ => return None,
+    };
+    Some(Candidate { rule, source_key, user_id, amount, reason, image_sha256: image })
+}
+
+/// The `level.reached` events for going from `before` to `after` points: one per level crossed.
+pub fn levels_crossed(user_id: Uuid, before: i64, after: i64) -> Vec<EventData> {
+    ((level_for(before) + 1)..=level_for(after))
+        .map(|level| LevelReached { user_id, level, points: after }.into())
+        .collect()
+}
+
+impl PointsPolicy {
+    fn local_date(&self, at: DateTime<Utc>) -> chrono::NaiveDate {
+        at.with_timezone(&self.timezone).date_naive()
+    }
+
+    /// Locks the user's balance row (creating it) and returns their points.
+    async fn lock_balance(tx: &mut PgConnection, user_id: Uuid) -> Result<i64, ApplyError> {
+        Ok(sqlx::query_scalar(
+            "insert into points.balances (user_id) values ($1)
+             on conflict (user_id) do update set updated_at = now()
+             returning points",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?)
+    }
+
+    /// Adds `amount` to the balance and records the resulting events after `source`.
+    async fn credit(
+        tx: &mut PgConnection,
+        source: &Event,
+        user_id: Uuid,
+        before: i64,
+        amount: i64,
+        earned: Option<EventData>,
+    ) -> Result<(), ApplyError> {
+        let after = before + amount;
+        sqlx::query("update points.balances set points = $2, level = $3 where user_id = $1")
+            .bind(user_id)
+            .bind(after)
+            .bind(level_for(after))
+            .execute(&mut *tx)
+            .await?;
+        let mut events: Vec<Event> = earned
+            .into_iter()
+            .chain(levels_crossed(user_id, before, after))
+            .map(|data| Event::new(SOURCE, user_id, data).caused_by(source.correlation_id, Some(source.id)))
+            .collect();
+        eventstore::append(tx, &mut events).await?;
+        Ok(())
+    }
+}
+
+impl Projector for PointsPolicy {
+    fn spec(&self) -> &'static ConsumerSpec {
+        &POINTS_POLICY
+    }
+
+    async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
+        if let EventData::PointsEarned(p) = &event.data {
+            // Only an admin's bonus is news to the balance; our own awards were counted already.
+            if p.reason == PointsReason::Bonus {
+                let before = Self::lock_balance(tx, p.user_id).await?;
+                Self::credit(tx, event, p.user_id, before, p.amount, None).await?;
+            }
+            return Ok(());
+        }
+        let Some(award) = candidate(event) else { return Ok(()) };
+        let before = Self::lock_balance(tx, award.user_id).await?;
+        let local_date = self.local_date(event.occurred_at);
+        if award.rule == "scan" {
+            let paid_today: i64 = sqlx::query_scalar(
+                "select count(*) from points.ledger where user_id = $1 and rule = 'scan' and local_date = $2",
+            )
+            .bind(award.user_id)
+            .bind(local_date)
+            .fetch_one(&mut *tx)
+            .await?;
+            if paid_today >= self.scan_daily_cap {
+                tracing::debug!(user.id = %award.user_id, "daily scan cap reached; no points");
+                return Ok(());
+            }
+            if self.unique_images
+                && let Some(hash) = &award.image_sha256
+            {
+                let first = sqlx::query(
+                    "insert into points.rewarded_images (image_sha256, user_id, source_event_id) values ($1, $2, $3)
+                     on conflict do nothing",
+                )
+                .bind(hash)
+                .bind(award.user_id)
+                .bind(event.id)
+                .execute(&mut *tx)
+                .await?;
+                if first.rows_affected() == 0 {
+                    tracing::debug!(user.id = %award.user_id, "image already rewarded; no points");
+                    return Ok(());
+                }
+            }
+        }
+        let earned = Event::new(
+            SOURCE,
+            award.user_id,
+            PointsEarned {
+                user_id: award.user_id,
+                amount: award.amount,
+                reason: award.reason,
+                source_event_id: event.id,
+            }
+            .into(),
+        );
+        let inserted = sqlx::query(
+            "insert into points.ledger (rule, source_key, user_id, amount, source_event_id, earned_event_id, local_date, earned_at)
+             values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+        )
+        .bind(award.rule)
+        .bind(award.source_key)
+        .bind(award.user_id)
+        .bind(award.amount)
+        .bind(event.id)
+        .bind(earned.id)
+        .bind(local_date)
+        .bind(event.occurred_at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(()); // already paid for this (rule, source)
+        }
+        Self::credit(tx, event, award.user_id, before, award.amount, Some(earned.data)).await
+    }
+
+    async fn after_commit(&self, _applied: &[Event]) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+    use events::{AttendanceCheckedIn, Category, InviteAccepted, ScanRecorded};
+
+    use super::*;
+
+    #[test]
+    fn each_action_pays_its_rule() {
+        let user = Uuid::now_v7();
+        let scan = Event::new(
+            "scan-service",
+            user,
+            ScanRecorded {
+                scan_id: Uuid::now_v7(),
+                user_id: user,
+                category: Category::Paper,
+                item_name: "box".into(),
+                confidence: None,
+                image_sha256: None,
+                scanned_at: Utc::now(),
+            }
+            .into(),
+        );
+        assert_eq!(candidate(&scan).map(|c| (c.rule, c.amount)), Some(("scan", 10)));
+        let friend = Uuid::now_v7();
+        let invite = Event::new("command-api", user, InviteAccepted { inviter_id: user, invitee_id: friend }.into());
+        let c = candidate(&invite).unwrap();
+        assert_eq!((c.user_id, c.source_key, c.amount), (user, friend, 100), "the inviter is paid, once per invitee");
+    }
+
+    #[test]
+    fn two_check_ins_on_one_day_share_a_ledger_key() {
+        let user = Uuid::now_v7();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let a = Event::new("x", user, AttendanceCheckedIn { user_id: user, date: day }.into());
+        let b = Event::new("y", user, AttendanceCheckedIn { user_id: user, date: day }.into());
+        assert_ne!(a.id, b.id);
+        assert_eq!(candidate(&a).unwrap().source_key, candidate(&b).unwrap().source_key);
+    }
+
+    #[test]
+    fn every_level_crossed_is_announced() {
+        let user = Uuid::nil();
+        assert!(levels_crossed(user, 90, 100).is_empty());
+        let crossed: Vec<i32> = levels_crossed(user, 90, 700)
+            .into_iter()
+            .map(|e| match e {
+                EventData::LevelReached(l) => l.level,
+                _ => 0,
+            })
+            .collect();
+        assert_eq!(crossed, [2, 3, 4]);
+    }
+}
