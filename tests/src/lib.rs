@@ -56,11 +56,13 @@ pub struct Options {
     pub workers: bool,
     /// Broker URL for the workers only (e.g. through a [`proxy::TcpProxy`]).
     pub workers_amqp_url: Option<String>,
+    /// Changes to every process's settings.
+    pub configure: fn(&mut Settings),
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { workers: true, workers_amqp_url: None }
+        Self { workers: true, workers_amqp_url: None, configure: |_| {} }
     }
 }
 
@@ -100,7 +102,8 @@ impl TestSystem {
     /// The processes `options` asks for.
     pub async fn start_with(options: Options) -> Self {
         init_logs();
-        let settings = isolated_settings();
+        let mut settings = isolated_settings();
+        (options.configure)(&mut settings);
         let db = platform::db::connect(&settings).await.expect("test database");
         let mut no_migrate = settings.clone();
         no_migrate.migrate_on_start = false;
@@ -166,6 +169,12 @@ impl TestSystem {
         Response::from(self.http.post(format!("{}{path}", self.command_url)).json(body).send().await.unwrap()).await
     }
 
+    /// POST JSON to command-api as `bearer`.
+    pub async fn command(&self, path: &str, bearer: &str, body: &Value) -> Response {
+        let req = self.http.post(format!("{}{path}", self.command_url)).bearer_auth(bearer).json(body);
+        Response::from(req.send().await.unwrap()).await
+    }
+
     /// POST raw bytes to command-api as `application/json`.
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
         let req =
@@ -184,12 +193,17 @@ impl TestSystem {
 
     /// Registers a user with a unique username; returns the response.
     pub async fn register(&self, name: impl std::fmt::Display) -> Registered {
+        self.register_with(name, None).await
+    }
+
+    /// Registers a user, with an invite code when given.
+    pub async fn register_with(&self, name: impl std::fmt::Display, invite_code: Option<&str>) -> Registered {
         let suffix = &Uuid::new_v4().simple().to_string()[..8];
         let username = format!("{name}_{suffix}");
         let res = self
             .post(
                 "/api/v1/auth/register",
-                &serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "recycle2026"}),
+                &serde_json::json!({"username": username, "email": format!("{username}@example.com"), "password": "recycle2026", "invite_code": invite_code}),
             )
             .await;
         assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);

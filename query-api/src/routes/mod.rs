@@ -1,5 +1,7 @@
 //! HTTP adapters of query-api.
 
+mod leaderboards;
+mod me;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -8,5 +10,5 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    users::router()
+    users::router().merge(me::router()).merge(leaderboards::router())
 }

@@ -21,7 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Reads a profile: from Redis unless `fresh_required`, else (or on a miss, or with Redis down)
 /// from PostgreSQL, refilling the cache.
-async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> Result<Option<Profile>, ApiError> {
+pub async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> Result<Option<Profile>, ApiError> {
     let key = profile_key(&state.redis, user_id);
     if !fresh_required {
         match state.redis.get_versioned(&key).await {

@@ -26,8 +26,9 @@ async fn cutting_the_workers_broker_connections_loses_and_doubles_nothing() {
     let base = tests::isolated_settings();
     let (upstream, via) = split_amqp_url(&base.amqp_url);
     let proxy = Arc::new(TcpProxy::start(upstream).await);
-    let system =
-        Arc::new(TestSystem::start_with(Options { workers: true, workers_amqp_url: Some(via(proxy.addr())) }).await);
+    let system = Arc::new(
+        TestSystem::start_with(Options { workers_amqp_url: Some(via(proxy.addr())), ..Default::default() }).await,
+    );
     let (_conn, channel) = support::broker(&system).await;
     let tap = support::tap(&channel, &system).await;
 

@@ -5,4 +5,5 @@
 mod api;
 mod broker;
 mod delivery;
+mod game;
 mod support;

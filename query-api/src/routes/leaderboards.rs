@@ -1,0 +1,359 @@
+//! Weekly, monthly and all-time leaderboards, current and past.
+//!
+//! Served from Redis sorted sets (rebuilt from PostgreSQL when missing, e.g. after a flush)
+//! and from PostgreSQL directly when Redis is down or the caller sent a consistency token.
+//! Ranks are competition ranks (1, 2, 2, 4); among equal points, whoever reached them first is
+//! listed first.
+
+use std::collections::HashMap;
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::HeaderMap,
+};
+use chrono::{DateTime, Utc};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiPath},
+    leaderboard::{self, ScoreRow},
+    periods::Period,
+    redis::Redis,
+    topology::LEADERBOARDS,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{AppState, consistency::Consistency};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(board)).routes(routes!(my_rank))
+}
+
+/// Query parameters of a board.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BoardParams {
+    /// Entries per page, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// A past period: `2026-W46` (weekly), `2026-10` (monthly). Default: the current one.
+    pub period_key: Option<String>,
+}
+
+/// One line of a board.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Entry {
+    /// Competition rank.
+    pub rank: i64,
+    /// User.
+    pub user_id: Uuid,
+    /// Display name.
+    pub nickname: String,
+    /// Points in the period.
+    pub points: i64,
+    /// Overall level.
+    pub level: i32,
+}
+
+/// A page of a board.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Board {
+    /// The period, e.g. `2026-W47`, `2026-11` or `all`.
+    pub period_key: String,
+    /// When the current period ends (app time zone); `null` for all-time and past periods.
+    pub next_reset_at: Option<DateTime<Utc>>,
+    /// Entries, best first.
+    pub entries: Vec<Entry>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// My place on a board.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyRank {
+    /// The period.
+    pub period_key: String,
+    /// When the current period ends.
+    pub next_reset_at: Option<DateTime<Utc>>,
+    /// My rank; `null` when I have no points in the period.
+    pub rank: Option<i64>,
+    /// My points in the period.
+    pub points: i64,
+    /// Up to two entries above me, me, and up to two below.
+    pub entries: Vec<Entry>,
+}
+
+/// The resolved period of a request.
+struct Target {
+    key: String,
+    client_key: String,
+    next_reset_at: Option<DateTime<Utc>>,
+}
+
+fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, ApiError> {
+    let period = Period::from_name(period).ok_or_else(|| {
+        ApiError::not_found("unknown_period", format!("No leaderboard `{period}`; use weekly, monthly or all-time."))
+    })?;
+    let now = Utc::now();
+    let current = period.key_at(now, state.settings.app_timezone);
+    let key = match past {
+        Some(value) => period.parse_key(value.trim()).ok_or_else(|| {
+            ApiError::invalid("period_key", "must look like 2026-W47 (weekly), 2026-11 (monthly) or all (all-time)")
+        })?,
+        None => current.clone(),
+    };
+    let next_reset_at = if key == current { period.next_reset_at(now, state.settings.app_timezone) } else { None };
+    let client_key = key.split_once(':').map_or(key.clone(), |(_, k)| k.to_owned());
+    Ok(Target { key, client_key, next_reset_at })
+}
+
+/// A scored user, before names are attached.
+struct Scored {
+    rank: i64,
+    user_id: Uuid,
+    points: i64,
+}
+
+/// Reads boards from Redis, rebuilding a missing one from PostgreSQL.
+struct RedisBoard<'a> {
+    redis: &'a Redis,
+    db: &'a sqlx::PgPool,
+    key: &'a str,
+}
+
+impl RedisBoard<'_> {
+    async fn ensure_built(&self) -> anyhow::Result<()> {
+        let ready = leaderboard::ready_key(self.redis, self.key);
+        let check = ready.clone();
+        let exists: bool = self
+            .redis
+            .run(move |mut c| async move { redis::cmd("EXISTS").arg(check).query_async(&mut c).await })
+            .await?;
+        if exists {
+            return Ok(());
+        }
+        let rows: Vec<ScoreRow> = sqlx::query_as(
+            "select period_key, user_id, points, reached_at from read.leaderboard_scores where period_key = $1",
+        )
+        .bind(self.key)
+        .fetch_all(self.db)
+        .await?;
+        for chunk in rows.chunks(1000) {
+            leaderboard::write(self.redis, chunk).await?;
+        }
+        self.redis
+            .run(move |mut c| async move { redis::cmd("SET").arg(ready).arg("1").query_async::<()>(&mut c).await })
+            .await?;
+        tracing::info!(period = self.key, users = rows.len(), "leaderboard rebuilt in Redis from PostgreSQL");
+        Ok(())
+    }
+
+    /// Entries at positions `offset..offset + limit` (0-based), with competition ranks.
+    async fn page(&self, offset: i64, limit: i64) -> anyhow::Result<Vec<Scored>> {
+        self.ensure_built().await?;
+        let key = leaderboard::key(self.redis, self.key);
+        let k = key.clone();
+        let raw: Vec<(String, f64)> = self
+            .redis
+            .run(move |mut c| async move {
+                redis::cmd("ZREVRANGE")
+                    .arg(k)
+                    .arg(offset)
+                    .arg(offset + limit - 1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out: Vec<Scored> = Vec::with_capacity(raw.len());
+        for (i, (member, score)) in raw.into_iter().enumerate() {
+            let points = leaderboard::points_of(score);
+            let rank = match out.last() {
+                Some(prev) if prev.points == points => prev.rank,
+                Some(_) => offset + i as i64 + 1,
+                None => {
+                    let k = key.clone();
+                    let above: i64 = self
+                        .redis
+                        .run(move |mut c| async move {
+                            redis::cmd("ZCOUNT")
+                                .arg(k)
+                                .arg(leaderboard::min_score_above(points))
+                                .arg("+inf")
+                                .query_async(&mut c)
+                                .await
+                        })
+                        .await?;
+                    above + 1
+                }
+            };
+            out.push(Scored { rank, user_id: member.parse()?, points });
+        }
+        Ok(out)
+    }
+
+    /// My 0-based position and points.
+    async fn position(&self, user_id: Uuid) -> anyhow::Result<Option<(i64, i64)>> {
+        self.ensure_built().await?;
+        let key = leaderboard::key(self.redis, self.key);
+        let member = user_id.to_string();
+        let (pos, score): (Option<i64>, Option<f64>) = self
+            .redis
+            .run(move |mut c| async move {
+                redis::pipe()
+                    .cmd("ZREVRANK")
+                    .arg(&key)
+                    .arg(&member)
+                    .cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(pos.zip(score.map(leaderboard::points_of)))
+    }
+}
+
+/// The same reads straight from PostgreSQL.
+async fn pg_page(db: &sqlx::PgPool, key: &str, offset: i64, limit: i64) -> Result<Vec<Scored>, ApiError> {
+    let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
+        "select rank, user_id, points from (
+           select rank() over (order by points desc)::bigint as rank, user_id, points, reached_at
+           from read.leaderboard_scores where period_key = $1) ranked
+         order by points desc, reached_at asc, user_id limit $2 offset $3",
+    )
+    .bind(key)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(rank, user_id, points)| Scored { rank, user_id, points }).collect())
+}
+
+async fn pg_position(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> Result<Option<(i64, i64)>, ApiError> {
+    Ok(sqlx::query_as(
+        "select pos, points from (
+           select row_number() over (order by points desc, reached_at asc, user_id)::bigint - 1 as pos, user_id, points
+           from read.leaderboard_scores where period_key = $1) ranked
+         where user_id = $2",
+    )
+    .bind(key)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await?)
+}
+
+async fn page(state: &AppState, key: &str, offset: i64, limit: i64, primary: bool) -> Result<Vec<Scored>, ApiError> {
+    if !primary {
+        match (RedisBoard { redis: &state.redis, db: &state.db, key }).page(offset, limit).await {
+            Ok(page) => return Ok(page),
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
+        }
+    }
+    pg_page(&state.db, key, offset, limit).await
+}
+
+async fn position(state: &AppState, key: &str, user_id: Uuid, primary: bool) -> Result<Option<(i64, i64)>, ApiError> {
+    if !primary {
+        match (RedisBoard { redis: &state.redis, db: &state.db, key }).position(user_id).await {
+            Ok(p) => return Ok(p),
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
+        }
+    }
+    pg_position(&state.db, key, user_id).await
+}
+
+/// Attaches nicknames and levels.
+async fn named(state: &AppState, scored: Vec<Scored>) -> Result<Vec<Entry>, ApiError> {
+    let ids: Vec<Uuid> = scored.iter().map(|s| s.user_id).collect();
+    let names: HashMap<Uuid, (String, i32)> = sqlx::query_as::<_, (Uuid, String, i32)>(
+        "select user_id, nickname, level from read.profiles where user_id = any($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&state.db)
+    .await?
+    .into_iter()
+    .map(|(id, nickname, level)| (id, (nickname, level)))
+    .collect();
+    Ok(scored
+        .into_iter()
+        .filter_map(|s| {
+            // A user deleted a moment ago may linger in Redis; never show them.
+            let (nickname, level) = names.get(&s.user_id)?.clone();
+            Some(Entry { rank: s.rank, user_id: s.user_id, nickname, points: s.points, level })
+        })
+        .collect())
+}
+
+fn parse_offset(cursor: Option<&str>) -> Result<i64, ApiError> {
+    match cursor {
+        None => Ok(0),
+        Some(c) => c
+            .strip_prefix("o")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not a cursor this API returned")),
+    }
+}
+
+/// A leaderboard page: `weekly`, `monthly` or `all-time`.
+#[utoipa::path(get, path = "/leaderboards/{period}", tag = "leaderboards", security(("bearer" = [])),
+    params(("period" = String, Path, description = "weekly, monthly or all-time"), BoardParams,
+           ("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses((status = 200, body = Board), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn board(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    ApiPath(period): ApiPath<String>,
+    consistency: Consistency,
+    Query(params): Query<BoardParams>,
+) -> Result<(HeaderMap, Json<Board>), ApiError> {
+    let target = target(&state, &period, params.period_key.as_deref())?;
+    let limit = super::me::PageParams { limit: params.limit, cursor: None }.limit()?;
+    let offset = parse_offset(params.cursor.as_deref())?;
+    let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
+    let mut scored = page(&state, &target.key, offset, limit + 1, freshness.requires_primary()).await?;
+    let more = scored.len() as i64 > limit;
+    scored.truncate(limit as usize);
+    let entries = named(&state, scored).await?;
+    let next_cursor = more.then(|| format!("o{}", offset + limit));
+    Ok((
+        freshness.headers(),
+        Json(Board { period_key: target.client_key, next_reset_at: target.next_reset_at, entries, next_cursor }),
+    ))
+}
+
+/// My rank and points on a board, and the entries around me.
+#[utoipa::path(get, path = "/leaderboards/{period}/me", tag = "leaderboards", security(("bearer" = [])),
+    params(("period" = String, Path, description = "weekly, monthly or all-time"),
+           ("period_key" = Option<String>, Query, description = "A past period"),
+           ("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses((status = 200, body = MyRank), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn my_rank(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ApiPath(period): ApiPath<String>,
+    consistency: Consistency,
+    Query(params): Query<BoardParams>,
+) -> Result<(HeaderMap, Json<MyRank>), ApiError> {
+    let target = target(&state, &period, params.period_key.as_deref())?;
+    let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
+    let primary = freshness.requires_primary();
+    let (rank, points, entries) = match position(&state, &target.key, claims.sub, primary).await? {
+        Some((pos, points)) => {
+            let start = (pos - 2).max(0);
+            let around = named(&state, page(&state, &target.key, start, pos - start + 3, primary).await?).await?;
+            let rank = around.iter().find(|e| e.user_id == claims.sub).map(|e| e.rank);
+            (rank, points, around)
+        }
+        None => (None, 0, Vec::new()),
+    };
+    Ok((
+        freshness.headers(),
+        Json(MyRank { period_key: target.client_key, next_reset_at: target.next_reset_at, rank, points, entries }),
+    ))
+}

@@ -1,0 +1,429 @@
+//! Points, levels, history and leaderboards, through the REST APIs and the bus.
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use events::{Category, Event, PointsEarned, PointsReason, ScanRecorded};
+use serde_json::{Value, json};
+use tests::{Options, Registered, StatusCode, TestSystem};
+use uuid::Uuid;
+
+use crate::support;
+
+/// Waits until `user` has `points` on `GET /users/me/points`, and returns that body.
+async fn points_reach(system: &TestSystem, user: &Registered, points: i64) -> Value {
+    system
+        .eventually(Duration::from_secs(20), &format!("{} reaches {points} points", user.username), || async {
+            let res = system.query("/api/v1/users/me/points", &user.access_token, None).await;
+            (res.status == StatusCode::OK && res.body["points"] == points).then_some(res.body)
+        })
+        .await
+}
+
+async fn scan(system: &TestSystem, user: &Registered, image: Option<&str>) -> String {
+    let res = system
+        .command(
+            "/api/v1/scans",
+            &user.access_token,
+            &json!({"category": "plastic", "item_name": "PET bottle", "image_sha256": image}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert!(res.body["scan_id"].is_string());
+    res.header("x-consistency-token").unwrap()
+}
+
+async fn recycle(system: &TestSystem, user: &Registered) {
+    let res = system
+        .command(
+            "/api/v1/recycles",
+            &user.access_token,
+            &json!({"category": "glass", "latitude": 37.5665, "longitude": 126.978}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_action_pays_by_the_rules_and_levels_follow_the_thresholds() {
+    let system = TestSystem::start().await;
+    let user = system.register("eco").await;
+
+    let token = scan(&system, &user, None).await;
+    let profile = system.query("/api/v1/users/me", &user.access_token, Some(&token)).await;
+    assert_eq!(profile.header("x-consistency").as_deref(), Some("fresh"));
+    assert_eq!(profile.body["total_scans"], 1, "the token covers the scan itself");
+    points_reach(&system, &user, 10).await;
+
+    recycle(&system, &user).await;
+    points_reach(&system, &user, 60).await;
+    let res = system.command("/api/v1/attendance", &user.access_token, &json!({})).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    let again = system.command("/api/v1/attendance", &user.access_token, &json!({})).await;
+    again.assert_problem(StatusCode::CONFLICT, "already_checked_in");
+    points_reach(&system, &user, 65).await;
+
+    // 65 + 35 (3 scans, a second recycle would overshoot) ... reach exactly 100, still level 1.
+    for _ in 0..3 {
+        scan(&system, &user, None).await;
+    }
+    let body = points_reach(&system, &user, 95).await;
+    assert_eq!(body["level"], 1);
+    assert_eq!(body["points_to_next_level"], 6);
+    scan(&system, &user, None).await;
+    let body = points_reach(&system, &user, 105).await;
+    assert_eq!(body["level"], 2, "101 and up is level 2");
+    assert_eq!(body["weekly_points"], 105);
+    assert_eq!(body["points_to_next_level"], 301 - 105);
+
+    let level = system.query("/api/v1/users/me/level", &user.access_token, None).await;
+    assert_eq!(level.body["current_level_min_points"], 101);
+    assert_eq!(level.body["next_level_min_points"], 301);
+    assert_eq!(level.body["thresholds"].as_array().unwrap().len(), 5);
+
+    let profile = system.query("/api/v1/users/me", &user.access_token, None).await;
+    assert_eq!((profile.body["total_scans"].as_i64(), profile.body["total_recycles"].as_i64()), (Some(5), Some(1)));
+
+    // The history holds every action, award and the level-up, newest first.
+    let history = system
+        .eventually(Duration::from_secs(10), "history complete", || async {
+            let res = system.query("/api/v1/users/me/activities?limit=100", &user.access_token, None).await;
+            (res.body["items"].as_array().map(Vec::len) == Some(15)).then_some(res.body)
+        })
+        .await;
+    let actions: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|i| i["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "scan").count(), 5);
+    assert_eq!(actions.iter().filter(|a| **a == "points").count(), 7);
+    assert_eq!(actions.iter().filter(|a| **a == "level_up").count(), 1);
+    assert!(actions.contains(&"recycle") && actions.contains(&"attendance"));
+    let scans_paid: Vec<i64> = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "scan")
+        .map(|i| i["points_earned"].as_i64().unwrap())
+        .collect();
+    assert_eq!(scans_paid, [10; 5], "each scan shows what it earned");
+    let times: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|i| i["created_at"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_cap_and_the_image_rule_limit_scan_rewards() {
+    let system = TestSystem::start_with(Options { configure: |s| s.scan_daily_cap = 3, ..Default::default() }).await;
+    let user = system.register("capped").await;
+    for _ in 0..5 {
+        scan(&system, &user, None).await;
+    }
+    let token = scan(&system, &user, Some(&"a1".repeat(32))).await;
+    system.query("/api/v1/users/me", &user.access_token, Some(&token)).await;
+    points_reach(&system, &user, 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let profile = system.query("/api/v1/users/me", &user.access_token, None).await;
+    assert_eq!(profile.body["points"], 30, "three rewarded scans a day");
+    assert_eq!(profile.body["total_scans"], 6, "every scan still counts as a scan");
+
+    let other = system.register("copycat").await;
+    scan(&system, &other, Some(&"b2".repeat(32))).await;
+    points_reach(&system, &other, 10).await;
+    // The same picture again, by the same or another user, pays nothing.
+    scan(&system, &other, Some(&"b2".repeat(32))).await;
+    let third = system.register("third").await;
+    let token = scan(&system, &third, Some(&"B2".repeat(32))).await;
+    system.query("/api/v1/users/me", &third.access_token, Some(&token)).await;
+    scan(&system, &third, None).await;
+    points_reach(&system, &third, 10).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(system.query("/api/v1/users/me/points", &other.access_token, None).await.body["points"], 10);
+    assert_eq!(system.query("/api/v1/users/me/points", &third.access_token, None).await.body["points"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_pays_the_inviter_once_and_bad_codes_are_refused() {
+    let system = TestSystem::start().await;
+    let inviter = system.register("host").await;
+    let me = system.query("/api/v1/users/me", &inviter.access_token, Some(&inviter.consistency_token)).await;
+    let code = me.body["invite_code"].as_str().unwrap().to_owned();
+    let friend = system.register_with("friend", Some(&code.to_lowercase())).await;
+    points_reach(&system, &inviter, 100).await;
+    let second = system.register_with("friend2", Some(&code)).await;
+    points_reach(&system, &inviter, 200).await;
+    assert_eq!(system.query("/api/v1/users/me/points", &friend.access_token, None).await.body["points"], 0);
+    let _ = second;
+
+    let res = system
+        .post("/api/v1/auth/register", &json!({"username": "nocode", "email": "nocode@example.com", "password": "recycle2026", "invite_code": "ZZZZZZZZ"}))
+        .await;
+    let body = res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(body["errors"][0]["field"], "invite_code");
+
+    // The same invitation re-published by another service pays nothing more.
+    let (_conn, channel) = support::broker(&system).await;
+    let replay = Event::new(
+        "legacy-service",
+        inviter.user_id,
+        events::InviteAccepted { inviter_id: inviter.user_id, invitee_id: friend.user_id }.into(),
+    );
+    support::publish_raw(&channel, &system, "invite.accepted", &replay.to_json_bytes()).await;
+    system
+        .eventually(Duration::from_secs(10), "replayed invite consumed", || async {
+            let n: i64 = sqlx::query_scalar("select count(*) from projection.applied_events where event_id = $1")
+                .bind(replay.id)
+                .fetch_one(&system.db)
+                .await
+                .unwrap();
+            (n >= 2).then_some(())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(system.query("/api/v1/users/me/points", &inviter.access_token, None).await.body["points"], 200);
+}
+
+fn external_scan(user_id: Uuid, scan_id: Uuid) -> Event {
+    Event::new(
+        "scan-service",
+        user_id,
+        ScanRecorded {
+            scan_id,
+            user_id,
+            category: Category::Metal,
+            item_name: "can".into(),
+            confidence: Some(0.97),
+            image_sha256: None,
+            scanned_at: Utc::now(),
+        }
+        .into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_from_the_scan_service_pay_like_ours_once_however_often_they_arrive() {
+    let system = TestSystem::start().await;
+    let user = system.register("svc").await;
+    system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
+    let (_conn, channel) = support::broker(&system).await;
+    let scan_id = Uuid::now_v7();
+    let first = external_scan(user.user_id, scan_id);
+    for _ in 0..3 {
+        support::publish_raw(&channel, &system, "scan.recorded", &first.to_json_bytes()).await;
+    }
+    // Re-published under a new event id: the same scan, still paid once.
+    let again = external_scan(user.user_id, scan_id);
+    support::publish_raw(&channel, &system, "scan.recorded", &again.to_json_bytes()).await;
+    support::publish_raw(
+        &channel,
+        &system,
+        "scan.recorded",
+        &external_scan(user.user_id, Uuid::now_v7()).to_json_bytes(),
+    )
+    .await;
+    points_reach(&system, &user, 20).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(system.query("/api/v1/users/me/points", &user.access_token, None).await.body["points"], 20);
+    assert_eq!(system.count("select count(*) from points.ledger").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_events_arriving_out_of_order_give_the_same_profile() {
+    let system = TestSystem::start().await;
+    let (_conn, channel) = support::broker(&system).await;
+    let user = Uuid::now_v7();
+    // The scan and an award arrive before the registration they depend on.
+    support::publish_raw(&channel, &system, "scan.recorded", &external_scan(user, Uuid::now_v7()).to_json_bytes())
+        .await;
+    let bonus = Event::new(
+        "admin",
+        user,
+        PointsEarned { user_id: user, amount: 7, reason: PointsReason::Bonus, source_event_id: Uuid::now_v7() }.into(),
+    );
+    support::publish_raw(&channel, &system, "points.earned", &bonus.to_json_bytes()).await;
+    let registered = Event::new(
+        "signup-service",
+        user,
+        events::UserRegistered {
+            user_id: user,
+            username: "late_reg".into(),
+            nickname: "late".into(),
+            provider: events::Provider::Local,
+            invited_by: None,
+        }
+        .into(),
+    );
+    support::publish_raw(&channel, &system, "user.registered", &registered.to_json_bytes()).await;
+    let (points, scans): (i64, i64) = system
+        .eventually(Duration::from_secs(20), "profile complete", || async {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("select points, total_scans from read.profiles where user_id = $1")
+                    .bind(user)
+                    .fetch_optional(&system.db)
+                    .await
+                    .unwrap();
+            row.filter(|r| *r == (17, 1))
+        })
+        .await;
+    assert_eq!((points, scans), (17, 1));
+}
+
+async fn seed_points(
+    system: &TestSystem,
+    channel: &lapin::Channel,
+    user: Uuid,
+    amount: i64,
+    at: chrono::DateTime<Utc>,
+) {
+    let mut e = Event::new(
+        "admin",
+        user,
+        PointsEarned { user_id: user, amount, reason: PointsReason::Bonus, source_event_id: Uuid::now_v7() }.into(),
+    );
+    e.occurred_at = at;
+    support::publish_raw(channel, system, "points.earned", &e.to_json_bytes()).await;
+}
+
+async fn board(system: &TestSystem, bearer: &str, path: &str) -> Value {
+    let res = system.query(path, bearer, None).await;
+    assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
+    res.body
+}
+
+fn ranks(board: &Value) -> Vec<(i64, i64)> {
+    board["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["rank"].as_i64().unwrap(), e["points"].as_i64().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
+    let system = TestSystem::start().await;
+    let (_conn, channel) = support::broker(&system).await;
+    let users = futures::future::join_all((0..4).map(|i| system.register(format!("r{i}")))).await;
+    for u in &users {
+        system.query("/api/v1/users/me", &u.access_token, Some(&u.consistency_token)).await;
+    }
+    let now = Utc::now();
+    // users[1] and users[2] tie at 10; users[1] got there first.
+    seed_points(&system, &channel, users[0].user_id, 50, now - chrono::TimeDelta::seconds(50)).await;
+    seed_points(&system, &channel, users[1].user_id, 10, now - chrono::TimeDelta::seconds(40)).await;
+    seed_points(&system, &channel, users[2].user_id, 10, now - chrono::TimeDelta::seconds(30)).await;
+    seed_points(&system, &channel, users[3].user_id, 5, now - chrono::TimeDelta::seconds(20)).await;
+    let viewer = &users[3].access_token;
+    let weekly = system
+        .eventually(Duration::from_secs(15), "weekly board", || async {
+            let b = board(&system, viewer, "/api/v1/leaderboards/weekly").await;
+            (b["entries"].as_array().unwrap().len() == 4).then_some(b)
+        })
+        .await;
+    assert_eq!(ranks(&weekly), [(1, 50), (2, 10), (2, 10), (4, 5)], "competition ranking");
+    assert_eq!(
+        weekly["entries"][1]["user_id"],
+        users[1].user_id.to_string(),
+        "the tie goes to whoever got there first"
+    );
+    assert_eq!(weekly["entries"][0]["nickname"], users[0].username);
+    assert!(weekly["next_reset_at"].as_str().is_some());
+    assert_eq!(
+        weekly["period_key"],
+        platform::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul).split_once(':').unwrap().1
+    );
+
+    let page1 = board(&system, viewer, "/api/v1/leaderboards/all-time?limit=2").await;
+    assert_eq!(ranks(&page1), [(1, 50), (2, 10)]);
+    assert_eq!(page1["next_reset_at"], Value::Null);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let page2 = board(&system, viewer, &format!("/api/v1/leaderboards/all-time?limit=2&cursor={cursor}")).await;
+    assert_eq!(ranks(&page2), [(2, 10), (4, 5)]);
+    assert_eq!(page2["next_cursor"], Value::Null);
+
+    let me = board(&system, &users[2].access_token, "/api/v1/leaderboards/monthly/me").await;
+    assert_eq!((me["rank"].as_i64(), me["points"].as_i64()), (Some(2), Some(10)));
+    assert_eq!(me["entries"].as_array().unwrap().len(), 4, "two above, me, one below");
+
+    // Flush this test's Redis keys: the boards come back from PostgreSQL.
+    let client = redis::Client::open(system.settings.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{}:*", system.settings.redis_prefix)).query_async(&mut conn).await.unwrap();
+    assert!(keys.iter().any(|k| k.contains(":lb:")), "boards were in Redis: {keys:?}");
+    let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
+    let after = board(&system, viewer, "/api/v1/leaderboards/weekly").await;
+    assert_eq!(ranks(&after), ranks(&weekly));
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(format!(
+            "{}:lb:{}",
+            system.settings.redis_prefix,
+            platform::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul)
+        ))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(exists, "rebuilt in Redis on demand");
+
+    let bad = system.query("/api/v1/leaderboards/daily", viewer, None).await;
+    bad.assert_problem(StatusCode::NOT_FOUND, "unknown_period");
+    let bad = system.query("/api/v1/leaderboards/weekly?period_key=2026-13", viewer, None).await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let bad = system.query("/api/v1/leaderboards/weekly?limit=1000", viewer, None).await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn points_land_in_the_week_and_month_of_seoul_time() {
+    let system = TestSystem::start().await;
+    let (_conn, channel) = support::broker(&system).await;
+    let user = system.register("boundary").await;
+    system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
+    // Sunday 2026-11-29 23:59:59 KST (week 48, November) and Monday 2026-11-30 00:00:00 KST
+    // (week 49, still November); then Tuesday 2026-12-01 00:00:00 KST (December).
+    let sunday = Utc.with_ymd_and_hms(2026, 11, 29, 14, 59, 59).unwrap();
+    seed_points(&system, &channel, user.user_id, 1, sunday).await;
+    seed_points(&system, &channel, user.user_id, 20, sunday + chrono::TimeDelta::seconds(1)).await;
+    seed_points(&system, &channel, user.user_id, 300, Utc.with_ymd_and_hms(2026, 11, 30, 15, 0, 0).unwrap()).await;
+    let token = &user.access_token;
+    let check = |path: &'static str, expected: i64| {
+        let system = &system;
+        async move {
+            system
+                .eventually(Duration::from_secs(15), path, || async {
+                    let b = board(system, token, path).await;
+                    (b["points"] == expected).then_some(())
+                })
+                .await
+        }
+    };
+    check("/api/v1/leaderboards/weekly/me?period_key=2026-W48", 1).await;
+    check("/api/v1/leaderboards/weekly/me?period_key=2026-W49", 320).await;
+    check("/api/v1/leaderboards/monthly/me?period_key=2026-11", 21).await;
+    check("/api/v1/leaderboards/monthly/me?period_key=2026-12", 300).await;
+    check("/api/v1/leaderboards/all-time/me", 321).await;
+    let week = board(&system, token, "/api/v1/leaderboards/weekly?period_key=2026-W48").await;
+    assert_eq!(week["period_key"], "2026-W48");
+    assert_eq!(ranks(&week), [(1, 1)]);
+    let past = board(&system, token, "/api/v1/leaderboards/weekly?period_key=2025-W40").await;
+    assert_eq!(past["next_reset_at"], Value::Null, "a past period does not reset");
+    assert_eq!(past["entries"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_every_query_still_answers_from_postgres() {
+    let system = TestSystem::start_with(Options {
+        configure: |s| s.redis_url = "redis://127.0.0.1:1".into(),
+        ..Default::default()
+    })
+    .await;
+    let user = system.register("noredis").await;
+    let token = scan(&system, &user, None).await;
+    let res = system.query("/api/v1/users/me", &user.access_token, Some(&token)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    points_reach(&system, &user, 10).await;
+    let b = board(&system, &user.access_token, "/api/v1/leaderboards/weekly").await;
+    assert_eq!(ranks(&b), [(1, 10)]);
+    let me = board(&system, &user.access_token, "/api/v1/leaderboards/weekly/me").await;
+    assert_eq!(me["rank"], 1);
+    let ready = system.http.get(format!("{}/ready", system.query_url)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "readiness tells the truth");
+}
