@@ -17,13 +17,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 /// Opens the pool. Creates the database when it does not exist yet (a fresh machine) and applies
 /// pending migrations unless `MIGRATE_ON_START=false`.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
-    if settings.migrate_on_start && !Postgres::database_exists(&settings.database_url).await.unwrap_or(true) {
-        // Another process may create it at the same moment; only a still-missing database is an error.
-        if let Err(e) = Postgres::create_database(&settings.database_url).await
-            && !Postgres::database_exists(&settings.database_url).await.unwrap_or(false)
-        {
-            return Err(e).context("creating the database");
-        }
+    if settings.migrate_on_start {
+        create_if_missing(&settings.database_url).await?;
     }
     let pool = PgPoolOptions::new()
         .max_connections(settings.database_max_connections)
@@ -35,6 +30,20 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         migrate(&pool).await?;
     }
     Ok(pool)
+}
+
+/// Creates the database of `url` when it does not exist yet (a fresh machine).
+pub async fn create_if_missing(url: &str) -> anyhow::Result<()> {
+    if Postgres::database_exists(url).await.unwrap_or(true) {
+        return Ok(());
+    }
+    // Another process may create it at the same moment; only a still-missing database is an error.
+    if let Err(e) = Postgres::create_database(url).await
+        && !Postgres::database_exists(url).await.unwrap_or(false)
+    {
+        return Err(e).context("creating the database");
+    }
+    Ok(())
 }
 
 /// Applies pending migrations. Safe to run from several processes at once (sqlx takes an

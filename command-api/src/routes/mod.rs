@@ -1,6 +1,7 @@
 //! HTTP adapters of command-api: parse, call the domain, persist, answer.
 
 mod activity;
+mod admin;
 mod auth;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -13,7 +14,7 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router()).merge(activity::router())
+    OpenApiRouter::new().merge(auth::router()).merge(activity::router()).merge(admin::router())
 }
 
 /// Routes outside `/api/v1`.

@@ -7,15 +7,11 @@
 
 use std::collections::HashMap;
 
-use axum::{
-    Json,
-    extract::{Query, State},
-    http::HeaderMap,
-};
+use axum::{Json, extract::State, http::HeaderMap};
 use chrono::{DateTime, Utc};
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiPath},
+    error::{ApiError, ApiPath, ApiQuery},
     leaderboard::{self, ScoreRow},
     periods::Period,
     redis::Redis,
@@ -310,7 +306,7 @@ async fn board(
     _caller: AuthUser,
     ApiPath(period): ApiPath<String>,
     consistency: Consistency,
-    Query(params): Query<BoardParams>,
+    ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<(HeaderMap, Json<Board>), ApiError> {
     let target = target(&state, &period, params.period_key.as_deref())?;
     let limit = super::me::PageParams { limit: params.limit, cursor: None }.limit()?;
@@ -338,7 +334,7 @@ async fn my_rank(
     AuthUser(claims): AuthUser,
     ApiPath(period): ApiPath<String>,
     consistency: Consistency,
-    Query(params): Query<BoardParams>,
+    ApiQuery(params): ApiQuery<BoardParams>,
 ) -> Result<(HeaderMap, Json<MyRank>), ApiError> {
     let target = target(&state, &period, params.period_key.as_deref())?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;

@@ -1,16 +1,12 @@
 //! My points, level and activity history.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-    http::HeaderMap,
-};
+use axum::{Json, extract::State, http::HeaderMap};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use events::rules::{LEVEL_STARTS, MAX_LEVEL, level_start};
 use platform::{
     auth::AuthUser,
-    error::ApiError,
+    error::{ApiError, ApiQuery},
     periods::Period,
     topology::{ACTIVITIES, LEADERBOARDS, PROFILES},
 };
@@ -201,7 +197,7 @@ async fn activities(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     consistency: Consistency,
-    Query(page): Query<PageParams>,
+    ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<(HeaderMap, Json<ActivityPage>), ApiError> {
     let limit = page.limit()?;
     let after = match page.cursor.as_deref() {

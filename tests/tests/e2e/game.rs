@@ -427,3 +427,95 @@ async fn with_redis_down_every_query_still_answers_from_postgres() {
     let ready = system.http.get(format!("{}/ready", system.query_url)).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "readiness tells the truth");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_admin_grants_a_bonus_and_it_can_level_a_user_up() {
+    let system = TestSystem::start().await;
+    let user = system.register("lucky").await;
+    let admin = system.register("boss").await;
+    let body = json!({"user_id": user.user_id, "amount": 700});
+    system
+        .command("/api/v1/admin/points/bonus", &admin.access_token, &body)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+
+    sqlx::query("update auth.users set role = 'admin' where id = $1")
+        .bind(admin.user_id)
+        .execute(&system.db)
+        .await
+        .unwrap();
+    let login = system
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": format!("{}@example.com", admin.username), "password": "recycle2026"}),
+        )
+        .await;
+    let admin_token = login.body["access_token"].as_str().unwrap();
+    let res =
+        system.command("/api/v1/admin/points/bonus", admin_token, &json!({"user_id": user.user_id, "amount": 0})).await;
+    res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let res = system
+        .command("/api/v1/admin/points/bonus", admin_token, &json!({"user_id": Uuid::now_v7(), "amount": 5}))
+        .await;
+    res.assert_problem(StatusCode::NOT_FOUND, "user_not_found");
+    let res = system.command("/api/v1/admin/points/bonus", admin_token, &body).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+
+    let points = points_reach(&system, &user, 700).await;
+    assert_eq!(points["level"], 4, "601-1000 is level 4");
+    let levels = system
+        .eventually(Duration::from_secs(10), "level-ups in history", || async {
+            let res = system.query("/api/v1/users/me/activities", &user.access_token, None).await;
+            let levels: Vec<i64> = res.body["items"]
+                .as_array()?
+                .iter()
+                .filter(|i| i["action"] == "level_up")
+                .map(|i| i["metadata"]["level"].as_i64().unwrap())
+                .collect();
+            (levels.len() == 3).then_some(levels)
+        })
+        .await;
+    let mut sorted = levels.clone();
+    sorted.sort();
+    assert_eq!(sorted, [2, 3, 4], "one level.reached per level crossed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_pages_stay_stable_while_new_activity_arrives() {
+    let system = TestSystem::start().await;
+    let user = system.register("pager").await;
+    for _ in 0..6 {
+        scan(&system, &user, None).await;
+    }
+    system
+        .eventually(Duration::from_secs(15), "12 activities", || async {
+            let res = system.query("/api/v1/users/me/activities?limit=100", &user.access_token, None).await;
+            (res.body["items"].as_array().map(Vec::len) == Some(12)).then_some(())
+        })
+        .await;
+    let first = system.query("/api/v1/users/me/activities?limit=5", &user.access_token, None).await;
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    // New activity arrives between pages; the next page continues where the first ended.
+    let token = scan(&system, &user, None).await;
+    system.query("/api/v1/users/me/activities", &user.access_token, Some(&token)).await;
+    let mut seen: Vec<String> =
+        first.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).collect();
+    let mut next = Some(cursor);
+    while let Some(c) = next {
+        let page =
+            system.query(&format!("/api/v1/users/me/activities?limit=5&cursor={c}"), &user.access_token, None).await;
+        seen.extend(page.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        next = page.body["next_cursor"].as_str().map(str::to_owned);
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no item twice");
+    assert_eq!(seen.len(), 12, "every item that existed when paging began, exactly once");
+    let bad = system.query("/api/v1/users/me/activities?cursor=nonsense", &user.access_token, None).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
+    let bad = system.query("/api/v1/users/me/activities?limit=abc", &user.access_token, None).await;
+    bad.assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    let bad = system.query("/api/v1/users/me/activities?limit=0", &user.access_token, None).await;
+    bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}

@@ -14,6 +14,13 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations and declare the RabbitMQ topology.
     Migrate,
+    /// Give an account a role (`user` or `admin`); it applies from the next sign-in.
+    GrantRole {
+        /// The account's e-mail address.
+        email: String,
+        /// `user` or `admin`.
+        role: String,
+    },
 }
 
 #[tokio::main]
@@ -21,22 +28,34 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = Settings::from_env()?;
     telemetry::init_tracing(&settings);
+    settings.migrate_on_start = false;
     match cli.command {
         Command::Migrate => {
-            settings.migrate_on_start = false;
-            let mut create = settings.clone();
-            create.migrate_on_start = true;
-            let pool = platform::db::connect(&settings).await;
-            let pool = match pool {
-                Ok(p) => p,
-                Err(_) => platform::db::connect(&create).await?,
-            };
+            platform::db::create_if_missing(&settings.database_url).await?;
+            let pool = platform::db::connect(&settings).await?;
             let applied = platform::db::migrate(&pool).await?;
             workers::declare_topology(&settings).await?;
             println!(
                 "migrate: applied {applied} migration(s); topology declared under prefix `{}`",
                 settings.amqp_prefix
             );
+        }
+        Command::GrantRole { email, role } => {
+            if role != "user" && role != "admin" {
+                anyhow::bail!("role must be `user` or `admin`, not `{role}`");
+            }
+            let pool = platform::db::connect(&settings).await?;
+            let updated =
+                sqlx::query("update auth.users set role = $2 where lower(email) = lower($1) and deleted_at is null")
+                    .bind(&email)
+                    .bind(&role)
+                    .execute(&pool)
+                    .await?
+                    .rows_affected();
+            if updated == 0 {
+                anyhow::bail!("no live account with e-mail {email}");
+            }
+            println!("grant-role: {email} is now `{role}` (from the next sign-in)");
         }
     }
     Ok(())

@@ -1,0 +1,80 @@
+//! Admin-only commands.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use events::{Event, PointsEarned, PointsReason};
+use platform::{
+    auth::{AuthUser, Role},
+    error::{ApiError, ApiJson},
+    eventstore,
+    http::RequestId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::consistency_headers;
+use crate::{AppState, SOURCE};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(bonus))
+}
+
+/// Refuses anyone but an admin.
+pub fn require_admin(user: &AuthUser) -> Result<(), ApiError> {
+    if user.0.role == Role::Admin { Ok(()) } else { Err(ApiError::Forbidden("This needs the admin role.".into())) }
+}
+
+/// A bonus grant.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct BonusRequest {
+    /// Who receives it.
+    pub user_id: Uuid,
+    /// Points, 1 to 10000.
+    #[validate(range(min = 1, max = 10000, message = "must be between 1 and 10000"))]
+    pub amount: i64,
+}
+
+/// Accepted grant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BonusGranted {
+    /// The `points.earned` event recorded.
+    pub event_id: Uuid,
+}
+
+/// Grant bonus points (admin only). Records `points.earned` with `reason: bonus`.
+#[utoipa::path(post, path = "/admin/points/bonus", tag = "admin", request_body = BonusRequest, security(("bearer" = [])),
+    responses(
+        (status = 202, body = BonusGranted, headers(("x-consistency-token" = String))),
+        (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn bonus(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<BonusRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
+            .bind(body.user_id)
+            .fetch_one(&state.db)
+            .await?;
+    if !exists {
+        return Err(ApiError::not_found("user_not_found", "No such user."));
+    }
+    let command_id = Uuid::now_v7();
+    let data = PointsEarned {
+        user_id: body.user_id,
+        amount: body.amount,
+        reason: PointsReason::Bonus,
+        source_event_id: command_id,
+    };
+    let mut events = [Event::new(SOURCE, body.user_id, data.into()).caused_by(Some(request_id), Some(command_id))];
+    let mut tx = state.db.begin().await?;
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    tracing::info!(admin.id = %admin.0.sub, user.id = %body.user_id, amount = body.amount, "bonus granted");
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(BonusGranted { event_id: events[0].id })))
+}
