@@ -2,7 +2,14 @@
 //!
 //! ```text
 //! ecoeco-bench register-latency --count 1000 --concurrency 8
+//! ecoeco-bench load --concurrency 16 --requests 5000
 //! ```
+//!
+//! `load` prints, in one run: `POST /scans` throughput and latency at a fixed concurrency; the
+//! lag from a scan accepted to its points visible on `GET /users/me`; `GET /users/me` and
+//! `GET /leaderboards/weekly` throughput and latency; and the raw ceilings of the machine that
+//! bound them, measured with the same concurrency: PostgreSQL single-row commits per second and
+//! RabbitMQ confirmed publish + consume per second.
 
 use std::time::{Duration, Instant};
 
@@ -37,6 +44,24 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
     },
+    /// The gamification load test, with the machine's raw ceilings alongside.
+    Load {
+        /// Concurrent clients (and connections for the ceilings).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Requests per HTTP measurement.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+        /// Scan → points lag samples.
+        #[arg(long, default_value_t = 300)]
+        lag_samples: usize,
+        /// PostgreSQL server for the commit ceiling (a scratch table in database `ecoeco_bench`).
+        #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres:postgres@127.0.0.1:5432/ecoeco")]
+        database_url: String,
+        /// RabbitMQ for the publish ceiling (a scratch queue).
+        #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        amqp_url: String,
+    },
 }
 
 struct Sample {
@@ -70,6 +95,230 @@ async fn register_and_read(http: &reqwest::Client, cli: &Cli, run: &str, i: usiz
     let fresh = res.headers().get("x-consistency").is_some_and(|v| v == "fresh") && res.status().is_success();
     let total = started.elapsed();
     Ok(Sample { register: registered, read: total - registered, total, fresh })
+}
+
+/// A registered user of the benchmark.
+struct User {
+    access: String,
+}
+
+async fn register(http: &reqwest::Client, cli: &Cli, name: String) -> anyhow::Result<User> {
+    let res = http
+        .post(format!("{}/api/v1/auth/register", cli.command_url))
+        .json(&json!({"username": name, "email": format!("{name}@bench.example"), "password": "recycle2026"}))
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::CREATED {
+        bail!("register answered {}", res.status());
+    }
+    let token = res.headers().get("x-consistency-token").context("no consistency token")?.to_str()?.to_owned();
+    let body: serde_json::Value = res.json().await?;
+    let access = body["access_token"].as_str().context("no access token")?.to_owned();
+    // Wait for the profile, so later measurements start from a projected user.
+    http.get(format!("{}/api/v1/users/me", cli.query_url))
+        .bearer_auth(&access)
+        .header("x-consistency-token", token)
+        .send()
+        .await?;
+    Ok(User { access })
+}
+
+/// Runs `requests` calls of `call` with `concurrency` in flight; returns (elapsed, latencies).
+async fn drive<F, Fut>(requests: usize, concurrency: usize, call: F) -> anyhow::Result<(Duration, Vec<Duration>)>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let started = Instant::now();
+    let latencies: Vec<anyhow::Result<Duration>> = stream::iter(0..requests)
+        .map(|i| {
+            let fut = call(i);
+            async move {
+                let t = Instant::now();
+                fut.await?;
+                Ok(t.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    Ok((elapsed, latencies.into_iter().collect::<anyhow::Result<_>>()?))
+}
+
+fn throughput(name: &str, count: usize, elapsed: Duration, latencies: Vec<Duration>) -> f64 {
+    let rate = count as f64 / elapsed.as_secs_f64();
+    println!("{name:<34} {rate:>9.0} /s");
+    report("  latency", latencies);
+    rate
+}
+
+async fn expect_status(res: reqwest::Response, status: reqwest::StatusCode) -> anyhow::Result<()> {
+    if res.status() != status {
+        bail!("{} answered {}", res.url(), res.status());
+    }
+    res.bytes().await?;
+    Ok(())
+}
+
+async fn load(
+    cli: &Cli,
+    concurrency: usize,
+    requests: usize,
+    lag_samples: usize,
+    database_url: &str,
+    amqp_url: &str,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency * 2).build()?;
+    let run = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    println!("load: concurrency {concurrency}, {requests} requests per measurement, {lag_samples} lag samples");
+    let users: Vec<User> = stream::iter(0..concurrency)
+        .map(|i| register(&http, cli, format!("l{run}_{i}")))
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    println!("\n-- the system");
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        let req = http
+            .post(format!("{}/api/v1/scans", cli.command_url))
+            .bearer_auth(&users[i % users.len()].access)
+            .json(&json!({"category": "plastic", "item_name": "PET bottle"}));
+        async move { expect_status(req.send().await?, reqwest::StatusCode::ACCEPTED).await }
+    })
+    .await?;
+    let scans = throughput("POST /scans", requests, elapsed, lat);
+
+    // Lag: fresh users (under the daily cap), one scan each, poll until the points show.
+    let lag_users: Vec<User> = stream::iter(0..lag_samples)
+        .map(|i| register(&http, cli, format!("g{run}_{i}")))
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let lags: Vec<anyhow::Result<Duration>> = stream::iter(lag_users.iter())
+        .map(|u| async {
+            let started = Instant::now();
+            let res = http
+                .post(format!("{}/api/v1/scans", cli.command_url))
+                .bearer_auth(&u.access)
+                .json(&json!({"category": "paper", "item_name": "box"}))
+                .send()
+                .await?;
+            expect_status(res, reqwest::StatusCode::ACCEPTED).await?;
+            loop {
+                let me: serde_json::Value = http
+                    .get(format!("{}/api/v1/users/me", cli.query_url))
+                    .bearer_auth(&u.access)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if me["points"].as_i64() == Some(10) {
+                    return Ok(started.elapsed());
+                }
+                if started.elapsed() > Duration::from_secs(30) {
+                    bail!("points not visible after 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .buffer_unordered(concurrency.min(8))
+        .collect()
+        .await;
+    let lags: Vec<Duration> = lags.into_iter().collect::<anyhow::Result<_>>()?;
+    report("scan accepted → points visible", lags);
+
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        let req = http.get(format!("{}/api/v1/users/me", cli.query_url)).bearer_auth(&users[i % users.len()].access);
+        async move { expect_status(req.send().await?, reqwest::StatusCode::OK).await }
+    })
+    .await?;
+    let me = throughput("GET /users/me", requests, elapsed, lat);
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        let req = http
+            .get(format!("{}/api/v1/leaderboards/weekly", cli.query_url))
+            .bearer_auth(&users[i % users.len()].access);
+        async move { expect_status(req.send().await?, reqwest::StatusCode::OK).await }
+    })
+    .await?;
+    let boards = throughput("GET /leaderboards/weekly", requests, elapsed, lat);
+
+    println!("\n-- raw ceilings of this machine (same concurrency)");
+    let commits = pg_commit_ceiling(database_url, concurrency, requests).await?;
+    let messages = amqp_ceiling(amqp_url, concurrency, requests).await?;
+    println!("\n-- ratios");
+    println!("POST /scans / PostgreSQL commits        {:>6.1} %", 100.0 * scans / commits);
+    println!("POST /scans / RabbitMQ publish+consume  {:>6.1} %", 100.0 * scans / messages);
+    println!("GET /users/me, /leaderboards/weekly     {me:.0} /s, {boards:.0} /s");
+    Ok(())
+}
+
+/// Single-row inserts, each its own transaction, `concurrency` connections.
+async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
+    let base = database_url.rsplit_once('/').map_or(database_url, |(b, _)| b);
+    let url = format!("{base}/ecoeco_bench");
+    platform::db::create_if_missing(&url).await?;
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(concurrency as u32).connect(&url).await?;
+    sqlx::query("create table if not exists commits (id bigserial primary key, payload jsonb not null)")
+        .execute(&pool)
+        .await?;
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("insert into commits (payload) values ($1)").bind(json!({"i": i})).execute(&pool).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    sqlx::query("truncate commits").execute(&pool).await?;
+    Ok(throughput("PostgreSQL single-row commits", requests, elapsed, lat))
+}
+
+/// Publishes with confirms from `concurrency` tasks and consumes with acks, end to end.
+async fn amqp_ceiling(amqp_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
+    use lapin::{BasicProperties, options::*, types::FieldTable};
+    let conn = platform::amqp::connect(amqp_url, "bench").await?;
+    let consume = conn.create_channel().await?;
+    let queue = format!("bench.{}", Uuid::new_v4().simple());
+    consume
+        .queue_declare(&queue, QueueDeclareOptions { auto_delete: true, ..Default::default() }, FieldTable::default())
+        .await?;
+    consume.basic_qos(500, BasicQosOptions::default()).await?;
+    let mut consumer =
+        consume.basic_consume(&queue, "bench", BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let started = Instant::now();
+    let receiving = tokio::spawn(async move {
+        let mut got = 0;
+        while got < requests {
+            let Some(delivery) = consumer.next().await else { break };
+            delivery?.ack(BasicAckOptions::default()).await?;
+            got += 1;
+        }
+        anyhow::Ok(())
+    });
+    let channels: Vec<lapin::Channel> =
+        futures::future::try_join_all((0..concurrency).map(|_| platform::amqp::confirm_channel(&conn))).await?;
+    let (_, lat) = drive(requests, concurrency, |i| {
+        let channel = channels[i % channels.len()].clone();
+        let queue = queue.clone();
+        async move {
+            let props = BasicProperties::default().with_delivery_mode(2);
+            channel
+                .basic_publish("", &queue, BasicPublishOptions::default(), br#"{"bench":true}"#, props)
+                .await?
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    receiving.await??;
+    let elapsed = started.elapsed();
+    let _ = conn.close(200, "bench done").await;
+    Ok(throughput("RabbitMQ confirmed publish+consume", requests, elapsed, lat))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -113,6 +362,9 @@ async fn main() -> anyhow::Result<()> {
             report("POST /auth/register", samples.iter().map(|s| s.register).collect());
             report("GET /users/me (token wait)", samples.iter().map(|s| s.read).collect());
             report("register → profile readable", samples.iter().map(|s| s.total).collect());
+        }
+        Command::Load { concurrency, requests, lag_samples, ref database_url, ref amqp_url } => {
+            load(&cli, concurrency, requests, lag_samples, database_url, amqp_url).await?;
         }
     }
     Ok(())
