@@ -373,3 +373,59 @@ mod gamification_tests {
         assert_eq!(accept_invite(&mut account, own).unwrap_err()[0].field, "invite_code");
     }
 }
+
+/// What a presented refresh token's record says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// When it was spent by a refresh, if it was.
+    pub spent_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When its family was revoked, if it was.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What to do with a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Spend it and issue the next token of the family.
+    Rotate,
+    /// Spent a moment ago (a concurrent refresh of the same app): issue another pair in the
+    /// family without revoking anything.
+    Grace,
+    /// Spent earlier: someone replays a stolen token. Revoke the whole family.
+    Reuse,
+    /// The family was revoked (logout, reuse, password change).
+    Revoked,
+}
+
+/// How long a spent refresh token is still honoured, for two concurrent refreshes.
+pub const REFRESH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// Judges a refresh (rotation with reuse detection).
+pub fn judge_refresh(record: RefreshRecord, now: chrono::DateTime<chrono::Utc>) -> RefreshDecision {
+    match record {
+        RefreshRecord { revoked_at: Some(_), .. } => RefreshDecision::Revoked,
+        RefreshRecord { spent_at: None, .. } => RefreshDecision::Rotate,
+        RefreshRecord { spent_at: Some(at), .. } if now - at <= REFRESH_GRACE => RefreshDecision::Grace,
+        RefreshRecord { spent_at: Some(_), .. } => RefreshDecision::Reuse,
+    }
+}
+
+#[cfg(test)]
+mod refresh_tests {
+    use chrono::{TimeDelta, Utc};
+
+    use super::*;
+
+    #[test]
+    fn a_spent_token_is_honoured_briefly_then_treated_as_stolen() {
+        let now = Utc::now();
+        let fresh = RefreshRecord { spent_at: None, revoked_at: None };
+        assert_eq!(judge_refresh(fresh, now), RefreshDecision::Rotate);
+        let just_spent = RefreshRecord { spent_at: Some(now - TimeDelta::seconds(2)), revoked_at: None };
+        assert_eq!(judge_refresh(just_spent, now), RefreshDecision::Grace);
+        let long_spent = RefreshRecord { spent_at: Some(now - TimeDelta::minutes(5)), revoked_at: None };
+        assert_eq!(judge_refresh(long_spent, now), RefreshDecision::Reuse);
+        let revoked = RefreshRecord { spent_at: None, revoked_at: Some(now) };
+        assert_eq!(judge_refresh(revoked, now), RefreshDecision::Revoked);
+    }
+}

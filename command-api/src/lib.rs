@@ -6,6 +6,7 @@
 //! talks to RabbitMQ and keeps accepting commands while the broker is down.
 
 pub mod domain;
+pub mod limits;
 mod password;
 mod routes;
 
@@ -16,6 +17,7 @@ use axum::{Router, extract::FromRef};
 use platform::{
     Settings,
     auth::{Signer, Verifier},
+    denylist::Denylist,
     http::{BearerAuth, Readiness, docs_routes, ops_routes, request_context, serve},
     redis::Redis,
 };
@@ -35,12 +37,16 @@ pub const DEFAULT_PORT: u16 = 8081;
 pub struct AppState {
     /// The write database.
     pub db: PgPool,
+    /// Rate limits, denylist.
+    pub redis: Redis,
     /// Signs tokens.
     pub signer: Arc<Signer>,
     /// Verifies tokens, publishes the JWKS.
     pub verifier: Arc<Verifier>,
     /// Configuration.
     pub settings: Arc<Settings>,
+    /// Signed-out access tokens.
+    pub denylist: Denylist,
 }
 
 #[derive(OpenApi)]
@@ -66,7 +72,14 @@ impl App {
         let redis = Redis::new(&settings)?;
         let verifier = Arc::new(Verifier::from_pem_bundle(&settings.jwt_public_keys_pem)?);
         let signer = Arc::new(Signer::new(&settings.jwt_private_key_pem, &verifier)?);
-        let state = AppState { db: db.clone(), signer, verifier, settings: settings.clone() };
+        let state = AppState {
+            db: db.clone(),
+            redis: redis.clone(),
+            signer,
+            verifier,
+            settings: settings.clone(),
+            denylist: Denylist::new(db.clone(), redis.clone()),
+        };
         let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .nest("/api/v1", routes::router())
             .merge(routes::well_known())

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{denylist::Denylist, error::ApiError};
 
 /// The development signing key, committed so a fresh clone runs. Production refuses it.
 pub const DEV_PRIVATE_KEY_PEM: &str = include_str!("../dev-keys/jwt-dev-private.pem");
@@ -94,6 +94,12 @@ pub enum TokenError {
     /// A refresh token where an access token is needed, or the reverse.
     #[error("wrong token type")]
     WrongType,
+    /// Signed out, or its session was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// A spent refresh token presented again: its session is now revoked.
+    #[error("refresh token already used; the session was revoked")]
+    Reused,
     /// Anything else: not a JWT, bad signature, wrong algorithm.
     #[error("invalid token")]
     Invalid,
@@ -218,6 +224,7 @@ pub struct AuthUser(pub Claims);
 impl<S> FromRequestParts<S> for AuthUser
 where
     Arc<Verifier>: FromRef<S>,
+    Denylist: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -230,7 +237,11 @@ where
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or(TokenError::Missing)?;
         let verifier = Arc::<Verifier>::from_ref(state);
-        Ok(Self(verifier.verify(token.trim(), TokenType::Access)?))
+        let claims = verifier.verify(token.trim(), TokenType::Access)?;
+        if Denylist::from_ref(state).is_revoked(claims.jti).await? {
+            return Err(TokenError::Revoked.into());
+        }
+        Ok(Self(claims))
     }
 }
 

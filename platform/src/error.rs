@@ -146,6 +146,10 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code, "Bad request"),
             Self::Unauthorized(TokenError::Expired) => (StatusCode::UNAUTHORIZED, "token_expired", "Unauthorized"),
             Self::Unauthorized(TokenError::Missing) => (StatusCode::UNAUTHORIZED, "missing_token", "Unauthorized"),
+            Self::Unauthorized(TokenError::Revoked) => (StatusCode::UNAUTHORIZED, "token_revoked", "Unauthorized"),
+            Self::Unauthorized(TokenError::Reused) => {
+                (StatusCode::UNAUTHORIZED, "refresh_token_reused", "Unauthorized")
+            }
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "invalid_token", "Unauthorized"),
             Self::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_credentials", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),

@@ -177,7 +177,45 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// The client's IP address: from `TRUSTED_PROXY_HEADER` when one is configured (its last,
+/// i.e. proxy-appended, entry), otherwise the TCP peer. A client-sent header is never trusted
+/// unless the deployment says a proxy sets it.
+#[derive(Debug, Clone)]
+pub struct ClientIp(pub String);
+
+impl<S> axum::extract::FromRequestParts<S> for ClientIp
+where
+    Arc<crate::Settings>: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let settings = <Arc<crate::Settings> as axum::extract::FromRef<S>>::from_ref(state);
+        if let Some(header) = &settings.trusted_proxy_header
+            && let Some(ip) = parts
+                .headers
+                .get_all(header.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .rfind(|v| !v.is_empty())
+        {
+            return Ok(Self(ip.to_owned()));
+        }
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        Ok(Self(peer))
+    }
 }
 
 /// Adds the `bearer` security scheme (JWT access token) to an OpenAPI document.

@@ -6,6 +6,7 @@ pub mod amqp;
 pub mod auth;
 pub mod consistency;
 pub mod db;
+pub mod denylist;
 pub mod error;
 pub mod eventstore;
 pub mod http;

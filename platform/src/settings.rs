@@ -66,6 +66,9 @@ pub struct Settings {
     /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
     /// that still fails after the last one is parked.
     pub retry_delays: Vec<Duration>,
+    /// `TRUSTED_PROXY_HEADER` (e.g. `x-forwarded-for`): where the client IP comes from behind
+    /// a proxy; unset means the TCP peer address.
+    pub trusted_proxy_header: Option<String>,
     /// `SCAN_DAILY_CAP` (default 30): rewarded scans per user per local day.
     pub scan_daily_cap: i64,
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
@@ -94,6 +97,7 @@ impl Settings {
             relay_batch_size: 500,
             projector_batch_size: 200,
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
+            trusted_proxy_header: None,
             scan_daily_cap: 30,
             scan_unique_images: true,
         }
@@ -175,6 +179,7 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .context("RETRY_DELAYS_MS must be comma-separated milliseconds")?;
         }
+        s.trusted_proxy_header = parse_env("TRUSTED_PROXY_HEADER").map(|v| v.to_lowercase());
         if let Some(v) = parse_env("SCAN_DAILY_CAP") {
             s.scan_daily_cap = v.parse().context("SCAN_DAILY_CAP must be a number")?;
         }

@@ -15,6 +15,7 @@ use axum::{Router, extract::FromRef};
 use platform::{
     Settings,
     auth::Verifier,
+    denylist::Denylist,
     http::{BearerAuth, Readiness, docs_routes, ops_routes, request_context, serve},
     redis::Redis,
 };
@@ -38,6 +39,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Configuration.
     pub settings: Arc<Settings>,
+    /// Signed-out access tokens.
+    pub denylist: Denylist,
     /// Woken whenever a projection commits (PostgreSQL `LISTEN`).
     pub applied: Arc<Notify>,
 }
@@ -69,6 +72,7 @@ impl App {
             redis: redis.clone(),
             verifier,
             settings: settings.clone(),
+            denylist: Denylist::new(db.clone(), redis.clone()),
             applied: Arc::new(Notify::new()),
         };
         let (api, spec) =

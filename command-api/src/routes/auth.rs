@@ -9,10 +9,10 @@ use axum::{
 use chrono::{DateTime, Utc};
 use events::Event;
 use platform::{
-    auth::{ACCESS_TOKEN_TTL_SECS, Claims, Role, TokenType},
+    auth::{ACCESS_TOKEN_TTL_SECS, AuthUser, Claims, Role, TokenError, TokenType},
     error::{ApiError, ApiJson, FieldError},
     eventstore,
-    http::RequestId,
+    http::{ClientIp, RequestId},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,10 +20,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{consistency_headers, on_constraint};
-use crate::{AppState, SOURCE, domain, password};
+use crate::{AppState, SOURCE, domain, limits, password};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login))
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
 pub fn well_known() -> OpenApiRouter<AppState> {
@@ -83,10 +87,33 @@ pub struct RegisterResponse {
     pub tokens: Tokens,
 }
 
-fn issue_tokens(state: &AppState, user_id: Uuid, username: &str, role: Role) -> Result<Tokens, ApiError> {
-    let access = state.signer.sign(&Claims::new(user_id, username, role, TokenType::Access))?;
-    let refresh = state.signer.sign(&Claims::new(user_id, username, role, TokenType::Refresh))?;
-    Ok(Tokens { access_token: access, refresh_token: refresh, token_type: "Bearer", expires_in: ACCESS_TOKEN_TTL_SECS })
+/// Signs an access token and a refresh token; records the refresh token in `family` (a new
+/// family for a new sign-in).
+async fn issue_tokens(
+    state: &AppState,
+    conn: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    username: &str,
+    role: Role,
+    family: Option<Uuid>,
+) -> Result<Tokens, ApiError> {
+    let access = Claims::new(user_id, username, role, TokenType::Access);
+    let refresh = Claims::new(user_id, username, role, TokenType::Refresh);
+    sqlx::query(
+        "insert into auth.refresh_tokens (jti, family_id, user_id, expires_at) values ($1, $2, $3, to_timestamp($4))",
+    )
+    .bind(refresh.jti)
+    .bind(family.unwrap_or(refresh.jti))
+    .bind(user_id)
+    .bind(refresh.exp as f64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Tokens {
+        access_token: state.signer.sign(&access)?,
+        refresh_token: state.signer.sign(&refresh)?,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+    })
 }
 
 /// Create an account with e-mail and password.
@@ -157,10 +184,9 @@ async fn register(
         )
     })?;
     eventstore::append(&mut tx, &mut events).await?;
+    let tokens = issue_tokens(&state, &mut tx, account.user_id, &account.username, Role::User, None).await?;
     tx.commit().await?;
     tracing::info!(user.id = %account.user_id, "account registered");
-
-    let tokens = issue_tokens(&state, account.user_id, &account.username, Role::User)?;
     let body = RegisterResponse {
         user: AccountView {
             id: account.user_id,
@@ -194,12 +220,22 @@ struct Credentials {
 }
 
 /// Sign in with e-mail and password.
+///
+/// At most 5 attempts a minute per client IP, and a growing wait per account after repeated
+/// failures; both answer 429 with `Retry-After`.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = Tokens),
         (status = 401, description = "Wrong e-mail or password", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
-async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginRequest>) -> Result<Json<Tokens>, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    limits::check_ip(&state.redis, &ip).await?;
+    limits::check_account(&state.redis, &body.email).await?;
     let account: Option<Credentials> = sqlx::query_as(
         "select id, username, role, password_hash from auth.users where lower(email) = lower($1) and deleted_at is null",
     )
@@ -209,11 +245,130 @@ async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginReques
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     // Verified even when there is no account, so timing does not tell whether it exists.
     let ok = password::verify(body.password, stored).await?;
-    let account = account
-        .filter(|_| ok)
-        .ok_or_else(|| ApiError::InvalidCredentials("The e-mail address or password is wrong.".into()))?;
+    let Some(account) = account.filter(|_| ok) else {
+        limits::record_failure(&state.redis, &body.email).await;
+        tracing::info!(client.ip = %ip, "sign-in refused");
+        return Err(ApiError::InvalidCredentials("The e-mail address or password is wrong.".into()));
+    };
+    limits::record_success(&state.redis, &body.email).await;
     tracing::info!(user.id = %account.id, "signed in");
-    Ok(Json(issue_tokens(&state, account.id, &account.username, account.role)?))
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(issue_tokens(&state, &mut conn, account.id, &account.username, account.role, None).await?))
+}
+
+/// A refresh token.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct RefreshRequest {
+    /// The refresh token of the current pair.
+    pub refresh_token: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    family_id: Uuid,
+    spent_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    username: String,
+    role: Role,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Exchange a refresh token for a new pair.
+///
+/// The presented token is spent. Presenting a spent token again (after a 10 s grace window for
+/// concurrent refreshes) revokes every token of that sign-in: someone else has it.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = Tokens),
+        (status = 401, description = "Invalid, expired, revoked or reused", body = platform::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    let claims = state.verifier.verify(body.refresh_token.trim(), TokenType::Refresh)?;
+    let mut tx = state.db.begin().await?;
+    let record: Option<SessionRow> = sqlx::query_as(
+        "select t.family_id, t.spent_at, t.revoked_at, u.username, u.role, u.deleted_at
+         from auth.refresh_tokens t join auth.users u on u.id = t.user_id
+         where t.jti = $1 and t.user_id = $2 for update of t",
+    )
+    .bind(claims.jti)
+    .bind(claims.sub)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(SessionRow { family_id: family, spent_at, revoked_at, username, role, deleted_at }) = record else {
+        return Err(TokenError::Invalid.into());
+    };
+    if deleted_at.is_some() {
+        return Err(TokenError::Revoked.into());
+    }
+    match domain::judge_refresh(domain::RefreshRecord { spent_at, revoked_at }, Utc::now()) {
+        domain::RefreshDecision::Revoked => Err(TokenError::Revoked.into()),
+        domain::RefreshDecision::Reuse => {
+            let revoked = sqlx::query(
+                "update auth.refresh_tokens set revoked_at = now() where family_id = $1 and revoked_at is null",
+            )
+            .bind(family)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            tracing::warn!(user.id = %claims.sub, family = %family, revoked, "refresh token reused; session revoked");
+            Err(ApiError::Unauthorized(TokenError::Reused))
+        }
+        decision => {
+            let tokens = issue_tokens(&state, &mut tx, claims.sub, &username, role, Some(family)).await?;
+            if decision == domain::RefreshDecision::Rotate {
+                sqlx::query("update auth.refresh_tokens set spent_at = now() where jti = $1")
+                    .bind(claims.jti)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(Json(tokens))
+        }
+    }
+}
+
+/// What to sign out.
+#[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
+pub struct LogoutRequest {
+    /// Also end this refresh token's session.
+    pub refresh_token: Option<String>,
+}
+
+/// Sign out: the access token is refused from now on, and the session of `refresh_token`
+/// (when given) is revoked.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body(content = LogoutRequest, description = "optional"), security(("bearer" = [])),
+    responses((status = 204, description = "Signed out"), (status = 401, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn logout(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    body: axum::body::Bytes,
+) -> Result<StatusCode, ApiError> {
+    let body: LogoutRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("malformed_json", format!("The body is not a logout request: {e}")))?
+    };
+    let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+    state.denylist.revoke(claims.jti, claims.sub, expires_at).await?;
+    if let Some(token) = body.refresh_token
+        && let Ok(refresh) = state.verifier.verify(token.trim(), TokenType::Refresh)
+        && refresh.sub == claims.sub
+    {
+        sqlx::query(
+            "update auth.refresh_tokens set revoked_at = now()
+             where family_id = (select family_id from auth.refresh_tokens where jti = $1) and revoked_at is null",
+        )
+        .bind(refresh.jti)
+        .execute(&state.db)
+        .await?;
+    }
+    tracing::info!(user.id = %claims.sub, "signed out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The public keys that verify EcoEco tokens (JWKS, RFC 7517): current and previous.
