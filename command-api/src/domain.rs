@@ -397,15 +397,17 @@ pub enum RefreshDecision {
     Revoked,
 }
 
-/// How long a spent refresh token is still honoured, for two concurrent refreshes.
-pub const REFRESH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
-
-/// Judges a refresh (rotation with reuse detection).
-pub fn judge_refresh(record: RefreshRecord, now: chrono::DateTime<chrono::Utc>) -> RefreshDecision {
+/// Judges a refresh (rotation with reuse detection); `grace` is how long a spent token is still
+/// honoured.
+pub fn judge_refresh(
+    record: RefreshRecord,
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::TimeDelta,
+) -> RefreshDecision {
     match record {
         RefreshRecord { revoked_at: Some(_), .. } => RefreshDecision::Revoked,
         RefreshRecord { spent_at: None, .. } => RefreshDecision::Rotate,
-        RefreshRecord { spent_at: Some(at), .. } if now - at <= REFRESH_GRACE => RefreshDecision::Grace,
+        RefreshRecord { spent_at: Some(at), .. } if now - at <= grace => RefreshDecision::Grace,
         RefreshRecord { spent_at: Some(_), .. } => RefreshDecision::Reuse,
     }
 }
@@ -416,16 +418,18 @@ mod refresh_tests {
 
     use super::*;
 
+    const GRACE: TimeDelta = TimeDelta::seconds(10);
+
     #[test]
     fn a_spent_token_is_honoured_briefly_then_treated_as_stolen() {
         let now = Utc::now();
         let fresh = RefreshRecord { spent_at: None, revoked_at: None };
-        assert_eq!(judge_refresh(fresh, now), RefreshDecision::Rotate);
+        assert_eq!(judge_refresh(fresh, now, GRACE), RefreshDecision::Rotate);
         let just_spent = RefreshRecord { spent_at: Some(now - TimeDelta::seconds(2)), revoked_at: None };
-        assert_eq!(judge_refresh(just_spent, now), RefreshDecision::Grace);
+        assert_eq!(judge_refresh(just_spent, now, GRACE), RefreshDecision::Grace);
         let long_spent = RefreshRecord { spent_at: Some(now - TimeDelta::minutes(5)), revoked_at: None };
-        assert_eq!(judge_refresh(long_spent, now), RefreshDecision::Reuse);
+        assert_eq!(judge_refresh(long_spent, now, GRACE), RefreshDecision::Reuse);
         let revoked = RefreshRecord { spent_at: None, revoked_at: Some(now) };
-        assert_eq!(judge_refresh(revoked, now), RefreshDecision::Revoked);
+        assert_eq!(judge_refresh(revoked, now, GRACE), RefreshDecision::Revoked);
     }
 }

@@ -69,6 +69,9 @@ pub struct Settings {
     /// `TRUSTED_PROXY_HEADER` (e.g. `x-forwarded-for`): where the client IP comes from behind
     /// a proxy; unset means the TCP peer address.
     pub trusted_proxy_header: Option<String>,
+    /// `REFRESH_GRACE_SECS` (default 10): how long a spent refresh token is still honoured, so
+    /// two concurrent refreshes from one app do not log it out.
+    pub refresh_grace: Duration,
     /// `SCAN_DAILY_CAP` (default 30): rewarded scans per user per local day.
     pub scan_daily_cap: i64,
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
@@ -98,6 +101,7 @@ impl Settings {
             projector_batch_size: 200,
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
             trusted_proxy_header: None,
+            refresh_grace: Duration::from_secs(10),
             scan_daily_cap: 30,
             scan_unique_images: true,
         }
@@ -180,6 +184,9 @@ impl Settings {
                 .context("RETRY_DELAYS_MS must be comma-separated milliseconds")?;
         }
         s.trusted_proxy_header = parse_env("TRUSTED_PROXY_HEADER").map(|v| v.to_lowercase());
+        if let Some(v) = parse_env("REFRESH_GRACE_SECS") {
+            s.refresh_grace = Duration::from_secs(v.parse().context("REFRESH_GRACE_SECS must be a number")?);
+        }
         if let Some(v) = parse_env("SCAN_DAILY_CAP") {
             s.scan_daily_cap = v.parse().context("SCAN_DAILY_CAP must be a number")?;
         }

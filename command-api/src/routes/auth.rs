@@ -303,7 +303,8 @@ async fn refresh(
     if deleted_at.is_some() {
         return Err(TokenError::Revoked.into());
     }
-    match domain::judge_refresh(domain::RefreshRecord { spent_at, revoked_at }, Utc::now()) {
+    let grace = chrono::TimeDelta::from_std(state.settings.refresh_grace).unwrap_or_default();
+    match domain::judge_refresh(domain::RefreshRecord { spent_at, revoked_at }, Utc::now(), grace) {
         domain::RefreshDecision::Revoked => Err(TokenError::Revoked.into()),
         domain::RefreshDecision::Reuse => {
             let revoked = sqlx::query(

@@ -3,6 +3,7 @@
 //! End-to-end tests: all processes against real PostgreSQL, Redis and RabbitMQ.
 
 mod api;
+mod auth;
 mod broker;
 mod delivery;
 mod game;
