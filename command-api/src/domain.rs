@@ -433,3 +433,99 @@ mod refresh_tests {
         assert_eq!(judge_refresh(revoked, now, GRACE), RefreshDecision::Revoked);
     }
 }
+
+/// Profile fields a user changes; `None` leaves a field as it is, `""` clears bio or avatar.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChanges {
+    /// Display name.
+    pub nickname: Option<String>,
+    /// About me.
+    pub bio: Option<String>,
+    /// Picture URL (`https://` or `http://`), or empty.
+    pub avatar_url: Option<String>,
+}
+
+/// Checks a profile change and returns its `user.profile_updated` event.
+pub fn update_profile(changes: ProfileChanges) -> Result<EventData, Vec<Invalid>> {
+    let mut problems = Vec::new();
+    let nickname = changes.nickname.map(|n| n.trim().to_owned());
+    if let Some(n) = &nickname
+        && (n.is_empty() || n.chars().count() > 40 || n.chars().any(char::is_control))
+    {
+        problems.push(invalid("nickname", "must be 1 to 40 printable characters"));
+    }
+    let bio = changes.bio.map(|b| b.trim().to_owned());
+    if bio.as_ref().is_some_and(|b| b.chars().count() > 500) {
+        problems.push(invalid("bio", "must be at most 500 characters long"));
+    }
+    let avatar_url = changes.avatar_url.map(|a| a.trim().to_owned());
+    if let Some(a) = &avatar_url
+        && !a.is_empty()
+        && (a.len() > 2048
+            || !(a.starts_with("https://") || a.starts_with("http://"))
+            || a.contains(char::is_whitespace))
+    {
+        problems.push(invalid("avatar_url", "must be an http(s) URL of at most 2048 characters, or empty"));
+    }
+    if nickname.is_none() && bio.is_none() && avatar_url.is_none() {
+        problems.push(invalid("body", "change at least one of nickname, bio, avatar_url"));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(events::UserProfileUpdated { nickname, bio, avatar_url }.into())
+}
+
+/// Languages the app is translated into.
+pub const LANGUAGES: [&str; 2] = ["ko", "en"];
+/// Themes the app has.
+pub const THEMES: [&str; 3] = ["light", "dark", "system"];
+
+/// Checks a settings change and returns its `user.settings_updated` event.
+pub fn update_settings(
+    notification_enabled: Option<bool>,
+    language: Option<String>,
+    theme: Option<String>,
+) -> Result<EventData, Vec<Invalid>> {
+    let mut problems = Vec::new();
+    if language.as_deref().is_some_and(|l| !LANGUAGES.contains(&l)) {
+        problems.push(invalid("language", "must be one of ko, en"));
+    }
+    if theme.as_deref().is_some_and(|t| !THEMES.contains(&t)) {
+        problems.push(invalid("theme", "must be one of light, dark, system"));
+    }
+    if notification_enabled.is_none() && language.is_none() && theme.is_none() {
+        problems.push(invalid("body", "change at least one of notification_enabled, language, theme"));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(events::UserSettingsUpdated { notification_enabled, language, theme }.into())
+}
+
+#[cfg(test)]
+mod account_tests {
+    use super::*;
+
+    #[test]
+    fn profile_changes_are_checked_and_empty_strings_clear() {
+        let ok = update_profile(ProfileChanges { bio: Some(" ".into()), ..Default::default() }).unwrap();
+        assert!(matches!(ok, EventData::UserProfileUpdated(p) if p.bio.as_deref() == Some("") && p.nickname.is_none()));
+        let errs = update_profile(ProfileChanges {
+            nickname: Some(String::new()),
+            avatar_url: Some("javascript:alert(1)".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<_> = errs.iter().map(|e| e.field).collect();
+        assert_eq!(fields, ["nickname", "avatar_url"]);
+        assert_eq!(update_profile(ProfileChanges::default()).unwrap_err()[0].field, "body");
+    }
+
+    #[test]
+    fn settings_accept_only_known_values() {
+        assert!(update_settings(Some(false), None, None).is_ok());
+        let errs = update_settings(None, Some("fr".into()), Some("neon".into())).unwrap_err();
+        assert_eq!(errs.len(), 2);
+    }
+}

@@ -65,6 +65,9 @@ pub struct Claims {
     /// Access or refresh.
     #[serde(rename = "type")]
     pub token_type: TokenType,
+    /// The sign-in session (refresh-token family) the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
 }
 
 impl Claims {
@@ -75,7 +78,16 @@ impl Claims {
             TokenType::Access => ACCESS_TOKEN_TTL_SECS,
             TokenType::Refresh => REFRESH_TOKEN_TTL_SECS,
         };
-        Self { sub, username: username.to_owned(), role, exp: now + ttl, iat: now, jti: Uuid::now_v7(), token_type }
+        Self {
+            sub,
+            username: username.to_owned(),
+            role,
+            exp: now + ttl,
+            iat: now,
+            jti: Uuid::now_v7(),
+            token_type,
+            sid: None,
+        }
     }
 }
 

@@ -39,6 +39,7 @@ pub const PROFILES: ConsumerSpec = ConsumerSpec {
     bindings: &[
         "user.registered",
         "user.profile_updated",
+        "user.settings_updated",
         "user.deleted",
         "scan.recorded",
         "recycle.completed",

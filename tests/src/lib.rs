@@ -166,20 +166,20 @@ impl TestSystem {
 
     /// POST JSON to command-api.
     pub async fn post(&self, path: &str, body: &Value) -> Response {
-        Response::from(self.http.post(format!("{}{path}", self.command_url)).json(body).send().await.unwrap()).await
+        Response::read(self.http.post(format!("{}{path}", self.command_url)).json(body).send().await.unwrap()).await
     }
 
     /// POST JSON to command-api as `bearer`.
     pub async fn command(&self, path: &str, bearer: &str, body: &Value) -> Response {
         let req = self.http.post(format!("{}{path}", self.command_url)).bearer_auth(bearer).json(body);
-        Response::from(req.send().await.unwrap()).await
+        Response::read(req.send().await.unwrap()).await
     }
 
     /// POST raw bytes to command-api as `application/json`.
     pub async fn post_raw(&self, path: &str, body: &'static str) -> Response {
         let req =
             self.http.post(format!("{}{path}", self.command_url)).header("content-type", "application/json").body(body);
-        Response::from(req.send().await.unwrap()).await
+        Response::read(req.send().await.unwrap()).await
     }
 
     /// GET from query-api with a bearer token and optional consistency token.
@@ -188,7 +188,7 @@ impl TestSystem {
         if let Some(token) = consistency {
             req = req.header("x-consistency-token", token);
         }
-        Response::from(req.send().await.unwrap()).await
+        Response::read(req.send().await.unwrap()).await
     }
 
     /// Registers a user with a unique username; returns the response.
@@ -260,7 +260,8 @@ pub struct Response {
 }
 
 impl Response {
-    async fn from(res: reqwest::Response) -> Self {
+    /// Reads a whole response.
+    pub async fn read(res: reqwest::Response) -> Self {
         let status = res.status();
         let headers = res.headers().clone();
         let bytes = res.bytes().await.unwrap();

@@ -89,7 +89,7 @@ pub struct RegisterResponse {
 
 /// Signs an access token and a refresh token; records the refresh token in `family` (a new
 /// family for a new sign-in).
-async fn issue_tokens(
+pub(crate) async fn issue_tokens(
     state: &AppState,
     conn: &mut sqlx::PgConnection,
     user_id: Uuid,
@@ -97,13 +97,16 @@ async fn issue_tokens(
     role: Role,
     family: Option<Uuid>,
 ) -> Result<Tokens, ApiError> {
-    let access = Claims::new(user_id, username, role, TokenType::Access);
-    let refresh = Claims::new(user_id, username, role, TokenType::Refresh);
+    let mut access = Claims::new(user_id, username, role, TokenType::Access);
+    let mut refresh = Claims::new(user_id, username, role, TokenType::Refresh);
+    let family = family.unwrap_or(refresh.jti);
+    access.sid = Some(family);
+    refresh.sid = Some(family);
     sqlx::query(
         "insert into auth.refresh_tokens (jti, family_id, user_id, expires_at) values ($1, $2, $3, to_timestamp($4))",
     )
     .bind(refresh.jti)
-    .bind(family.unwrap_or(refresh.jti))
+    .bind(family)
     .bind(user_id)
     .bind(refresh.exp as f64)
     .execute(&mut *conn)

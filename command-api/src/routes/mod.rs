@@ -1,5 +1,6 @@
 //! HTTP adapters of command-api: parse, call the domain, persist, answer.
 
+mod account;
 mod activity;
 mod admin;
 mod auth;
@@ -14,7 +15,7 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router()).merge(activity::router()).merge(admin::router())
+    OpenApiRouter::new().merge(auth::router()).merge(activity::router()).merge(account::router()).merge(admin::router())
 }
 
 /// Routes outside `/api/v1`.

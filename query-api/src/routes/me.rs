@@ -19,7 +19,11 @@ use super::users::load_profile;
 use crate::{AppState, consistency::Consistency};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(points)).routes(routes!(level)).routes(routes!(activities))
+    OpenApiRouter::new()
+        .routes(routes!(points))
+        .routes(routes!(level))
+        .routes(routes!(activities))
+        .routes(routes!(settings))
 }
 
 fn no_profile() -> ApiError {
@@ -226,4 +230,33 @@ async fn activities(
         None
     };
     Ok((freshness.headers(), Json(ActivityPage { items, next_cursor })))
+}
+
+/// My settings.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Settings {
+    /// Push notifications.
+    pub notification_enabled: bool,
+    /// `ko` or `en`.
+    pub language: String,
+    /// `light`, `dark` or `system`.
+    pub theme: String,
+}
+
+/// My settings.
+#[utoipa::path(get, path = "/users/me/settings", tag = "users", security(("bearer" = [])),
+    params(("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses((status = 200, body = Settings), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn settings(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    consistency: Consistency,
+) -> Result<(HeaderMap, Json<Settings>), ApiError> {
+    let freshness = consistency.wait(&state, &[&PROFILES]).await?;
+    let settings: Option<Settings> =
+        sqlx::query_as("select notification_enabled, language, theme from read.settings where user_id = $1")
+            .bind(claims.sub)
+            .fetch_optional(&state.db)
+            .await?;
+    Ok((freshness.headers(), Json(settings.ok_or_else(no_profile)?)))
 }

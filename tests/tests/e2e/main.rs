@@ -2,6 +2,7 @@
 
 //! End-to-end tests: all processes against real PostgreSQL, Redis and RabbitMQ.
 
+mod account;
 mod api;
 mod auth;
 mod broker;

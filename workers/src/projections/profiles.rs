@@ -103,6 +103,14 @@ impl Projector for ProfilesProjector {
                 .bind(event.sequence)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query(
+                    "insert into read.settings (user_id) select $1
+                     where not exists (select 1 from read.forgotten_users where user_id = $1)
+                     on conflict (user_id) do nothing",
+                )
+                .bind(e.user_id)
+                .execute(&mut *tx)
+                .await?;
             }
             EventData::UserProfileUpdated(e) => {
                 let updated = sqlx::query(
@@ -129,11 +137,37 @@ impl Projector for ProfilesProjector {
                     }
                 }
             }
+            EventData::UserSettingsUpdated(e) => {
+                let updated = sqlx::query(
+                    "update read.settings set
+                        notification_enabled = coalesce($2, notification_enabled), language = coalesce($3, language),
+                        theme = coalesce($4, theme), settings_sequence = coalesce($5, settings_sequence), updated_at = now()
+                     where user_id = $1 and ($5::bigint is null or settings_sequence < $5)",
+                )
+                .bind(event.aggregate_id)
+                .bind(e.notification_enabled)
+                .bind(&e.language)
+                .bind(&e.theme)
+                .bind(event.sequence)
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    let exists: bool =
+                        sqlx::query_scalar("select exists (select 1 from read.settings where user_id = $1)")
+                            .bind(event.aggregate_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    if !exists {
+                        Self::missing_profile(tx, event.aggregate_id).await?;
+                    }
+                }
+            }
             EventData::ScanRecorded(_) => Self::bump(tx, event, "total_scans = total_scans + 1", 0).await?,
             EventData::RecycleCompleted(_) => Self::bump(tx, event, "total_recycles = total_recycles + 1", 0).await?,
             EventData::PointsEarned(p) => Self::bump(tx, event, "points = points + $2", p.amount).await?,
             EventData::UserDeleted(e) => {
                 sqlx::query("delete from read.profiles where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
+                sqlx::query("delete from read.settings where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
                 sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")
                     .bind(e.user_id)
                     .execute(&mut *tx)

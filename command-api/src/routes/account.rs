@@ -1,0 +1,215 @@
+//! The signed-in user's account: profile, settings, password, deletion.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use chrono::{DateTime, Utc};
+use events::{Event, EventData, UserDeleted};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson, FieldError},
+    eventstore,
+    http::RequestId,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::consistency_headers;
+use crate::{AppState, SOURCE, domain, password};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(update_profile, delete_account))
+        .routes(routes!(update_settings))
+        .routes(routes!(change_password))
+}
+
+fn invalid(problems: Vec<domain::Invalid>) -> ApiError {
+    ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
+}
+
+/// Records one event about the caller; 202 with the consistency token.
+async fn record(
+    state: &AppState,
+    user: Uuid,
+    request_id: Uuid,
+    data: EventData,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let mut events = [Event::new(SOURCE, user, data).caused_by(Some(request_id), None)];
+    let mut tx = state.db.begin().await?;
+    let live: bool =
+        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !live {
+        return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
+    }
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        consistency_headers(vec![events[0].id]),
+        Json(serde_json::json!({"event_id": events[0].id})),
+    ))
+}
+
+/// Profile fields to change.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct ProfileRequest {
+    /// Display name, 1 to 40 characters.
+    pub nickname: Option<String>,
+    /// About me, up to 500 characters; empty clears it.
+    pub bio: Option<String>,
+    /// Picture URL (http or https); empty clears it.
+    pub avatar_url: Option<String>,
+}
+
+/// Change my profile.
+#[utoipa::path(patch, path = "/users/me", tag = "account", request_body = ProfileRequest, security(("bearer" = [])),
+    responses((status = 202, description = "Recorded", headers(("x-consistency-token" = String))),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn update_profile(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<ProfileRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let changes = domain::ProfileChanges { nickname: body.nickname, bio: body.bio, avatar_url: body.avatar_url };
+    let data = domain::update_profile(changes).map_err(invalid)?;
+    record(&state, claims.sub, request_id, data).await
+}
+
+/// Settings to change.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct SettingsRequest {
+    /// Push notifications.
+    pub notification_enabled: Option<bool>,
+    /// `ko` or `en`.
+    pub language: Option<String>,
+    /// `light`, `dark` or `system`.
+    pub theme: Option<String>,
+}
+
+/// Change my settings.
+#[utoipa::path(patch, path = "/users/me/settings", tag = "account", request_body = SettingsRequest, security(("bearer" = [])),
+    responses((status = 202, description = "Recorded", headers(("x-consistency-token" = String))),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn update_settings(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<SettingsRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let data = domain::update_settings(body.notification_enabled, body.language, body.theme).map_err(invalid)?;
+    record(&state, claims.sub, request_id, data).await
+}
+
+/// A password change.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct PasswordRequest {
+    /// The password now.
+    pub current_password: String,
+    /// The new password (8 to 128 characters with a letter and a digit).
+    pub new_password: String,
+}
+
+/// Change my password. Every other session is signed out.
+#[utoipa::path(patch, path = "/users/me/password", tag = "account", request_body = PasswordRequest, security(("bearer" = [])),
+    responses((status = 204, description = "Changed"),
+              (status = 401, description = "Current password wrong", body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ApiJson(body): ApiJson<PasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let row: Option<(String, String, Option<String>)> =
+        sqlx::query_as("select username, email, password_hash from auth.users where id = $1 and deleted_at is null")
+            .bind(claims.sub)
+            .fetch_optional(&state.db)
+            .await?;
+    let (username, email, stored) =
+        row.ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))?;
+    if stored.is_some() && !password::verify(body.current_password, stored).await? {
+        return Err(ApiError::InvalidCredentials("The current password is wrong.".into()));
+    }
+    domain::check_password(&body.new_password, &username, &email).map_err(|m| ApiError::invalid("new_password", m))?;
+    let hash = password::hash(body.new_password).await?;
+    let mut tx = state.db.begin().await?;
+    sqlx::query("update auth.users set password_hash = $2 where id = $1")
+        .bind(claims.sub)
+        .bind(&hash)
+        .execute(&mut *tx)
+        .await?;
+    let revoked = revoke_sessions(&mut tx, claims.sub, claims.sid).await?;
+    tx.commit().await?;
+    tracing::info!(user.id = %claims.sub, sessions_revoked = revoked, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes every refresh-token family of `user` except `keep`.
+pub(crate) async fn revoke_sessions(
+    tx: &mut sqlx::PgConnection,
+    user: Uuid,
+    keep: Option<Uuid>,
+) -> Result<u64, ApiError> {
+    Ok(sqlx::query(
+        "update auth.refresh_tokens set revoked_at = now()
+         where user_id = $1 and revoked_at is null and ($2::uuid is null or family_id <> $2)",
+    )
+    .bind(user)
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
+}
+
+/// Confirmation of a deletion.
+#[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
+pub struct DeleteRequest {
+    /// The password, for accounts that have one.
+    pub password: Option<String>,
+}
+
+/// Delete my account. Every read model and cache forgets me; my e-mail address is free again.
+#[utoipa::path(delete, path = "/users/me", tag = "account", request_body = DeleteRequest, security(("bearer" = [])),
+    responses((status = 202, description = "Deleted; read models follow", headers(("x-consistency-token" = String))),
+              (status = 401, description = "Password wrong", body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn delete_account(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<DeleteRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let stored: Option<Option<String>> =
+        sqlx::query_scalar("select password_hash from auth.users where id = $1 and deleted_at is null")
+            .bind(claims.sub)
+            .fetch_optional(&state.db)
+            .await?;
+    let stored = stored.ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))?;
+    if stored.is_some() {
+        let given = body.password.ok_or_else(|| ApiError::invalid("password", "is required to delete an account"))?;
+        if !password::verify(given, stored).await? {
+            return Err(ApiError::InvalidCredentials("The password is wrong.".into()));
+        }
+    }
+    let mut events =
+        [Event::new(SOURCE, claims.sub, UserDeleted { user_id: claims.sub }.into()).caused_by(Some(request_id), None)];
+    let mut tx = state.db.begin().await?;
+    // Soft delete: the row stays for audit, the unique indexes (live accounts only) free the
+    // e-mail and username, and personal data that identifies the person is scrubbed.
+    sqlx::query(
+        "update auth.users set deleted_at = now(), email = 'deleted+' || id || '@invalid', password_hash = null where id = $1",
+    )
+    .bind(claims.sub)
+    .execute(&mut *tx)
+    .await?;
+    revoke_sessions(&mut tx, claims.sub, None).await?;
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    let expires_at: DateTime<Utc> = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+    state.denylist.revoke(claims.jti, claims.sub, expires_at).await?;
+    tracing::info!(user.id = %claims.sub, "account deleted");
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id])))
+}
