@@ -46,15 +46,21 @@ fn fail_open(e: anyhow::Error) {
 
 /// Counts an attempt from `ip`; refuses the sixth in a minute.
 pub async fn check_ip(redis: &Redis, ip: &str) -> Result<(), ApiError> {
-    let key = redis.key(format_args!("rl:login:ip:{ip}"));
+    let key = redis.key(format!("rl:login:ip:{ip}"));
+    sliding_window(redis, key, IP_LIMIT).await
+}
+
+/// At most `limit` hits on `key` in any 60 s.
+async fn sliding_window(redis: &Redis, key: String, limit: i64) -> Result<(), ApiError> {
     let now = Utc::now().timestamp_millis();
     let member = format!("{now}-{}", uuid::Uuid::new_v4().simple());
     let script = redis::Script::new(SLIDING_LOG);
-    let wait = redis
-        .run(move |mut c| async move {
-            script.key(key).arg(now).arg(IP_LIMIT).arg(member).invoke_async::<i64>(&mut c).await
-        })
-        .await;
+    let wait =
+        redis
+            .run(move |mut c| async move {
+                script.key(key).arg(now).arg(limit).arg(member).invoke_async::<i64>(&mut c).await
+            })
+            .await;
     match wait {
         Ok(0) => Ok(()),
         Ok(secs) => Err(ApiError::TooManyRequests { retry_after_secs: secs.max(1) as u64 }),
@@ -126,4 +132,13 @@ pub async fn record_success(redis: &Redis, email: &str) {
     {
         fail_open(e);
     }
+}
+
+/// Mail-sending requests (forgot password, resend verification) per IP per minute.
+pub const MAIL_LIMIT: i64 = 5;
+
+/// Counts a mail-sending request from `ip`; refuses the sixth in a minute.
+pub async fn check_mail(redis: &Redis, ip: &str) -> Result<(), ApiError> {
+    let key = redis.key(format!("rl:mail:ip:{ip}"));
+    sliding_window(redis, key, MAIL_LIMIT).await
 }

@@ -86,6 +86,7 @@ catalogue! {
     InviteAccepted(InviteAccepted) = "invite.accepted", version 1;
     PointsEarned(PointsEarned) = "points.earned", version 1;
     LevelReached(LevelReached) = "level.reached", version 1;
+    MailRequested(MailRequested) = "mail.requested", version 1;
 }
 
 impl EventData {
@@ -392,3 +393,27 @@ pub struct LevelReached {
     pub points: i64,
 }
 impl Validate for LevelReached {}
+
+/// Which message to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailTemplate {
+    /// "Confirm your e-mail address", with a verification link.
+    VerifyEmail,
+    /// "Reset your password", with a reset link.
+    ResetPassword,
+}
+
+/// `mail.requested` v1: command-api queued a message for a user. The address and any token
+/// stay in command-api's private mail outbox (row `mail_id`); the event only says that there is
+/// something to send, so no secret and no e-mail address travels on the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MailRequested {
+    /// The outbox row to send.
+    pub mail_id: Uuid,
+    /// The recipient user.
+    pub user_id: Uuid,
+    /// Which message.
+    pub template: MailTemplate,
+}
+impl Validate for MailRequested {}

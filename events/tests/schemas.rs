@@ -89,6 +89,7 @@ fn samples() -> Vec<EventData> {
         InviteAccepted { inviter_id: other, invitee_id: user }.into(),
         PointsEarned { user_id: user, amount: 10, reason: PointsReason::Scan, source_event_id: other }.into(),
         LevelReached { user_id: user, level: 2, points: 110 }.into(),
+        MailRequested { mail_id: other, user_id: user, template: MailTemplate::ResetPassword }.into(),
     ];
     for s in &samples {
         match s {
@@ -102,7 +103,8 @@ fn samples() -> Vec<EventData> {
             | EventData::AttendanceCheckedIn(_)
             | EventData::InviteAccepted(_)
             | EventData::PointsEarned(_)
-            | EventData::LevelReached(_) => {}
+            | EventData::LevelReached(_)
+            | EventData::MailRequested(_) => {}
         }
     }
     samples

@@ -72,6 +72,13 @@ pub struct Settings {
     /// `REFRESH_GRACE_SECS` (default 10): how long a spent refresh token is still honoured, so
     /// two concurrent refreshes from one app do not log it out.
     pub refresh_grace: Duration,
+    /// `MAIL_TRANSPORT`: `log` (default: the message is logged), `file:DIR` (one `.eml` file per
+    /// message) or `smtp://host:port` / `smtps://user:pass@host:port`.
+    pub mail_transport: String,
+    /// `MAIL_FROM` (default `EcoEco <no-reply@ecoeco.local>`).
+    pub mail_from: String,
+    /// `APP_BASE_URL` (default `http://127.0.0.1:3000`): where links in mail point.
+    pub app_base_url: String,
     /// `SCAN_DAILY_CAP` (default 30): rewarded scans per user per local day.
     pub scan_daily_cap: i64,
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
@@ -102,6 +109,9 @@ impl Settings {
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
             trusted_proxy_header: None,
             refresh_grace: Duration::from_secs(10),
+            mail_transport: "log".into(),
+            mail_from: "EcoEco <no-reply@ecoeco.local>".into(),
+            app_base_url: "http://127.0.0.1:3000".into(),
             scan_daily_cap: 30,
             scan_unique_images: true,
         }
@@ -184,6 +194,15 @@ impl Settings {
                 .context("RETRY_DELAYS_MS must be comma-separated milliseconds")?;
         }
         s.trusted_proxy_header = parse_env("TRUSTED_PROXY_HEADER").map(|v| v.to_lowercase());
+        if let Some(v) = parse_env("MAIL_TRANSPORT") {
+            s.mail_transport = v;
+        }
+        if let Some(v) = parse_env("MAIL_FROM") {
+            s.mail_from = v;
+        }
+        if let Some(v) = parse_env("APP_BASE_URL") {
+            s.app_base_url = v.trim_end_matches('/').to_owned();
+        }
         if let Some(v) = parse_env("REFRESH_GRACE_SECS") {
             s.refresh_grace = Duration::from_secs(v.parse().context("REFRESH_GRACE_SECS must be a number")?);
         }

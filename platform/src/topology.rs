@@ -76,8 +76,12 @@ pub const LEADERBOARDS: ConsumerSpec = ConsumerSpec {
     bindings: &["points.earned", "user.deleted"],
 };
 
+/// The mail worker: sends what commands queued.
+pub const MAILER: ConsumerSpec =
+    ConsumerSpec { name: "mailer", projection: Some("mailer"), bindings: &["mail.requested"] };
+
 /// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS];
+pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, MAILER];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

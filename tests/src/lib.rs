@@ -307,6 +307,11 @@ impl Drop for TestSystem {
 }
 
 async fn cleanup(settings: Settings) {
+    if let Some(dir) = settings.mail_transport.strip_prefix("file:")
+        && dir.contains("ecoeco-mail-")
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     if let Ok(conn) = platform::amqp::connect(&settings.amqp_url, "test cleanup").await
         && let Ok(channel) = conn.create_channel().await
     {

@@ -1,13 +1,14 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`)
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `mailer`)
 //! narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
 mod backoff;
 pub mod consumer;
+pub mod mailer;
 pub mod policies;
 pub mod projections;
 pub mod relay;
@@ -20,7 +21,7 @@ use platform::{
     Settings, amqp,
     http::{Readiness, ops_routes, request_context, serve},
     redis::Redis,
-    topology::{ACTIVITIES, CONSUMERS, LEADERBOARDS, POINTS_POLICY, PROFILES, Topology},
+    topology::{ACTIVITIES, CONSUMERS, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -49,11 +50,14 @@ pub enum Role {
     Activities,
     /// The leaderboards projector.
     Leaderboards,
+    /// The mail worker.
+    Mailer,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 5] = [Role::Relay, Role::PointsPolicy, Role::Profiles, Role::Activities, Role::Leaderboards];
+    pub const ALL: [Role; 6] =
+        [Role::Relay, Role::PointsPolicy, Role::Profiles, Role::Activities, Role::Leaderboards, Role::Mailer];
 
     /// The role's name in `WORKER_ROLES`: `relay` or the consumer's name.
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Role {
             Self::Profiles => PROFILES.name,
             Self::Activities => ACTIVITIES.name,
             Self::Leaderboards => LEADERBOARDS.name,
+            Self::Mailer => MAILER.name,
         }
     }
 
@@ -153,6 +158,11 @@ impl App {
                     let projector =
                         LeaderboardsProjector::new(self.db.clone(), self.redis.clone(), self.settings.app_timezone);
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
+                }
+                Role::Mailer => {
+                    let transport = mailer::Transport::from_setting(&self.settings.mail_transport)?;
+                    let mailer = mailer::Mailer::new(transport, &self.settings.mail_from)?;
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(mailer), stop));
                 }
             }
         }

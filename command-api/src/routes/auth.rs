@@ -186,6 +186,17 @@ async fn register(
             ],
         )
     })?;
+    events.push(
+        super::email::queue_mail(
+            &state,
+            &mut tx,
+            account.user_id,
+            &account.email,
+            events::MailTemplate::VerifyEmail,
+            request_id,
+        )
+        .await?,
+    );
     eventstore::append(&mut tx, &mut events).await?;
     let tokens = issue_tokens(&state, &mut tx, account.user_id, &account.username, Role::User, None).await?;
     tx.commit().await?;

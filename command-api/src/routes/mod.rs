@@ -4,6 +4,7 @@ mod account;
 mod activity;
 mod admin;
 mod auth;
+mod email;
 
 use axum::http::{HeaderMap, HeaderValue};
 use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
@@ -15,7 +16,12 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(auth::router()).merge(activity::router()).merge(account::router()).merge(admin::router())
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(activity::router())
+        .merge(account::router())
+        .merge(email::router())
+        .merge(admin::router())
 }
 
 /// Routes outside `/api/v1`.

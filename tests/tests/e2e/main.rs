@@ -8,4 +8,5 @@ mod auth;
 mod broker;
 mod delivery;
 mod game;
+mod mail;
 mod support;

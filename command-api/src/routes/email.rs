@@ -1,0 +1,238 @@
+//! E-mail verification and password reset, by single-use expiring tokens sent by mail.
+//!
+//! A command stores the token's SHA-256 (`auth.email_tokens`), the message in the private mail
+//! outbox and a `mail.requested` event, all in one transaction; the mail worker sends it.
+//! `forgot-password` answers the same whether or not the address has an account.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use events::{Event, MailRequested, MailTemplate, UserEmailVerified};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson},
+    eventstore,
+    http::{ClientIp, RequestId},
+};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{account::revoke_sessions, consistency_headers};
+use crate::{AppState, SOURCE, domain, limits, password};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+}
+
+/// Verification links live a day.
+const VERIFY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// Reset links live an hour.
+const RESET_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+fn purpose(template: MailTemplate) -> (&'static str, &'static str, chrono::TimeDelta) {
+    match template {
+        MailTemplate::VerifyEmail => ("verify_email", "verify-email", VERIFY_TTL),
+        MailTemplate::ResetPassword => ("reset_password", "reset-password", RESET_TTL),
+    }
+}
+
+/// Creates a token for `user`, queues the message carrying it, and returns the event to
+/// append in the caller's transaction.
+pub(crate) async fn queue_mail(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    user_id: Uuid,
+    recipient: &str,
+    template: MailTemplate,
+    request_id: Uuid,
+) -> Result<Event, ApiError> {
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let (purpose, path, ttl) = purpose(template);
+    sqlx::query("insert into auth.email_tokens (token_hash, user_id, purpose, expires_at) values ($1, $2, $3, $4)")
+        .bind(Sha256::digest(token.as_bytes()).to_vec())
+        .bind(user_id)
+        .bind(purpose)
+        .bind(chrono::Utc::now() + ttl)
+        .execute(&mut *tx)
+        .await?;
+    let mail_id = Uuid::now_v7();
+    let link = format!("{}/{path}?token={token}", state.settings.app_base_url);
+    sqlx::query("insert into auth.mail_outbox (id, user_id, recipient, template, link) values ($1, $2, $3, $4, $5)")
+        .bind(mail_id)
+        .bind(user_id)
+        .bind(recipient)
+        .bind(purpose)
+        .bind(link)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Event::new(SOURCE, user_id, MailRequested { mail_id, user_id, template }.into())
+        .caused_by(Some(request_id), None))
+}
+
+/// Spends a token of `purpose`: returns its user, or a 400 when it is unknown, used or expired.
+async fn spend_token(tx: &mut sqlx::PgConnection, token: &str, purpose: &str) -> Result<Uuid, ApiError> {
+    let user: Option<Uuid> = sqlx::query_scalar(
+        "update auth.email_tokens set used_at = now()
+         where token_hash = $1 and purpose = $2 and used_at is null and expires_at > now()
+         returning user_id",
+    )
+    .bind(Sha256::digest(token.trim().as_bytes()).to_vec())
+    .bind(purpose)
+    .fetch_optional(&mut *tx)
+    .await?;
+    user.ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_or_expired_token",
+            "This link is invalid, already used or expired; ask for a new one.",
+        )
+    })
+}
+
+/// A token from a mail.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct TokenRequest {
+    /// The `token` of the link.
+    #[validate(length(min = 1, max = 200, message = "is required"))]
+    pub token: String,
+}
+
+/// Confirm an e-mail address with the token from the verification mail.
+#[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = TokenRequest,
+    responses((status = 204, description = "Verified"),
+              (status = 400, description = "Invalid, used or expired", body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn verify_email(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let user_id = spend_token(&mut tx, &body.token, "verify_email").await?;
+    let newly = sqlx::query("update auth.users set email_verified_at = now() where id = $1 and email_verified_at is null and deleted_at is null")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let mut events = Vec::new();
+    if newly == 1 {
+        events
+            .push(Event::new(SOURCE, user_id, UserEmailVerified { user_id }.into()).caused_by(Some(request_id), None));
+        eventstore::append(&mut tx, &mut events).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(user.id = %user_id, "e-mail verified");
+    Ok((StatusCode::NO_CONTENT, consistency_headers(events.iter().map(|e| e.id).collect())))
+}
+
+/// What the mail endpoints answer, whatever the case.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailQueued {
+    /// Always `accepted`.
+    pub status: &'static str,
+}
+
+/// Send the verification mail again (to the signed-in user, if not verified yet).
+#[utoipa::path(post, path = "/auth/verify-email/resend", tag = "auth", security(("bearer" = [])),
+    responses((status = 202, body = MailQueued)))]
+async fn resend_verification(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    ClientIp(ip): ClientIp,
+    RequestId(request_id): RequestId,
+) -> Result<impl IntoResponse, ApiError> {
+    limits::check_mail(&state.redis, &ip).await?;
+    let mut tx = state.db.begin().await?;
+    let email: Option<String> = sqlx::query_scalar(
+        "select email from auth.users where id = $1 and deleted_at is null and email_verified_at is null",
+    )
+    .bind(claims.sub)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(email) = email {
+        let mut events =
+            [queue_mail(&state, &mut tx, claims.sub, &email, MailTemplate::VerifyEmail, request_id).await?];
+        eventstore::append(&mut tx, &mut events).await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(MailQueued { status: "accepted" })))
+}
+
+/// An address that forgot its password.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct ForgotRequest {
+    /// The account's e-mail address.
+    #[validate(length(min = 1, max = 254, message = "is required"))]
+    pub email: String,
+}
+
+/// Ask for a password-reset mail. Answers the same whether or not the address has an account.
+#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotRequest,
+    responses((status = 202, body = MailQueued), (status = 429, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn forgot_password(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<ForgotRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    limits::check_mail(&state.redis, &ip).await?;
+    let mut tx = state.db.begin().await?;
+    let account: Option<(Uuid, String)> =
+        sqlx::query_as("select id, email from auth.users where lower(email) = lower($1) and deleted_at is null")
+            .bind(body.email.trim())
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some((user_id, email)) = account {
+        let mut events = [queue_mail(&state, &mut tx, user_id, &email, MailTemplate::ResetPassword, request_id).await?];
+        eventstore::append(&mut tx, &mut events).await?;
+    }
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(MailQueued { status: "accepted" })))
+}
+
+/// A new password, with the token from the reset mail.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct ResetRequest {
+    /// The `token` of the link.
+    #[validate(length(min = 1, max = 200, message = "is required"))]
+    pub token: String,
+    /// The new password.
+    pub new_password: String,
+}
+
+/// Set a new password with the token from the reset mail. Every session is signed out.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetRequest,
+    responses((status = 204, description = "Changed"),
+              (status = 400, description = "Invalid, used or expired", body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let user_id = spend_token(&mut tx, &body.token, "reset_password").await?;
+    let (username, email): (String, String) = sqlx::query_as("select username, email from auth.users where id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    // Checked after spending so the rules are only revealed to the token holder; a failure
+    // rolls the spend back and the link stays usable.
+    domain::check_password(&body.new_password, &username, &email).map_err(|m| ApiError::invalid("new_password", m))?;
+    let hash = password::hash(body.new_password).await?;
+    sqlx::query("update auth.users set password_hash = $2 where id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    let revoked = revoke_sessions(&mut tx, user_id, None).await?;
+    tx.commit().await?;
+    tracing::info!(user.id = %user_id, sessions_revoked = revoked, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}
