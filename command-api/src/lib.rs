@@ -47,6 +47,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Signed-out access tokens.
     pub denylist: Denylist,
+    /// Calls to social-login providers (10 s timeout).
+    pub http: reqwest::Client,
 }
 
 #[derive(OpenApi)]
@@ -79,6 +81,10 @@ impl App {
             verifier,
             settings: settings.clone(),
             denylist: Denylist::new(db.clone(), redis.clone()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .context("building the HTTP client")?,
         };
         let (api, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .nest("/api/v1", routes::router())

@@ -25,6 +25,59 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// One OAuth provider's client and endpoints (`GOOGLE_*`, `KAKAO_*`).
+#[derive(Debug, Clone)]
+pub struct OAuthProvider {
+    /// `*_CLIENT_ID`; social login with this provider is off while empty.
+    pub client_id: String,
+    /// `*_CLIENT_SECRET`.
+    pub client_secret: String,
+    /// `*_AUTH_URL`: the authorization endpoint.
+    pub auth_url: String,
+    /// `*_TOKEN_URL`: the token endpoint.
+    pub token_url: String,
+    /// `*_USERINFO_URL`: the user-info endpoint.
+    pub userinfo_url: String,
+}
+
+impl OAuthProvider {
+    fn read(get: &impl Fn(&str) -> Option<String>, prefix: &str, defaults: [&str; 3]) -> Self {
+        let var = |name: &str, default: &str| {
+            get(&format!("{prefix}_{name}")).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            client_id: var("CLIENT_ID", ""),
+            client_secret: var("CLIENT_SECRET", ""),
+            auth_url: var("AUTH_URL", defaults[0]),
+            token_url: var("TOKEN_URL", defaults[1]),
+            userinfo_url: var("USERINFO_URL", defaults[2]),
+        }
+    }
+
+    /// Points every endpoint at `base` (`{base}/authorize`, `/token`, `/userinfo`), for tests
+    /// against a local fake provider.
+    pub fn at(base: &str) -> Self {
+        Self {
+            client_id: "test-client".into(),
+            client_secret: "test-secret".into(),
+            auth_url: format!("{base}/authorize"),
+            token_url: format!("{base}/token"),
+            userinfo_url: format!("{base}/userinfo"),
+        }
+    }
+}
+
+const GOOGLE_DEFAULTS: [&str; 3] = [
+    "https://accounts.google.com/o/oauth2/v2/auth",
+    "https://oauth2.googleapis.com/token",
+    "https://openidconnect.googleapis.com/v1/userinfo",
+];
+const KAKAO_DEFAULTS: [&str; 3] = [
+    "https://kauth.kakao.com/oauth/authorize",
+    "https://kauth.kakao.com/oauth/token",
+    "https://kapi.kakao.com/v2/user/me",
+];
+
 /// Every setting a process reads. Build it with [`Settings::from_env`]; tests start from
 /// [`Settings::local`] and change what they need.
 #[derive(Debug, Clone)]
@@ -79,6 +132,15 @@ pub struct Settings {
     pub mail_from: String,
     /// `APP_BASE_URL` (default `http://127.0.0.1:3000`): where links in mail point.
     pub app_base_url: String,
+    /// Google sign-in (`GOOGLE_CLIENT_ID`, `GOOGLE_CLIENT_SECRET`, `GOOGLE_AUTH_URL`,
+    /// `GOOGLE_TOKEN_URL`, `GOOGLE_USERINFO_URL`).
+    pub google: OAuthProvider,
+    /// Kakao sign-in (`KAKAO_CLIENT_ID`, `KAKAO_CLIENT_SECRET`, `KAKAO_AUTH_URL`,
+    /// `KAKAO_TOKEN_URL`, `KAKAO_USERINFO_URL`).
+    pub kakao: OAuthProvider,
+    /// `OAUTH_REDIRECT_URI` (default `{APP_BASE_URL}/oauth/callback`): where providers send the
+    /// user back; the app then posts the code to `/auth/oauth/{provider}/callback`.
+    pub oauth_redirect_uri: String,
     /// `SCAN_DAILY_CAP` (default 30): rewarded scans per user per local day.
     pub scan_daily_cap: i64,
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
@@ -112,6 +174,9 @@ impl Settings {
             mail_transport: "log".into(),
             mail_from: "EcoEco <no-reply@ecoeco.local>".into(),
             app_base_url: "http://127.0.0.1:3000".into(),
+            google: OAuthProvider::read(&|_| None, "GOOGLE", GOOGLE_DEFAULTS),
+            kakao: OAuthProvider::read(&|_| None, "KAKAO", KAKAO_DEFAULTS),
+            oauth_redirect_uri: "http://127.0.0.1:3000/oauth/callback".into(),
             scan_daily_cap: 30,
             scan_unique_images: true,
         }
@@ -203,6 +268,10 @@ impl Settings {
         if let Some(v) = parse_env("APP_BASE_URL") {
             s.app_base_url = v.trim_end_matches('/').to_owned();
         }
+        s.google = OAuthProvider::read(&get, "GOOGLE", GOOGLE_DEFAULTS);
+        s.kakao = OAuthProvider::read(&get, "KAKAO", KAKAO_DEFAULTS);
+        s.oauth_redirect_uri =
+            parse_env("OAUTH_REDIRECT_URI").unwrap_or_else(|| format!("{}/oauth/callback", s.app_base_url));
         if let Some(v) = parse_env("REFRESH_GRACE_SECS") {
             s.refresh_grace = Duration::from_secs(v.parse().context("REFRESH_GRACE_SECS must be a number")?);
         }

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_oauth;
 pub mod proxy;
 
 use std::time::Duration;
@@ -58,11 +59,13 @@ pub struct Options {
     pub workers_amqp_url: Option<String>,
     /// Changes to every process's settings.
     pub configure: fn(&mut Settings),
+    /// Base URL of a [`fake_oauth::FakeOAuth`] to use as Google and Kakao.
+    pub oauth_base: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { workers: true, workers_amqp_url: None, configure: |_| {} }
+        Self { workers: true, workers_amqp_url: None, configure: |_| {}, oauth_base: None }
     }
 }
 
@@ -104,6 +107,10 @@ impl TestSystem {
         init_logs();
         let mut settings = isolated_settings();
         (options.configure)(&mut settings);
+        if let Some(base) = &options.oauth_base {
+            settings.google = platform::settings::OAuthProvider::at(&format!("{base}/google"));
+            settings.kakao = platform::settings::OAuthProvider::at(&format!("{base}/kakao"));
+        }
         let db = platform::db::connect(&settings).await.expect("test database");
         let mut no_migrate = settings.clone();
         no_migrate.migrate_on_start = false;

@@ -5,6 +5,7 @@ mod activity;
 mod admin;
 mod auth;
 mod email;
+mod oauth;
 
 use axum::http::{HeaderMap, HeaderValue};
 use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
@@ -21,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(activity::router())
         .merge(account::router())
         .merge(email::router())
+        .merge(oauth::router())
         .merge(admin::router())
 }
 

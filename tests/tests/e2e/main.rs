@@ -9,4 +9,5 @@ mod broker;
 mod delivery;
 mod game;
 mod mail;
+mod social;
 mod support;
