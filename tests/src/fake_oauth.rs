@@ -59,7 +59,7 @@ async fn token(
             );
         }
     }
-    if form.get("grant_type").map(String::as_str) != Some("authorization_code") || form.get("client_id").is_none() {
+    if form.get("grant_type").map(String::as_str) != Some("authorization_code") || !form.contains_key("client_id") {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_request"})));
     }
     let access = format!("at-{}", uuid::Uuid::new_v4().simple());
