@@ -402,6 +402,8 @@ pub enum MailTemplate {
     VerifyEmail,
     /// "Reset your password", with a reset link.
     ResetPassword,
+    /// "Someone tried to sign up with your address", to the address's existing account.
+    AccountExists,
 }
 
 /// `mail.requested` v1: command-api queued a message for a user. The address and any token

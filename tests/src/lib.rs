@@ -158,6 +158,25 @@ impl TestSystem {
         self.workers_task = Some(tokio::spawn(app.run_until_stopped(self.workers_stop.clone())));
     }
 
+    /// Stops command-api and query-api as SIGTERM would and starts them again (new ports).
+    pub async fn restart_apis(&mut self) {
+        self.stop.cancel();
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(30), task).await.expect("APIs stop in time").unwrap().unwrap();
+        }
+        self.stop = CancellationToken::new();
+        let mut settings = self.settings.clone();
+        settings.migrate_on_start = false;
+        let command = command_api::App::build(settings.clone()).await.expect("command-api");
+        let query = query_api::App::build(settings).await.expect("query-api");
+        self.command_url = format!("http://127.0.0.1:{}", command.port());
+        self.query_url = format!("http://127.0.0.1:{}", query.port());
+        self.tasks = vec![
+            tokio::spawn(command.run_until_stopped(self.stop.clone())),
+            tokio::spawn(query.run_until_stopped(self.stop.clone())),
+        ];
+    }
+
     /// Stops the workers as SIGTERM would, and waits until they finished their work in hand.
     pub async fn stop_workers(&mut self) {
         self.workers_stop.cancel();

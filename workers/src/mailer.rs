@@ -81,6 +81,14 @@ pub fn render(template: MailTemplate, link: &str) -> (String, String) {
                  Welcome to EcoEco! Confirm your e-mail address with this link (valid for 24 hours):\n\n{link}\n"
             ),
         ),
+        MailTemplate::AccountExists => (
+            "EcoEco 가입 시도 알림 / Someone tried to sign up with your address".into(),
+            format!(
+                "이 주소로 EcoEco 가입이 시도되었지만 이미 계정이 있습니다. 본인이라면 로그인하거나 비밀번호를 재설정하세요.\n\
+                 Someone tried to create an EcoEco account with this address, which already has one. If it was you, \
+                 sign in, or reset your password here:\n\n{link}\n"
+            ),
+        ),
         MailTemplate::ResetPassword => (
             "EcoEco 비밀번호 재설정 / Reset your password".into(),
             format!(

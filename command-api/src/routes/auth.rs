@@ -168,12 +168,24 @@ async fn register(
         .collect();
 
     let mut tx = state.db.begin().await?;
+    // No enumeration: an address that already has an account gets the same answer as a new
+    // one. The registrant gets a separate account that cannot sign in by that address, and
+    // the address's owner is told by mail.
+    let owner: Option<Uuid> =
+        sqlx::query_scalar("select id from auth.users where lower(email) = $1 and deleted_at is null")
+            .bind(&account.email)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let stored_email = match owner {
+        Some(_) => format!("unclaimed+{}@users.invalid", account.user_id),
+        None => account.email.clone(),
+    };
     let created_at: DateTime<Utc> = sqlx::query_scalar(
         "insert into auth.users (id, username, email, password_hash) values ($1, $2, $3, $4) returning created_at",
     )
     .bind(account.user_id)
     .bind(&account.username)
-    .bind(&account.email)
+    .bind(&stored_email)
     .bind(&password_hash)
     .fetch_one(&mut *tx)
     .await
@@ -181,22 +193,17 @@ async fn register(
         on_constraint(
             e,
             &[
-                ("users_email_key", "email_taken", "An account with this e-mail address already exists."),
+                // Only a registration racing another for the same new address ends here.
+                ("users_email_key", "registration_conflict", "Registration failed; try again."),
                 ("users_username_key", "username_taken", "This username is taken."),
             ],
         )
     })?;
-    events.push(
-        super::email::queue_mail(
-            &state,
-            &mut tx,
-            account.user_id,
-            &account.email,
-            events::MailTemplate::VerifyEmail,
-            request_id,
-        )
-        .await?,
-    );
+    let mail = match owner {
+        Some(owner) => (owner, events::MailTemplate::AccountExists),
+        None => (account.user_id, events::MailTemplate::VerifyEmail),
+    };
+    events.push(super::email::queue_mail(&state, &mut tx, mail.0, &account.email, mail.1, request_id).await?);
     eventstore::append(&mut tx, &mut events).await?;
     let tokens = issue_tokens(&state, &mut tx, account.user_id, &account.username, Role::User, None).await?;
     tx.commit().await?;

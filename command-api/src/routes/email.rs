@@ -36,15 +36,18 @@ const VERIFY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// Reset links live an hour.
 const RESET_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
-fn purpose(template: MailTemplate) -> (&'static str, &'static str, chrono::TimeDelta) {
+/// The token purpose, link path and lifetime of a template; `None` purpose for mail without a
+/// token.
+fn purpose(template: MailTemplate) -> (Option<&'static str>, &'static str, chrono::TimeDelta) {
     match template {
-        MailTemplate::VerifyEmail => ("verify_email", "verify-email", VERIFY_TTL),
-        MailTemplate::ResetPassword => ("reset_password", "reset-password", RESET_TTL),
+        MailTemplate::VerifyEmail => (Some("verify_email"), "verify-email", VERIFY_TTL),
+        MailTemplate::ResetPassword => (Some("reset_password"), "reset-password", RESET_TTL),
+        MailTemplate::AccountExists => (None, "forgot-password", chrono::TimeDelta::zero()),
     }
 }
 
-/// Creates a token for `user`, queues the message carrying it, and returns the event to
-/// append in the caller's transaction.
+/// Creates a token for `user` (when the template carries one), queues the message, and
+/// returns the event to append in the caller's transaction.
 pub(crate) async fn queue_mail(
     state: &AppState,
     tx: &mut sqlx::PgConnection,
@@ -53,24 +56,31 @@ pub(crate) async fn queue_mail(
     template: MailTemplate,
     request_id: Uuid,
 ) -> Result<Event, ApiError> {
-    let mut raw = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    let token = URL_SAFE_NO_PAD.encode(raw);
     let (purpose, path, ttl) = purpose(template);
-    sqlx::query("insert into auth.email_tokens (token_hash, user_id, purpose, expires_at) values ($1, $2, $3, $4)")
-        .bind(Sha256::digest(token.as_bytes()).to_vec())
-        .bind(user_id)
-        .bind(purpose)
-        .bind(chrono::Utc::now() + ttl)
-        .execute(&mut *tx)
-        .await?;
+    let link = match purpose {
+        Some(purpose) => {
+            let mut raw = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut raw);
+            let token = URL_SAFE_NO_PAD.encode(raw);
+            sqlx::query(
+                "insert into auth.email_tokens (token_hash, user_id, purpose, expires_at) values ($1, $2, $3, $4)",
+            )
+            .bind(Sha256::digest(token.as_bytes()).to_vec())
+            .bind(user_id)
+            .bind(purpose)
+            .bind(chrono::Utc::now() + ttl)
+            .execute(&mut *tx)
+            .await?;
+            format!("{}/{path}?token={token}", state.settings.app_base_url)
+        }
+        None => format!("{}/{path}", state.settings.app_base_url),
+    };
     let mail_id = Uuid::now_v7();
-    let link = format!("{}/{path}?token={token}", state.settings.app_base_url);
     sqlx::query("insert into auth.mail_outbox (id, user_id, recipient, template, link) values ($1, $2, $3, $4, $5)")
         .bind(mail_id)
         .bind(user_id)
         .bind(recipient)
-        .bind(purpose)
+        .bind(format!("{template:?}"))
         .bind(link)
         .execute(&mut *tx)
         .await?;

@@ -139,7 +139,21 @@ async fn bad_input_gets_a_problem_that_says_what_is_wrong() {
     let res = system
         .post("/api/v1/auth/register", &json!({"username": "someone_else", "email": format!("{}@Example.COM", user.username), "password": "recycle2026"}))
         .await;
-    res.assert_problem(StatusCode::CONFLICT, "email_taken");
+    // A taken address is not revealed: the answer has the shape of any new registration.
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.body);
+    assert_eq!(res.body["user"]["email"], format!("{}@example.com", user.username));
+    assert!(res.body["access_token"].is_string() && res.header("x-consistency-token").is_some());
+    assert_ne!(res.body["user"]["id"], user.user_id.to_string());
+    // The address still signs in to its owner, with the owner's password only.
+    let owner_login = system
+        .post(
+            "/api/v1/auth/login",
+            &json!({"email": format!("{}@example.com", user.username), "password": "recycle2026"}),
+        )
+        .await;
+    assert_eq!(owner_login.status, StatusCode::OK);
+    let me = system.query("/api/v1/auth/me", owner_login.body["access_token"].as_str().unwrap(), None).await;
+    assert_eq!(me.body["user_id"], user.user_id.to_string());
     let res = system
         .post(
             "/api/v1/auth/register",

@@ -180,6 +180,27 @@ async fn tokens_of_the_previous_key_still_work_and_unknown_keys_do_not() {
         .assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart_of_every_process() {
+    let mut system = TestSystem::start().await;
+    let user = system.register("stays").await;
+    let (access, refresh_token) = login(&system, &user).await;
+    let res = system.command("/api/v1/auth/logout", &user.access_token, &json!({})).await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+
+    system.restart_apis().await;
+    system.stop_workers().await;
+    system.start_workers(None).await;
+
+    assert_eq!(system.query("/api/v1/users/me", &access, None).await.status, StatusCode::OK);
+    system
+        .query("/api/v1/auth/me", &user.access_token, None)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_revoked");
+    let rotated = refresh(&system, &refresh_token).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+}
+
 fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()

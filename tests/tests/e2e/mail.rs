@@ -169,3 +169,31 @@ async fn an_expired_link_is_refused() {
     let res = system.post("/api/v1/auth/verify-email", &json!({"token": fresh[0]})).await;
     assert_eq!(res.status, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_up_with_a_taken_address_tells_its_owner_and_reveals_nothing() {
+    let system = TestSystem::start_with(mail_options()).await;
+    let owner = system.register("owner").await;
+    let email = format!("{}@example.com", owner.username);
+    let fresh = system
+        .post(
+            "/api/v1/auth/register",
+            &json!({"username": "fresh_one", "email": "fresh@example.com", "password": "recycle2026"}),
+        )
+        .await;
+    let taken = system
+        .post("/api/v1/auth/register", &json!({"username": "copy_cat", "email": email, "password": "recycle2026"}))
+        .await;
+    assert_eq!((fresh.status, taken.status), (StatusCode::CREATED, StatusCode::CREATED));
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&fresh.body), keys(&taken.body));
+    assert_eq!(keys(&fresh.body["user"]), keys(&taken.body["user"]));
+    let mails = mails_to(&system, &email, 2).await;
+    assert!(mails.iter().any(|m| m.subject.contains("Someone tried to sign up")), "the owner is told");
+    assert!(mails.iter().all(|m| !m.subject.contains("Confirm") || m.text.contains("token=")));
+    mails_to(&system, "fresh@example.com", 1).await;
+}
