@@ -13,16 +13,15 @@ mod routes;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::{Router, extract::FromRef};
+use axum::extract::FromRef;
 use platform::{
     Settings,
     auth::{Signer, Verifier},
     denylist::Denylist,
-    http::{BearerAuth, Readiness, docs_routes, ops_routes, request_context, serve},
+    http::{BearerAuth, Readiness, Server},
     redis::Redis,
 };
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -61,8 +60,7 @@ struct ApiDoc;
 
 /// A built, bound, not yet running command-api.
 pub struct App {
-    listener: TcpListener,
-    router: Router,
+    server: Server,
 }
 
 impl App {
@@ -90,24 +88,18 @@ impl App {
             .nest("/api/v1", routes::router())
             .merge(routes::well_known())
             .split_for_parts();
-        let router = api
-            .with_state(state)
-            .merge(docs_routes(spec))
-            .merge(ops_routes(Readiness::new(db, redis, &settings.amqp_url)))
-            .layer(axum::middleware::from_fn(request_context));
+        let readiness = Readiness::new(db, redis, &settings.amqp_url);
         let addr = settings.bind_addr_or(DEFAULT_PORT);
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router })
+        Ok(Self { server: Server::bind("command-api", addr, api.with_state(state), Some(spec), readiness).await? })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.server.port()
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "command-api listening");
-        serve(self.listener, self.router, shutdown).await.context("serving command-api")
+        self.server.run(shutdown).await
     }
 }

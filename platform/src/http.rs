@@ -231,3 +231,41 @@ impl utoipa::Modify for BearerAuth {
         );
     }
 }
+
+/// An HTTP listener with everything every process serves: the API (if any), `/openapi.json`
+/// and `/docs` (with a spec), `/health`, `/ready`, `/metrics`, and the request middleware.
+pub struct Server {
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: Router,
+}
+
+impl Server {
+    /// Assembles the routes and binds `addr` (port 0 picks a free port).
+    pub async fn bind(
+        name: &'static str,
+        addr: std::net::SocketAddr,
+        api: Router,
+        spec: Option<utoipa::openapi::OpenApi>,
+        readiness: Readiness,
+    ) -> anyhow::Result<Self> {
+        let mut router = api.merge(ops_routes(readiness));
+        if let Some(spec) = spec {
+            router = router.merge(docs_routes(spec));
+        }
+        let router = router.layer(axum::middleware::from_fn(request_context));
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+        Ok(Self { name, listener, router })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown`, then drains in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "{} listening", self.name);
+        serve(self.listener, self.router, shutdown).await.map_err(|e| anyhow::anyhow!("serving {}: {e}", self.name))
+    }
+}

@@ -10,17 +10,16 @@ mod routes;
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use axum::{Router, extract::FromRef};
+use axum::extract::FromRef;
 use platform::{
     Settings,
     auth::Verifier,
     denylist::Denylist,
-    http::{BearerAuth, Readiness, docs_routes, ops_routes, request_context, serve},
+    http::{BearerAuth, Readiness, Server},
     redis::Redis,
 };
 use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -55,8 +54,7 @@ struct ApiDoc;
 
 /// A built, bound, not yet running query-api.
 pub struct App {
-    listener: TcpListener,
-    router: Router,
+    server: Server,
     state: AppState,
 }
 
@@ -77,19 +75,15 @@ impl App {
         };
         let (api, spec) =
             OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();
-        let router = api
-            .with_state(state.clone())
-            .merge(docs_routes(spec))
-            .merge(ops_routes(Readiness::new(db, redis, &settings.amqp_url)))
-            .layer(axum::middleware::from_fn(request_context));
+        let readiness = Readiness::new(db, redis, &settings.amqp_url);
         let addr = settings.bind_addr_or(DEFAULT_PORT);
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { listener, router, state })
+        let server = Server::bind("query-api", addr, api.with_state(state.clone()), Some(spec), readiness).await?;
+        Ok(Self { server, state })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.server.port()
     }
 
     /// Serves until `shutdown`, then drains in-flight requests.
@@ -99,7 +93,6 @@ impl App {
             self.state.applied.clone(),
             shutdown.clone(),
         ));
-        tracing::info!(addr = %self.listener.local_addr()?, "query-api listening");
-        serve(self.listener, self.router, shutdown).await.context("serving query-api")
+        self.server.run(shutdown).await
     }
 }

@@ -19,12 +19,12 @@ use anyhow::Context;
 use axum::Router;
 use platform::{
     Settings, amqp,
-    http::{Readiness, ops_routes, request_context, serve},
+    http::{Readiness, Server},
     redis::Redis,
     topology::{ACTIVITIES, CONSUMERS, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -95,8 +95,7 @@ pub struct App {
     redis: Redis,
     settings: Settings,
     roles: Vec<Role>,
-    listener: TcpListener,
-    router: Router,
+    server: Server,
 }
 
 impl App {
@@ -105,16 +104,15 @@ impl App {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
         declare_topology(&settings).await?;
-        let router = ops_routes(Readiness::new(db.clone(), redis.clone(), &settings.amqp_url))
-            .layer(axum::middleware::from_fn(request_context));
-        let addr = settings.bind_addr_or(DEFAULT_PORT);
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        Ok(Self { db, redis, settings, roles, listener, router })
+        let readiness = Readiness::new(db.clone(), redis.clone(), &settings.amqp_url);
+        let server =
+            Server::bind("workers", settings.bind_addr_or(DEFAULT_PORT), Router::new(), None, readiness).await?;
+        Ok(Self { db, redis, settings, roles, server })
     }
 
     /// The bound port of the ops listener.
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+        self.server.port()
     }
 
     /// Runs every role until `shutdown`, then waits for each to finish its work in hand.
@@ -166,8 +164,8 @@ impl App {
                 }
             }
         }
-        tracing::info!(roles = ?self.roles, addr = %self.listener.local_addr()?, "workers running");
-        let server = serve(self.listener, self.router, shutdown.clone());
+        tracing::info!(roles = ?self.roles, "workers running");
+        let server = self.server.run(shutdown.clone());
         let (served, ()) = tokio::join!(server, async {
             while let Some(joined) = tasks.join_next().await {
                 if let Err(e) = joined {
@@ -175,7 +173,7 @@ impl App {
                 }
             }
         });
-        served.context("serving the workers' ops routes")
+        served
     }
 }
 

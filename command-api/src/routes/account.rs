@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use events::{Event, EventData, UserDeleted};
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiJson, FieldError},
+    error::{ApiError, ApiJson},
     eventstore,
     http::RequestId,
 };
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::consistency_headers;
+use super::{consistency_headers, invalid};
 use crate::{AppState, SOURCE, domain, password};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,10 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_profile, delete_account))
         .routes(routes!(update_settings))
         .routes(routes!(change_password))
-}
-
-fn invalid(problems: Vec<domain::Invalid>) -> ApiError {
-    ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
 }
 
 /// Records one event about the caller; 202 with the consistency token.

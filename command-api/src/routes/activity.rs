@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use events::{Category, Event, EventData};
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiJson, FieldError},
+    error::{ApiError, ApiJson},
     eventstore,
     http::RequestId,
 };
@@ -14,15 +14,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{consistency_headers, on_constraint};
+use super::{consistency_headers, invalid, on_constraint};
 use crate::{AppState, SOURCE, domain};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(scan)).routes(routes!(recycle)).routes(routes!(attendance))
-}
-
-fn invalid(problems: Vec<domain::Invalid>) -> ApiError {
-    ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
 }
 
 /// Records `data` about `user_id` and answers 202 with the consistency token.

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use events::Event;
 use platform::{
     auth::{ACCESS_TOKEN_TTL_SECS, AuthUser, Claims, Role, TokenError, TokenType},
-    error::{ApiError, ApiJson, FieldError},
+    error::{ApiError, ApiJson},
     eventstore,
     http::{ClientIp, RequestId},
 };
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{consistency_headers, on_constraint};
+use super::{consistency_headers, invalid, on_constraint};
 use crate::{AppState, SOURCE, domain, limits, password};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -139,9 +139,6 @@ async fn register(
         email: body.email,
         password: body.password,
         nickname: body.nickname,
-    };
-    let invalid = |problems: Vec<domain::Invalid>| {
-        ApiError::Validation(problems.into_iter().map(|p| FieldError::new(p.field, p.message)).collect())
     };
     let mut account = domain::register(&input, Uuid::now_v7()).map_err(invalid)?;
     if let Some(code) = body.invite_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {

@@ -31,6 +31,11 @@ pub fn well_known() -> OpenApiRouter<AppState> {
     auth::well_known()
 }
 
+/// A 422 listing every invalid field the domain found.
+fn invalid(problems: Vec<crate::domain::Invalid>) -> ApiError {
+    ApiError::Validation(problems.into_iter().map(|p| platform::error::FieldError::new(p.field, p.message)).collect())
+}
+
 /// The `X-Consistency-Token` header for the events a command wrote.
 fn consistency_headers(event_ids: Vec<Uuid>) -> HeaderMap {
     let mut headers = HeaderMap::new();

@@ -79,7 +79,7 @@ async fn login_issues_tokens_that_query_api_accepts_and_jwks_verifies() {
         .await
         .unwrap();
     let key = &jwks["keys"][0];
-    let header = jsonwebtoken_header_kid(access);
+    let header = crate::support::jwt_header(access)["kid"].as_str().unwrap().to_owned();
     assert_eq!(key["kid"].as_str(), Some(header.as_str()));
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA{}\n-----END PUBLIC KEY-----",
@@ -95,17 +95,9 @@ async fn login_issues_tokens_that_query_api_accepts_and_jwks_verifies() {
     system.query("/api/v1/users/me", "garbage", None).await.assert_problem(StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
-fn jsonwebtoken_header_kid(token: &str) -> String {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
-    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["kid"].as_str().unwrap().to_owned()
-}
-
 fn to_std_b64(url_safe: &str) -> String {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(url_safe).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    base64::engine::general_purpose::STANDARD.encode(crate::support::b64url_decode(url_safe))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

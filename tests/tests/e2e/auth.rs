@@ -158,8 +158,7 @@ async fn tokens_of_the_previous_key_still_work_and_unknown_keys_do_not() {
 
     // New tokens carry the current key's kid.
     let kid = jwks["keys"][0]["kid"].as_str().unwrap();
-    let header = user.access_token.split('.').next().unwrap();
-    let header: serde_json::Value = serde_json::from_slice(&base64_decode(header)).unwrap();
+    let header = crate::support::jwt_header(&user.access_token);
     assert_eq!(header["kid"], kid);
 
     // A system that only knows the current key refuses the old token: unknown key.
@@ -172,7 +171,7 @@ async fn tokens_of_the_previous_key_still_work_and_unknown_keys_do_not() {
     let expired = old_signer.sign(&claims).unwrap();
     system.query("/api/v1/auth/me", &expired, None).await.assert_problem(StatusCode::UNAUTHORIZED, "token_expired");
     let mut parts: Vec<&str> = user.access_token.split('.').collect();
-    let forged_payload = base64_encode(&serde_json::to_vec(&json!({"sub": user.user_id, "username": "x", "role": "admin", "exp": 4_000_000_000i64, "iat": 0, "jti": uuid::Uuid::now_v7(), "type": "access"})).unwrap());
+    let forged_payload = crate::support::b64url_encode(&serde_json::to_vec(&json!({"sub": user.user_id, "username": "x", "role": "admin", "exp": 4_000_000_000i64, "iat": 0, "jti": uuid::Uuid::now_v7(), "type": "access"})).unwrap());
     parts[1] = &forged_payload;
     system
         .query("/api/v1/auth/me", &parts.join("."), None)
@@ -199,14 +198,4 @@ async fn sessions_survive_a_restart_of_every_process() {
         .assert_problem(StatusCode::UNAUTHORIZED, "token_revoked");
     let rotated = refresh(&system, &refresh_token).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }

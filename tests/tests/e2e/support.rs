@@ -88,3 +88,20 @@ pub fn header(name: &str, value: &str) -> FieldTable {
     t.insert(name.into(), AMQPValue::LongString(value.into()));
     t
 }
+
+/// base64url (no padding) decoding, as JWTs use it.
+pub fn b64url_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+}
+
+/// base64url (no padding) encoding.
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The JSON header of a JWT.
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap())).unwrap()
+}
