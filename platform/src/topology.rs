@@ -80,8 +80,12 @@ pub const LEADERBOARDS: ConsumerSpec = ConsumerSpec {
 pub const MAILER: ConsumerSpec =
     ConsumerSpec { name: "mailer", projection: Some("mailer"), bindings: &["mail.requested"] };
 
+/// The ingest consumer: stores every event on the bus in the log (ours are already there and
+/// are skipped by id), so replays include what other services published.
+pub const INGEST: ConsumerSpec = ConsumerSpec { name: "ingest", projection: Some("ingest"), bindings: &["#"] };
+
 /// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, MAILER];
+pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, MAILER, INGEST];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

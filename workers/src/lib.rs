@@ -1,13 +1,14 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `mailer`)
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `mailer`, `ingest`)
 //! narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
 mod backoff;
 pub mod consumer;
+pub mod ingest;
 pub mod mailer;
 pub mod policies;
 pub mod projections;
@@ -21,7 +22,7 @@ use platform::{
     Settings, amqp,
     http::{Readiness, Server},
     redis::Redis,
-    topology::{ACTIVITIES, CONSUMERS, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
+    topology::{ACTIVITIES, CONSUMERS, INGEST, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -52,12 +53,21 @@ pub enum Role {
     Leaderboards,
     /// The mail worker.
     Mailer,
+    /// Stores other services' events in the log.
+    Ingest,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] =
-        [Role::Relay, Role::PointsPolicy, Role::Profiles, Role::Activities, Role::Leaderboards, Role::Mailer];
+    pub const ALL: [Role; 7] = [
+        Role::Relay,
+        Role::PointsPolicy,
+        Role::Profiles,
+        Role::Activities,
+        Role::Leaderboards,
+        Role::Mailer,
+        Role::Ingest,
+    ];
 
     /// The role's name in `WORKER_ROLES`: `relay` or the consumer's name.
     pub fn name(self) -> &'static str {
@@ -68,6 +78,7 @@ impl Role {
             Self::Activities => ACTIVITIES.name,
             Self::Leaderboards => LEADERBOARDS.name,
             Self::Mailer => MAILER.name,
+            Self::Ingest => INGEST.name,
         }
     }
 
@@ -156,6 +167,9 @@ impl App {
                     let projector =
                         LeaderboardsProjector::new(self.db.clone(), self.redis.clone(), self.settings.app_timezone);
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
+                }
+                Role::Ingest => {
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(ingest::Ingest), stop));
                 }
                 Role::Mailer => {
                     let transport = mailer::Transport::from_setting(&self.settings.mail_transport)?;

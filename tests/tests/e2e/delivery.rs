@@ -111,7 +111,7 @@ async fn redelivered_events_are_applied_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(nickname(&system, user).await.unwrap().1, version, "duplicates changed nothing");
     assert_eq!(version, 2, "one insert and one update");
-    assert_eq!(system.count("select count(*) from projection.applied_events").await, 2);
+    assert_eq!(system.count("select count(*) from projection.applied_events where projection = 'profiles'").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,7 +130,8 @@ async fn an_update_that_overtakes_its_registration_waits_and_a_stale_one_is_igno
     support::publish_raw(&channel, &system, "user.profile_updated", &renamed(user, "older", 2).to_json_bytes()).await;
     system
         .eventually(Duration::from_secs(15), "the stale update consumed", || async {
-            (system.count("select count(*) from projection.applied_events").await == 3).then_some(())
+            (system.count("select count(*) from projection.applied_events where projection = 'profiles'").await == 3)
+                .then_some(())
         })
         .await;
     assert_eq!(nickname(&system, user).await.unwrap().0, "newest", "an older update never overwrites a newer one");
@@ -148,7 +149,7 @@ async fn an_event_that_keeps_failing_is_retried_with_delay_then_parked() {
     assert_eq!(parked[0].retry_count, system.settings.retry_delays.len() as i64, "went through every retry tier");
     assert!(parked[0].detail.contains("does not exist yet"), "{}", parked[0].detail);
     assert_eq!(Event::decode(&parked[0].body).unwrap().id, ghost.id);
-    assert_eq!(system.count("select count(*) from projection.applied_events").await, 0);
+    assert_eq!(system.count("select count(*) from projection.applied_events where projection = 'profiles'").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,4 +182,54 @@ async fn the_relay_never_publishes_past_a_transaction_that_commits_late() {
     let ids: Vec<String> =
         support::drain(&channel, &tap).await.iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, [early[0].id.to_string(), later[0].id.to_string()], "published in commit-safe order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_other_services_are_stored_in_the_log_once_and_bad_ones_parked() {
+    let system = TestSystem::start().await;
+    let (_conn, channel) = support::broker(&system).await;
+    let user = Uuid::now_v7();
+    let external = registered(user, 1);
+    for _ in 0..3 {
+        support::publish_raw(&channel, &system, "user.registered", &external.to_json_bytes()).await;
+    }
+    support::publish_raw(&channel, &system, "user.exploded", br#"{"id": "nope"}"#).await;
+    let ours = system.register("local").await;
+
+    let stored: (String, bool) = system
+        .eventually(Duration::from_secs(15), "the external event in the log", || async {
+            sqlx::query_as("select source, published_at is not null from eventstore.events where id = $1")
+                .bind(external.id)
+                .fetch_optional(&system.db)
+                .await
+                .unwrap()
+        })
+        .await;
+    assert_eq!(stored, ("signup-service".to_owned(), true), "stored as published: the relay must not send it again");
+    let parked = support::take_parked(&channel, &system.topology().parked_queue(&platform::topology::INGEST), 1).await;
+    assert_eq!(parked[0].reason, "malformed_envelope");
+    system
+        .eventually(Duration::from_secs(15), "our own events seen by ingest", || async {
+            let n: i64 = sqlx::query_scalar(
+                "select count(*) from projection.applied_events a join eventstore.events e on e.id = a.event_id
+                 where a.projection = 'ingest' and e.aggregate_id = $1",
+            )
+            .bind(ours.user_id)
+            .fetch_one(&system.db)
+            .await
+            .unwrap();
+            (n >= 1).then_some(())
+        })
+        .await;
+    assert_eq!(
+        system.count(&format!("select count(*) from eventstore.events where id = '{}'", external.id)).await,
+        1,
+        "once"
+    );
+    let ours_in_log: i64 = sqlx::query_scalar("select count(*) from eventstore.events where aggregate_id = $1")
+        .bind(ours.user_id)
+        .fetch_one(&system.db)
+        .await
+        .unwrap();
+    assert_eq!(ours_in_log, 2, "our events are not stored twice (registration and its mail)");
 }
