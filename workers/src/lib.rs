@@ -10,6 +10,7 @@ mod backoff;
 pub mod consumer;
 pub mod ingest;
 pub mod mailer;
+pub mod ops;
 pub mod policies;
 pub mod projections;
 pub mod relay;

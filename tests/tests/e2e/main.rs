@@ -9,5 +9,6 @@ mod broker;
 mod delivery;
 mod game;
 mod mail;
+mod ops;
 mod social;
 mod support;

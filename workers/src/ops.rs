@@ -1,0 +1,238 @@
+//! Operations behind `ecoctl`: parked messages and projection status. Library functions, so
+//! the end-to-end tests drive exactly what the CLI runs.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use lapin::{
+    BasicProperties, Channel,
+    options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
+    publisher_confirm::Confirmation,
+    types::FieldTable,
+};
+use platform::{
+    Settings, amqp,
+    topology::{CONSUMERS, ConsumerSpec, Topology},
+};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The consumer called `name`, or an error naming the known ones.
+pub fn consumer(name: &str) -> anyhow::Result<&'static ConsumerSpec> {
+    CONSUMERS.iter().find(|c| c.name == name || c.projection == Some(name)).with_context(|| {
+        let known: Vec<_> = CONSUMERS.iter().map(|c| c.name).collect();
+        format!("no consumer `{name}`; known: {}", known.join(", "))
+    })
+}
+
+/// A parked message, as an operator sees it.
+#[derive(Debug, Clone)]
+pub struct Parked {
+    /// The event id (`message_id`), when the message had one.
+    pub event_id: Option<String>,
+    /// The routing key it was published with.
+    pub routing_key: String,
+    /// Machine reason (`x-parked-reason`).
+    pub reason: String,
+    /// Human detail (`x-parked-detail`).
+    pub detail: String,
+    /// When (`x-parked-at`).
+    pub parked_at: String,
+    /// Tries before parking (`x-retry-count`).
+    pub retry_count: i64,
+    /// The body, as sent.
+    pub body: Vec<u8>,
+}
+
+struct Broker {
+    conn: lapin::Connection,
+    channel: Channel,
+    topology: Topology,
+}
+
+async fn broker(settings: &Settings) -> anyhow::Result<Broker> {
+    let conn = amqp::connect(&settings.amqp_url, "ecoctl").await?;
+    let channel = amqp::confirm_channel(&conn).await?;
+    Ok(Broker { conn, channel, topology: Topology::new(&settings.amqp_prefix, &settings.retry_delays) })
+}
+
+fn describe(delivery: &lapin::message::Delivery) -> Parked {
+    let headers = delivery.properties.headers().as_ref();
+    let event_id = delivery.properties.message_id().as_ref().map(|m| m.as_str().to_owned()).or_else(|| {
+        serde_json::from_slice::<serde_json::Value>(&delivery.data).ok()?["id"].as_str().map(str::to_owned)
+    });
+    Parked {
+        event_id,
+        routing_key: amqp::header_str(headers, "x-original-routing-key")
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
+        reason: amqp::header_str(headers, "x-parked-reason").unwrap_or_default(),
+        detail: amqp::header_str(headers, "x-parked-detail").unwrap_or_default(),
+        parked_at: amqp::header_str(headers, "x-parked-at").unwrap_or_default(),
+        retry_count: amqp::header_int(headers, "x-retry-count").unwrap_or(0),
+        body: delivery.data.clone(),
+    }
+}
+
+/// What to do with each parked message taken off the queue.
+enum Action {
+    /// Look only; everything returns to the queue.
+    Inspect,
+    /// Send matching messages back to the consumer's queue (fresh retry count).
+    Requeue,
+    /// Drop matching messages.
+    Purge,
+}
+
+/// Walks the parked queue of `consumer` (up to `limit` messages), applying `action` to those
+/// whose event id is `only` (all when `None`). Returns the matching messages. Messages not
+/// acted on return to the queue when the channel closes.
+async fn walk(
+    settings: &Settings,
+    consumer: &ConsumerSpec,
+    only: Option<&str>,
+    limit: usize,
+    action: Action,
+) -> anyhow::Result<Vec<Parked>> {
+    let b = broker(settings).await?;
+    let parked_queue = b.topology.parked_queue(consumer);
+    let target = b.topology.queue(consumer);
+    let reader = b.conn.create_channel().await?;
+    let mut matched = Vec::new();
+    let mut seen = 0;
+    while seen < limit {
+        let Some(message) = reader.basic_get(&parked_queue, BasicGetOptions { no_ack: false }).await? else { break };
+        seen += 1;
+        let parked = describe(&message.delivery);
+        if only.is_some_and(|id| parked.event_id.as_deref() != Some(id)) {
+            continue;
+        }
+        match action {
+            Action::Inspect => {}
+            Action::Requeue => {
+                let mut headers = message.delivery.properties.headers().clone().unwrap_or_default();
+                let mut clean = FieldTable::default();
+                for (k, v) in headers.inner().iter() {
+                    if !k.as_str().starts_with("x-parked-")
+                        && k.as_str() != "x-retry-count"
+                        && k.as_str() != "x-last-error"
+                        && k.as_str() != "x-death"
+                    {
+                        clean.insert(k.clone(), v.clone());
+                    }
+                }
+                headers = clean;
+                let props: BasicProperties = message.delivery.properties.clone().with_headers(headers);
+                let confirm = b
+                    .channel
+                    .basic_publish(
+                        "",
+                        &target,
+                        BasicPublishOptions { mandatory: true, ..Default::default() },
+                        &message.delivery.data,
+                        props,
+                    )
+                    .await?
+                    .await?;
+                if !matches!(confirm, Confirmation::Ack(None)) {
+                    bail!("{target} did not take a requeued message: {confirm:?}");
+                }
+                reader.basic_ack(message.delivery.delivery_tag, BasicAckOptions::default()).await?;
+            }
+            Action::Purge => reader.basic_ack(message.delivery.delivery_tag, BasicAckOptions::default()).await?,
+        }
+        matched.push(parked);
+    }
+    let _ = reader.close(200, "done").await;
+    let _ = b.conn.close(200, "done").await;
+    Ok(matched)
+}
+
+/// Up to `limit` parked messages of `consumer`, left in place.
+pub async fn parked_list(settings: &Settings, consumer: &ConsumerSpec, limit: usize) -> anyhow::Result<Vec<Parked>> {
+    walk(settings, consumer, None, limit, Action::Inspect).await
+}
+
+/// Sends parked messages (all, or the one with `event_id`) back to the consumer's queue.
+pub async fn parked_requeue(
+    settings: &Settings,
+    consumer: &ConsumerSpec,
+    event_id: Option<&str>,
+) -> anyhow::Result<Vec<Parked>> {
+    walk(settings, consumer, event_id, usize::MAX, Action::Requeue).await
+}
+
+/// Drops parked messages (all, or the one with `event_id`).
+pub async fn parked_purge(
+    settings: &Settings,
+    consumer: &ConsumerSpec,
+    event_id: Option<&str>,
+) -> anyhow::Result<Vec<Parked>> {
+    walk(settings, consumer, event_id, usize::MAX, Action::Purge).await
+}
+
+/// One projection's health.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Consumer name.
+    pub consumer: &'static str,
+    /// Events applied.
+    pub applied: i64,
+    /// When the last one was applied.
+    pub last_applied_at: Option<DateTime<Utc>>,
+    /// Published events of its types not applied yet.
+    pub lag_events: i64,
+    /// Age of the oldest of them, in seconds.
+    pub lag_seconds: f64,
+    /// Messages waiting in its queue (`None`: the queue does not exist; run `ecoctl migrate`).
+    pub queued: Option<u32>,
+    /// Messages in its parked queue.
+    pub parked: Option<u32>,
+}
+
+/// Status of every consumer.
+pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Status>> {
+    let b = broker(settings).await?;
+    let mut out = Vec::new();
+    for spec in CONSUMERS {
+        let projection = spec.projection.unwrap_or(spec.name);
+        let (applied, last_applied_at): (i64, Option<DateTime<Utc>>) =
+            sqlx::query_as("select count(*), max(applied_at) from projection.applied_events where projection = $1")
+                .bind(projection)
+                .fetch_one(db)
+                .await?;
+        let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
+        let everything = spec.bindings.contains(&"#");
+        let (lag_events, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "select count(*), min(e.recorded_at) from eventstore.events e
+             where e.published_at is not null and ($3 or e.type = any($2))
+               and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
+        )
+        .bind(projection)
+        .bind(&types)
+        .bind(everything)
+        .fetch_one(db)
+        .await?;
+        // A passive declare of a missing queue closes its channel: one channel per look.
+        let queued = queue_depth(&b.conn, &b.topology.queue(spec)).await;
+        let parked = queue_depth(&b.conn, &b.topology.parked_queue(spec)).await;
+        let lag_seconds = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
+        out.push(Status { consumer: spec.name, applied, last_applied_at, lag_events, lag_seconds, queued, parked });
+    }
+    let _ = b.conn.close(200, "done").await;
+    Ok(out)
+}
+
+/// Messages in `queue`, or `None` when it does not exist.
+async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
+    let channel = conn.create_channel().await.ok()?;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let depth = channel.queue_declare(queue, passive, FieldTable::default()).await.ok().map(|q| q.message_count());
+    if depth.is_some() {
+        let _ = channel.close(200, "done").await;
+    }
+    depth
+}
+
+/// Parses an event id given on the command line.
+pub fn event_id(value: &str) -> anyhow::Result<String> {
+    Ok(Uuid::parse_str(value).with_context(|| format!("`{value}` is not an event id (a UUID)"))?.to_string())
+}
