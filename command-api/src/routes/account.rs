@@ -1,8 +1,8 @@
 //! The signed-in user's account: profile, settings, password, deletion.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use chrono::{DateTime, Utc};
-use events::{Event, EventData, UserDeleted};
+use events::{Event, UserDeleted};
 use platform::{
     auth::AuthUser,
     error::{ApiError, ApiJson},
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{consistency_headers, invalid};
+use super::{consistency_headers, invalid, record_one};
 use crate::{AppState, SOURCE, domain, password};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -22,32 +22,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_profile, delete_account))
         .routes(routes!(update_settings))
         .routes(routes!(change_password))
-}
-
-/// Records one event about the caller; 202 with the consistency token.
-async fn record(
-    state: &AppState,
-    user: Uuid,
-    request_id: Uuid,
-    data: EventData,
-) -> Result<impl IntoResponse + use<>, ApiError> {
-    let mut events = [Event::new(SOURCE, user, data).caused_by(Some(request_id), None)];
-    let mut tx = state.db.begin().await?;
-    let live: bool =
-        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !live {
-        return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
-    }
-    eventstore::append(&mut tx, &mut events).await?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        consistency_headers(vec![events[0].id]),
-        Json(serde_json::json!({"event_id": events[0].id})),
-    ))
 }
 
 /// Profile fields to change.
@@ -73,7 +47,7 @@ async fn update_profile(
 ) -> Result<impl IntoResponse, ApiError> {
     let changes = domain::ProfileChanges { nickname: body.nickname, bio: body.bio, avatar_url: body.avatar_url };
     let data = domain::update_profile(changes).map_err(invalid)?;
-    record(&state, claims.sub, request_id, data).await
+    record_one(&state, claims.sub, request_id, data, serde_json::json!({})).await
 }
 
 /// Settings to change.
@@ -98,7 +72,7 @@ async fn update_settings(
     ApiJson(body): ApiJson<SettingsRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let data = domain::update_settings(body.notification_enabled, body.language, body.theme).map_err(invalid)?;
-    record(&state, claims.sub, request_id, data).await
+    record_one(&state, claims.sub, request_id, data, serde_json::json!({})).await
 }
 
 /// A password change.

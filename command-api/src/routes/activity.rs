@@ -14,26 +14,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{consistency_headers, invalid, on_constraint};
+use super::{consistency_headers, invalid, on_constraint, record_one};
 use crate::{AppState, SOURCE, domain};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(scan)).routes(routes!(recycle)).routes(routes!(attendance))
-}
-
-/// Records `data` about `user_id` and answers 202 with the consistency token.
-async fn record(
-    state: &AppState,
-    user_id: Uuid,
-    request_id: Uuid,
-    data: EventData,
-    body: serde_json::Value,
-) -> Result<impl IntoResponse + use<>, ApiError> {
-    let mut events = [Event::new(SOURCE, user_id, data).caused_by(Some(request_id), None)];
-    let mut tx = state.db.begin().await?;
-    eventstore::append(&mut tx, &mut events).await?;
-    tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(body)))
 }
 
 /// A scan.
@@ -80,7 +65,7 @@ async fn scan(
         scanned_at: body.scanned_at,
     };
     let data = domain::record_scan(claims.sub, scan_id, input, Utc::now()).map_err(invalid)?;
-    record(&state, claims.sub, request_id, data, serde_json::json!(ScanAccepted { scan_id })).await
+    record_one(&state, claims.sub, request_id, data, serde_json::json!(ScanAccepted { scan_id })).await
 }
 
 /// A recycle.
@@ -127,7 +112,7 @@ async fn recycle(
         longitude: body.longitude,
     };
     let data = domain::complete_recycle(claims.sub, recycle_id, input).map_err(invalid)?;
-    record(&state, claims.sub, request_id, data, serde_json::json!(RecycleAccepted { recycle_id })).await
+    record_one(&state, claims.sub, request_id, data, serde_json::json!(RecycleAccepted { recycle_id })).await
 }
 
 /// Accepted check-in.

@@ -31,6 +31,31 @@ pub fn well_known() -> OpenApiRouter<AppState> {
     auth::well_known()
 }
 
+/// Records one event about `user` (who must still have a live account) and answers 202 with
+/// `body` and the consistency token. A deleted account's access tokens live until they expire;
+/// this keeps them from recording anything meanwhile.
+async fn record_one(
+    state: &crate::AppState,
+    user: Uuid,
+    request_id: Uuid,
+    data: events::EventData,
+    body: serde_json::Value,
+) -> Result<impl axum::response::IntoResponse + use<>, ApiError> {
+    let mut events = [events::Event::new(crate::SOURCE, user, data).caused_by(Some(request_id), None)];
+    let mut tx = state.db.begin().await?;
+    let live: bool =
+        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
+            .bind(user)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !live {
+        return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
+    }
+    platform::eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    Ok((axum::http::StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), axum::Json(body)))
+}
+
 /// A 422 listing every invalid field the domain found.
 fn invalid(problems: Vec<crate::domain::Invalid>) -> ApiError {
     ApiError::Validation(problems.into_iter().map(|p| platform::error::FieldError::new(p.field, p.message)).collect())

@@ -142,6 +142,10 @@ async fn a_deleted_account_is_forgotten_everywhere_and_its_email_is_free() {
         .query("/api/v1/users/me", &other_access, Some(&token))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "profile_not_found");
+    system
+        .command("/api/v1/scans", &other_access, &json!({"category": "glass", "item_name": "jar"}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "account_not_found");
     let history = system.query("/api/v1/users/me/activities", &other_access, None).await;
     system
         .eventually(Duration::from_secs(15), "history and boards forget", || async {

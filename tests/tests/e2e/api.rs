@@ -69,15 +69,7 @@ async fn login_issues_tokens_that_query_api_accepts_and_jwks_verifies() {
     assert_eq!(me.body["username"], user.username);
 
     // Another service verifies the token with nothing but the published JWKS.
-    let jwks: serde_json::Value = system
-        .http
-        .get(format!("{}/.well-known/jwks.json", system.command_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = crate::support::jwks(&system).await;
     let key = &jwks["keys"][0];
     let header = crate::support::jwt_header(access)["kid"].as_str().unwrap().to_owned();
     assert_eq!(key["kid"].as_str(), Some(header.as_str()));

@@ -138,15 +138,7 @@ async fn tokens_of_the_previous_key_still_work_and_unknown_keys_do_not() {
     })
     .await;
     let user = system.register("rotated").await;
-    let jwks: serde_json::Value = system
-        .http
-        .get(format!("{}/.well-known/jwks.json", system.command_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = crate::support::jwks(&system).await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "current and previous key published");
 
     // A token the previous key signed before the rotation is still accepted.

@@ -105,3 +105,9 @@ pub fn b64url_encode(bytes: &[u8]) -> String {
 pub fn jwt_header(token: &str) -> serde_json::Value {
     serde_json::from_slice(&b64url_decode(token.split('.').next().unwrap())).unwrap()
 }
+
+/// The JWKS command-api publishes.
+pub async fn jwks(system: &TestSystem) -> serde_json::Value {
+    let url = format!("{}/.well-known/jwks.json", system.command_url);
+    system.http.get(url).send().await.unwrap().json().await.unwrap()
+}
