@@ -101,12 +101,20 @@ impl RawEnvelope {
     }
 
     /// Interprets `data` according to `(type, version)`, upcasting older versions.
-    pub fn decode(self) -> Result<Event, DecodeError> {
-        let data = EventData::from_parts(&self.event_type, self.version, self.data)?;
-        Ok(Envelope {
+    pub fn decode(mut self) -> Result<Event, DecodeError> {
+        let data = EventData::from_parts(&self.event_type, self.version, std::mem::take(&mut self.data))?;
+        let version = data.version();
+        Ok(Envelope { version, ..self.with_data(data) })
+    }
+}
+
+impl<D> Envelope<D> {
+    /// The same metadata around another payload.
+    pub fn with_data<E>(self, data: E) -> Envelope<E> {
+        Envelope {
             id: self.id,
             event_type: self.event_type,
-            version: data.version(),
+            version: self.version,
             source: self.source,
             aggregate_type: self.aggregate_type,
             aggregate_id: self.aggregate_id,
@@ -115,7 +123,7 @@ impl RawEnvelope {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             data,
-        })
+        }
     }
 }
 
@@ -153,19 +161,7 @@ impl Event {
 
     /// The wire form: the envelope with `data` as plain JSON.
     pub fn to_raw(&self) -> RawEnvelope {
-        Envelope {
-            id: self.id,
-            event_type: self.event_type.clone(),
-            version: self.version,
-            source: self.source.clone(),
-            aggregate_type: self.aggregate_type.clone(),
-            aggregate_id: self.aggregate_id,
-            sequence: self.sequence,
-            occurred_at: self.occurred_at,
-            correlation_id: self.correlation_id,
-            causation_id: self.causation_id,
-            data: self.data.to_json(),
-        }
+        self.clone().with_data(self.data.to_json())
     }
 
     /// The JSON bytes published on the bus.

@@ -66,6 +66,16 @@ impl ProfilesProjector {
         }
     }
 
+    /// A sequence-guarded update of `table` changed nothing: the event is stale (the row is
+    /// there, fine) or overtook the registration (see [`Self::missing_profile`]).
+    async fn stale_or_missing(tx: &mut PgConnection, table: &str, user_id: Uuid) -> Result<(), ApplyError> {
+        let exists: bool = sqlx::query_scalar(&format!("select exists (select 1 from {table} where user_id = $1)"))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists { Ok(()) } else { Self::missing_profile(tx, user_id).await }
+    }
+
     /// A profile that is not there: gone for good (forgotten) is fine, not there yet is transient.
     async fn missing_profile(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApplyError> {
         let forgotten: bool =
@@ -127,14 +137,7 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    let exists: bool =
-                        sqlx::query_scalar("select exists (select 1 from read.profiles where user_id = $1)")
-                            .bind(event.aggregate_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    if !exists {
-                        Self::missing_profile(tx, event.aggregate_id).await?;
-                    }
+                    Self::stale_or_missing(tx, "read.profiles", event.aggregate_id).await?;
                 }
             }
             EventData::UserSettingsUpdated(e) => {
@@ -152,14 +155,7 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    let exists: bool =
-                        sqlx::query_scalar("select exists (select 1 from read.settings where user_id = $1)")
-                            .bind(event.aggregate_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    if !exists {
-                        Self::missing_profile(tx, event.aggregate_id).await?;
-                    }
+                    Self::stale_or_missing(tx, "read.settings", event.aggregate_id).await?;
                 }
             }
             EventData::ScanRecorded(_) => Self::bump(tx, event, "total_scans = total_scans + 1", 0).await?,
