@@ -264,8 +264,10 @@ pub fn complete_recycle(user_id: Uuid, recycle_id: Uuid, input: RecycleInput) ->
         category: input.category,
         bin_id: input.bin_id,
         center_id: input.center_id,
-        latitude: input.latitude,
-        longitude: input.longitude,
+        location: input
+            .latitude
+            .zip(input.longitude)
+            .map(|(latitude, longitude)| events::GeoPoint { latitude, longitude }),
     }
     .into())
 }

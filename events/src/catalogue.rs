@@ -53,11 +53,13 @@ macro_rules! catalogue {
                         payload.validate().map_err(invalid)?;
                         Ok(Self::$variant(payload))
                     })+
-                    _ if CATALOGUE.iter().any(|(t, _)| *t == event_type) => Err(DecodeError::UnsupportedVersion {
-                        event_type: event_type.to_owned(),
-                        version,
-                    }),
-                    _ => Err(DecodeError::UnknownType(event_type.to_owned())),
+                    _ => match crate::legacy::decode(event_type, version, data) {
+                        Some(upcast) => upcast,
+                        None if CATALOGUE.iter().any(|(t, _)| *t == event_type) => {
+                            Err(DecodeError::UnsupportedVersion { event_type: event_type.to_owned(), version })
+                        }
+                        None => Err(DecodeError::UnknownType(event_type.to_owned())),
+                    },
                 }
             }
         }
@@ -66,10 +68,13 @@ macro_rules! catalogue {
             fn from(payload: $payload) -> Self { Self::$variant(payload) }
         })+
 
-        /// JSON Schemas of every `(type, version)`, as `(file stem, schema)`, e.g.
-        /// `("scan.recorded.v1", …)`. `events/schemas/` holds exactly these.
+        /// JSON Schemas of every `(type, version)` consumers accept, as `(file stem, schema)`,
+        /// e.g. `("scan.recorded.v1", …)`: the current versions and the older ones still
+        /// upcast. `events/schemas/` holds exactly these.
         pub fn schemas() -> Vec<(String, serde_json::Value)> {
-            vec![$((format!("{}.v{}", $type, $version), schemars::schema_for!($payload).to_value()),)+]
+            let mut all = vec![$((format!("{}.v{}", $type, $version), schemars::schema_for!($payload).to_value()),)+];
+            all.extend(crate::legacy::schemas());
+            all
         }
     };
 }
@@ -81,7 +86,7 @@ catalogue! {
     UserSettingsUpdated(UserSettingsUpdated) = "user.settings_updated", version 1;
     UserDeleted(UserDeleted) = "user.deleted", version 1;
     ScanRecorded(ScanRecorded) = "scan.recorded", version 1;
-    RecycleCompleted(RecycleCompleted) = "recycle.completed", version 1;
+    RecycleCompleted(RecycleCompleted) = "recycle.completed", version 2;
     AttendanceCheckedIn(AttendanceCheckedIn) = "attendance.checked_in", version 1;
     InviteAccepted(InviteAccepted) = "invite.accepted", version 1;
     PointsEarned(PointsEarned) = "points.earned", version 1;
@@ -292,7 +297,37 @@ impl Validate for ScanRecorded {
     }
 }
 
-/// `recycle.completed` v1: an item was put in a bin or brought to a center.
+/// A position, WGS84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    /// -90 to 90.
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub latitude: f64,
+    /// -180 to 180.
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub longitude: f64,
+}
+
+impl GeoPoint {
+    /// The problem with these coordinates, if any.
+    pub fn check(latitude: f64, longitude: f64) -> Result<(), String> {
+        if !(-90.0..=90.0).contains(&latitude) {
+            return Err("latitude must be between -90 and 90".into());
+        }
+        if !(-180.0..=180.0).contains(&longitude) {
+            return Err("longitude must be between -180 and 180".into());
+        }
+        Ok(())
+    }
+}
+
+/// `recycle.completed` v2: an item was put in a bin or brought to a center.
+///
+/// v2 replaces v1's two independent optional `latitude` and `longitude` with one optional
+/// `location` holding both: v1 let a producer send half a position, which locates nothing, and
+/// rewarding a recycle only near a known bin needs a whole point or none. v1 events (in the log
+/// and from producers not yet moved) are upcast on read; see `legacy::RecycleCompletedV1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RecycleCompleted {
     /// The recycle.
@@ -307,28 +342,13 @@ pub struct RecycleCompleted {
     /// The center used, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub center_id: Option<Uuid>,
-    /// Where, WGS84.
+    /// Where it happened, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = -90.0, max = 90.0))]
-    pub latitude: Option<f64>,
-    /// Where, WGS84.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = -180.0, max = 180.0))]
-    pub longitude: Option<f64>,
+    pub location: Option<GeoPoint>,
 }
 impl Validate for RecycleCompleted {
     fn validate(&self) -> Result<(), String> {
-        if let Some(lat) = self.latitude
-            && !(-90.0..=90.0).contains(&lat)
-        {
-            return Err("latitude must be between -90 and 90".into());
-        }
-        if let Some(lon) = self.longitude
-            && !(-180.0..=180.0).contains(&lon)
-        {
-            return Err("longitude must be between -180 and 180".into());
-        }
-        Ok(())
+        self.location.map_or(Ok(()), |p| GeoPoint::check(p.latitude, p.longitude))
     }
 }
 

@@ -11,6 +11,7 @@
 
 mod catalogue;
 mod envelope;
+pub mod legacy;
 pub mod rules;
 
 pub use catalogue::*;

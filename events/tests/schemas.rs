@@ -81,8 +81,7 @@ fn samples() -> Vec<EventData> {
             category: Category::Glass,
             bin_id: Some(other),
             center_id: None,
-            latitude: Some(37.5665),
-            longitude: Some(126.978),
+            location: Some(GeoPoint { latitude: 37.5665, longitude: 126.978 }),
         }
         .into(),
         AttendanceCheckedIn { user_id: user, date: NaiveDate::from_ymd_opt(2026, 11, 22).unwrap() }.into(),
@@ -172,4 +171,44 @@ fn unknown_types_versions_and_garbage_are_told_apart() {
     assert_eq!(code(&envelope("user.exploded", 1)), "unknown_type");
     assert_eq!(code(&envelope("user.deleted", 9)), "unsupported_version");
     assert!(Event::decode(&envelope("user.deleted", 1)).is_ok());
+}
+
+#[test]
+fn recycle_completed_v1_upcasts_to_the_v2_it_means() {
+    let (recycle, user) = (Uuid::now_v7(), Uuid::now_v7());
+    let v1 = |position: serde_json::Value| {
+        let mut data = serde_json::json!({"recycle_id": recycle, "user_id": user, "category": "glass"});
+        data.as_object_mut().unwrap().extend(position.as_object().unwrap().clone());
+        let valid = jsonschema::validator_for(&committed_schema("recycle.completed.v1")).unwrap().is_valid(&data);
+        let decoded = EventData::from_parts("recycle.completed", 1, data);
+        assert_eq!(valid, decoded.is_ok(), "the v1 schema and the upcaster agree: {decoded:?}");
+        decoded
+    };
+    let v2 = |location: Option<GeoPoint>| {
+        EventData::from(RecycleCompleted {
+            recycle_id: recycle,
+            user_id: user,
+            category: Category::Glass,
+            bin_id: None,
+            center_id: None,
+            location,
+        })
+    };
+    let seoul = GeoPoint { latitude: 37.5665, longitude: 126.978 };
+    assert_eq!(v1(serde_json::json!({"latitude": 37.5665, "longitude": 126.978})).unwrap(), v2(Some(seoul)));
+    assert_eq!(v1(serde_json::json!({})).unwrap(), v2(None));
+    assert_eq!(v1(serde_json::json!({"latitude": 37.5665})).unwrap(), v2(None), "half a position locates nothing");
+    let err = v1(serde_json::json!({"latitude": 91.0, "longitude": 0.0})).unwrap_err();
+    assert_eq!(err.code(), "schema_violation");
+    assert_eq!(v2(None).version(), 2, "new events are written as v2");
+
+    let v2_schema = jsonschema::validator_for(&committed_schema("recycle.completed.v2")).unwrap();
+    let half =
+        serde_json::json!({"recycle_id": recycle, "user_id": user, "category": "glass", "location": {"latitude": 1.0}});
+    assert!(!v2_schema.is_valid(&half), "v2 cannot carry half a position");
+    assert_eq!(EventData::from_parts("recycle.completed", 2, half).unwrap_err().code(), "schema_violation");
+    assert_eq!(
+        EventData::from_parts("recycle.completed", 3, serde_json::json!({})).unwrap_err().code(),
+        "unsupported_version"
+    );
 }

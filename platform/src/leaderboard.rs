@@ -96,6 +96,20 @@ pub async fn forget(redis: &Redis, user_id: Uuid) -> anyhow::Result<()> {
     redis.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
 }
 
+/// Drops every board and its ready marker (after their source table was rebuilt); the next
+/// query of each rebuilds it from PostgreSQL. `ZADD GT` could not lower a score, so a rebuilt
+/// table that holds less than Redis must not be merged into the old sets.
+pub async fn reset(redis: &Redis) -> anyhow::Result<()> {
+    let index = index_key(redis);
+    let periods: Vec<String> =
+        redis.run(move |mut c| async move { redis::cmd("SMEMBERS").arg(index).query_async(&mut c).await }).await?;
+    let mut pipe = redis::pipe();
+    for period in periods {
+        pipe.cmd("UNLINK").arg(ready_key(redis, &period)).arg(key(redis, &period)).ignore();
+    }
+    redis.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

@@ -64,4 +64,38 @@ impl Redis {
             .await
             .map(|_| ())
     }
+
+    /// Deletes every key under this prefix matching `suffix_pattern` (a `SCAN MATCH` glob after
+    /// the prefix), in rounds of `SCAN`, so the server is never blocked. Returns how many went.
+    pub async fn delete_matching(&self, suffix_pattern: &str) -> anyhow::Result<u64> {
+        let pattern = self.key(suffix_pattern);
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let p = pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .run(move |mut c| async move {
+                    deadpool_redis::redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(p)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                deleted += self
+                    .run(move |mut c| async move {
+                        deadpool_redis::redis::cmd("UNLINK").arg(keys).query_async::<u64>(&mut c).await
+                    })
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(deleted);
+            }
+            cursor = next;
+        }
+    }
 }

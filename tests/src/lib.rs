@@ -257,6 +257,22 @@ impl TestSystem {
         }
     }
 
+    /// Waits until the outbox is empty and every consumer has applied every published event of
+    /// its types with nothing left in its queue.
+    pub async fn settle(&self, limit: Duration) {
+        // The checks are separate queries: they count only if no event was appended meanwhile
+        // (a consumer applying one event may append another, e.g. a points award).
+        self.eventually(limit, "every event published and applied everywhere", || async {
+            let last = "select coalesce(max(position), 0) from eventstore.events";
+            let before = self.count(last).await;
+            let unpublished = self.count("select count(*) from eventstore.events where published_at is null").await;
+            let status = workers::ops::status(&self.settings, &self.db).await.ok()?;
+            let settled = unpublished == 0 && status.iter().all(|s| s.lag_events == 0 && s.queued == Some(0));
+            (settled && self.count(last).await == before).then_some(())
+        })
+        .await;
+    }
+
     /// Number of rows `sql` (a `select count(*)`) returns.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()

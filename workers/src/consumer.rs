@@ -75,8 +75,31 @@ pub trait Projector: Send + Sync + 'static {
     /// framework deduplicates); must still tolerate events of one user arriving out of order.
     fn apply(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), ApplyError>> + Send;
 
+    /// [`Self::apply`], given also the bytes as they arrived when the event came from the bus
+    /// (`None` in rebuilds and replays, which read the log). For a consumer that must keep
+    /// what was sent rather than its upcast form.
+    fn apply_sent(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+        sent: Option<&[u8]>,
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send {
+        let _ = sent;
+        self.apply(tx, event)
+    }
+
     /// After the transaction committed: refresh caches. Best effort; must not fail the batch.
     fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
+
+    /// The read-model tables it owns in schema `read`, named unqualified in its SQL. A projector
+    /// with tables can be rebuilt from the log into a shadow copy of them and replayed into;
+    /// one without (a policy, the mailer, ingest) has effects beyond its tables and cannot.
+    const TABLES: &'static [&'static str] = &[];
+
+    /// After a rebuild replaced its tables: drop caches built from the old rows.
+    fn after_rebuild(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// What a consumer needs besides its projector.
@@ -190,7 +213,8 @@ impl<P: Projector> Consumer<'_, P> {
             }
         }
         if !events.is_empty() {
-            let all: Vec<&Event> = events.iter().map(|(_, e)| e).collect();
+            let all: Vec<Incoming> =
+                events.iter().map(|(d, event)| Incoming { event, sent: Some(&d.data[..]) }).collect();
             match self.apply_batch(&all).await {
                 Ok(applied) => self.projector.after_commit(&applied).await,
                 Err(BatchError::Database(e)) => {
@@ -200,7 +224,7 @@ impl<P: Projector> Consumer<'_, P> {
                 Err(BatchError::Apply(e)) => {
                     tracing::warn!(consumer, error = %e, size = events.len(), "batch failed; applying its events one by one");
                     for (delivery, event) in events {
-                        match self.apply_batch(&[&event]).await {
+                        match self.apply_batch(&[Incoming { event: &event, sent: Some(&delivery.data[..]) }]).await {
                             Ok(applied) => self.projector.after_commit(&applied).await,
                             Err(BatchError::Database(e)) => {
                                 self.settle_failures(channel, publish, failed, true).await?;
@@ -223,48 +247,8 @@ impl<P: Projector> Consumer<'_, P> {
     }
 
     /// Applies `events` in one transaction; returns those that were new.
-    async fn apply_batch(&self, events: &[&Event]) -> Result<Vec<Event>, BatchError> {
-        let projection = self.spec().projection.unwrap_or(self.spec().name);
-        let mut tx = self.ctx.db.begin().await.map_err(BatchError::from_sqlx)?;
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let fresh: HashSet<Uuid> = sqlx::query_scalar(
-            "insert into projection.applied_events (projection, event_id)
-             select $1, unnest($2::uuid[]) on conflict do nothing returning event_id",
-        )
-        .bind(projection)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?
-        .into_iter()
-        .collect();
-        let mut applied = Vec::with_capacity(fresh.len());
-        let mut seen = HashSet::with_capacity(fresh.len());
-        for event in events {
-            let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
-                let span = tracing::debug_span!(
-                    "apply_event",
-                    consumer = self.spec().name,
-                    event.id = %event.id,
-                    event.type = %event.event_type,
-                    correlation_id = ?event.correlation_id,
-                );
-                self.projector.apply(&mut tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
-                applied.push((*event).clone());
-                "applied"
-            } else {
-                "duplicate"
-            };
-            metrics::counter!("events_consumed_total", "consumer" => self.spec().name, "type" => event.event_type.clone(), "outcome" => outcome).increment(1);
-        }
-        sqlx::query("select pg_notify($1, $2)")
-            .bind(APPLIED_CHANNEL)
-            .bind(projection)
-            .execute(&mut *tx)
-            .await
-            .map_err(BatchError::from_sqlx)?;
-        tx.commit().await.map_err(BatchError::from_sqlx)?;
-        Ok(applied)
+    async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Vec<Event>, BatchError> {
+        apply_live(&self.ctx.db, self.projector, events).await
     }
 
     /// Sends failed deliveries to their retry tier or the parked queue (confirmed), and acks
@@ -340,7 +324,133 @@ fn truncate(s: &str, max_chars: usize) -> String {
     s.chars().take(max_chars).collect()
 }
 
-enum BatchError {
+/// Where a projector's tables are.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The live read models in schema `read`, deduplicated in `projection.applied_events`.
+    Live,
+    /// A rebuild's shadow schema, holding copies of the projector's tables and its own
+    /// `applied_events (event_id)`.
+    Shadow(String),
+}
+
+/// An event to apply, with the bytes it arrived as when it came from the bus.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The decoded (upcast) event.
+    pub event: &'a Event,
+    /// The delivery body, when there was a delivery.
+    pub sent: Option<&'a [u8]>,
+}
+
+impl<'a> Incoming<'a> {
+    /// Events read from the log.
+    pub fn from_log(events: &'a [Event]) -> Vec<Self> {
+        events.iter().map(|event| Self { event, sent: None }).collect()
+    }
+}
+
+/// The advisory lock namespace of projections: live batches hold it shared, the swap of a
+/// rebuild holds it exclusively, so no live batch commits between the rebuild's last catch-up
+/// and its swap.
+pub(crate) const PROJECTION_LOCK_SQL: &str = "hashtext('ecoeco.projection'), hashtext($1)";
+
+/// The deduplication key of a consumer.
+pub fn projection_name(spec: &ConsumerSpec) -> &'static str {
+    spec.projection.unwrap_or(spec.name)
+}
+
+/// Applies `events` to the live read models in one transaction (under the projection's shared
+/// lock), wakes read-your-writes waiters, and returns the events that were new.
+pub(crate) async fn apply_live<P: Projector>(
+    db: &PgPool,
+    projector: &P,
+    events: &[Incoming<'_>],
+) -> Result<Vec<Event>, BatchError> {
+    let projection = projection_name(projector.spec());
+    let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
+    sqlx::query(&format!("select pg_advisory_xact_lock_shared({PROJECTION_LOCK_SQL})"))
+        .bind(projection)
+        .execute(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?;
+    let applied = apply_in(&mut tx, projector, &Target::Live, events).await?;
+    sqlx::query("select pg_notify($1, $2)")
+        .bind(APPLIED_CHANNEL)
+        .bind(projection)
+        .execute(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?;
+    tx.commit().await.map_err(BatchError::from_sqlx)?;
+    Ok(applied)
+}
+
+/// Applies `events` inside the caller's transaction to `target`: records each id as applied,
+/// skips ids already recorded (and repeats within `events`), and returns the new events. The
+/// projector's unqualified table names resolve to the target's schema (`search_path`, local to
+/// the transaction).
+pub(crate) async fn apply_in<P: Projector>(
+    tx: &mut PgConnection,
+    projector: &P,
+    target: &Target,
+    events: &[Incoming<'_>],
+) -> Result<Vec<Event>, BatchError> {
+    let spec = projector.spec();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event.id).collect();
+    let (search_path, dedup_sql) = match target {
+        Target::Live => (
+            "read, public".to_owned(),
+            "insert into projection.applied_events (projection, event_id)
+             select $1, unnest($2::uuid[]) on conflict do nothing returning event_id"
+                .to_owned(),
+        ),
+        Target::Shadow(schema) => (
+            format!("{schema}, public"),
+            format!(
+                "insert into {schema}.applied_events (event_id)
+                 select unnest($2::uuid[]) where $1::text is not null on conflict do nothing returning event_id"
+            ),
+        ),
+    };
+    sqlx::query("select set_config('search_path', $1, true)")
+        .bind(&search_path)
+        .execute(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?;
+    let fresh: HashSet<Uuid> = sqlx::query_scalar(&dedup_sql)
+        .bind(projection_name(spec))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?
+        .into_iter()
+        .collect();
+    let live = matches!(target, Target::Live);
+    let mut applied = Vec::with_capacity(fresh.len());
+    let mut seen = HashSet::with_capacity(fresh.len());
+    for &Incoming { event, sent } in events {
+        let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
+            let span = tracing::debug_span!(
+                "apply_event",
+                consumer = spec.name,
+                event.id = %event.id,
+                event.type = %event.event_type,
+                correlation_id = ?event.correlation_id,
+            );
+            projector.apply_sent(&mut *tx, event, sent).instrument(span).await.map_err(BatchError::from_apply)?;
+            applied.push(event.clone());
+            "applied"
+        } else {
+            "duplicate"
+        };
+        if live {
+            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome).increment(1);
+        }
+    }
+    Ok(applied)
+}
+
+pub(crate) enum BatchError {
     /// The database is unreachable or refused service: not the events' fault.
     Database(anyhow::Error),
     /// The projector failed on an event.

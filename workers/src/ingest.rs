@@ -8,7 +8,7 @@
 //! publish them again. Bytes that are not a valid event of a known type and version never get
 //! here: the consumer framework parks them in `{prefix}.ingest.parked` with the reason.
 
-use events::Event;
+use events::{Event, RawEnvelope};
 use platform::{
     eventstore,
     topology::{ConsumerSpec, INGEST},
@@ -26,7 +26,14 @@ impl Projector for Ingest {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
-        let stored = eventstore::insert(tx, vec![event.to_raw()], true).await?;
+        self.apply_sent(tx, event, None).await
+    }
+
+    /// Stores the envelope as it was sent (an older version stays that version: events never
+    /// change once written; readers upcast), falling back to the decoded form without bytes.
+    async fn apply_sent(&self, tx: &mut PgConnection, event: &Event, sent: Option<&[u8]>) -> Result<(), ApplyError> {
+        let raw = sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()).unwrap_or_else(|| event.to_raw());
+        let stored = eventstore::insert(tx, vec![raw], true).await?;
         if stored == 1 {
             metrics::counter!("events_ingested_total", "type" => event.event_type.clone(), "source" => event.source.clone()).increment(1);
         }

@@ -13,6 +13,7 @@ pub mod mailer;
 pub mod ops;
 pub mod policies;
 pub mod projections;
+pub mod rebuild;
 pub mod relay;
 
 use std::sync::Arc;

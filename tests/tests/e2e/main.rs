@@ -10,5 +10,6 @@ mod delivery;
 mod game;
 mod mail;
 mod ops;
+mod rebuild;
 mod social;
 mod support;

@@ -2,8 +2,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use platform::{Settings, telemetry};
-use workers::ops;
+use workers::{
+    ops,
+    rebuild::{Named, Progress},
+};
 
 #[derive(Parser)]
 #[command(name = "ecoctl", about = "Operate EcoEco: migrations, projections, parked events", version)]
@@ -20,6 +24,11 @@ enum Command {
     Projections {
         #[command(subcommand)]
         command: ProjectionsCommand,
+    },
+    /// Re-apply a range of the event log to a projection (what it applied already is skipped).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
     },
     /// Inspect, requeue or drop parked (dead-lettered) messages of a consumer.
     Parked {
@@ -39,6 +48,44 @@ enum Command {
 enum ProjectionsCommand {
     /// Position, lag and parked count of every projection and consumer.
     Status,
+    /// Recompute a projection from the whole event log into a shadow copy, then swap it in.
+    /// The live projector keeps running; nothing but the projection's tables is touched.
+    Rebuild {
+        /// `profiles`, `activities` or `leaderboards`.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Apply the log's events at positions FROM..=TO to a projection.
+    Replay {
+        /// `profiles`, `activities` or `leaderboards`.
+        #[arg(long)]
+        projection: String,
+        /// First log position.
+        #[arg(long)]
+        from: i64,
+        /// Last log position (inclusive); defaults to the end of the log.
+        #[arg(long)]
+        to: Option<i64>,
+    },
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal), with rate and ETA.
+fn progress_bar(what: &str) -> (ProgressBar, impl FnMut(Progress) + use<>) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} events ({{per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let handle = bar.clone();
+    (bar, move |p: Progress| {
+        handle.set_length(p.total);
+        handle.set_position(p.done);
+    })
 }
 
 #[derive(Subcommand)]
@@ -139,6 +186,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "projections status: {} consumers, {} events applied in all",
                 rows.len(),
                 rows.iter().map(|r| r.applied).sum::<i64>()
+            );
+        }
+        Command::Projections { command: ProjectionsCommand::Rebuild { name } } => {
+            let pool = platform::db::connect(&settings).await?;
+            let redis = platform::redis::Redis::new(&settings)?;
+            let projector = Named::find(&name, &pool, &redis, settings.app_timezone)?;
+            let (bar, progress) = progress_bar(&format!("rebuild {name}"));
+            let report = projector.rebuild(&pool, progress).await;
+            bar.finish_and_clear();
+            let r = report?;
+            for sample in &r.skipped_samples {
+                println!("  skipped {sample}");
+            }
+            let rows: Vec<String> = r.rows.iter().map(|(t, n)| format!("read.{t}={n}")).collect();
+            println!(
+                "projections rebuild: {} rebuilt from {} events ({} applied, {} skipped, {} in the final catch-up) \
+                 in {:.1} s, {:.0} events/s; live projector paused {} ms for the swap; rows: {}",
+                r.projection,
+                r.events,
+                r.applied,
+                r.skipped,
+                r.tail,
+                r.elapsed.as_secs_f64(),
+                r.rate(),
+                r.swap.as_millis(),
+                rows.join(" ")
+            );
+        }
+        Command::Events { command: EventsCommand::Replay { projection, from, to } } => {
+            let pool = platform::db::connect(&settings).await?;
+            let redis = platform::redis::Redis::new(&settings)?;
+            let projector = Named::find(&projection, &pool, &redis, settings.app_timezone)?;
+            let to = to.unwrap_or(i64::MAX);
+            let (bar, progress) = progress_bar(&format!("replay into {projection}"));
+            let report = projector.replay(&pool, from, to, progress).await;
+            bar.finish_and_clear();
+            let r = report?;
+            for sample in &r.skipped_samples {
+                println!("  skipped {sample}");
+            }
+            println!(
+                "events replay: {} events of positions {from}..={} read for {projection}: {} applied, {} already applied, {} skipped",
+                r.events,
+                if to == i64::MAX { "end".to_owned() } else { to.to_string() },
+                r.applied,
+                r.already_applied,
+                r.skipped
             );
         }
         Command::Parked { command } => match command {

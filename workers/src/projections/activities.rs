@@ -1,4 +1,4 @@
-//! The activity history: `read.activities`, one row per scan, recycle, check-in, invite, points
+//! The activity history: `activities`, one row per scan, recycle, check-in, invite, points
 //! award and level-up, keyed by the event id (so applying twice cannot add a row twice).
 //!
 //! Order-tolerant: a scan shows the points it earned whether the award arrives before or after
@@ -11,10 +11,12 @@ use sqlx::PgConnection;
 
 use crate::consumer::{ApplyError, Projector};
 
-/// Builds `read.activities`.
+/// Builds `activities`.
 pub struct ActivitiesProjector;
 
 impl Projector for ActivitiesProjector {
+    const TABLES: &'static [&'static str] = &["activities", "activities_tombstones"];
+
     fn spec(&self) -> &'static ConsumerSpec {
         &ACTIVITIES
     }
@@ -29,7 +31,7 @@ impl Projector for ActivitiesProjector {
             EventData::RecycleCompleted(r) => (
                 r.user_id,
                 "recycle",
-                json!({"recycle_id": r.recycle_id, "category": r.category, "bin_id": r.bin_id, "center_id": r.center_id}),
+                json!({"recycle_id": r.recycle_id, "category": r.category, "bin_id": r.bin_id, "center_id": r.center_id, "location": r.location}),
             ),
             EventData::AttendanceCheckedIn(a) => (a.user_id, "attendance", json!({"date": a.date})),
             EventData::InviteAccepted(i) => (i.inviter_id, "invite", json!({"invitee_id": i.invitee_id})),
@@ -40,8 +42,8 @@ impl Projector for ActivitiesProjector {
             ),
             EventData::LevelReached(l) => (l.user_id, "level_up", json!({"level": l.level, "points": l.points})),
             EventData::UserDeleted(d) => {
-                sqlx::query("delete from read.activities where user_id = $1").bind(d.user_id).execute(&mut *tx).await?;
-                sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")
+                sqlx::query("delete from activities where user_id = $1").bind(d.user_id).execute(&mut *tx).await?;
+                sqlx::query("insert into activities_tombstones (user_id) values ($1) on conflict do nothing")
                     .bind(d.user_id)
                     .execute(&mut *tx)
                     .await?;
@@ -55,14 +57,14 @@ impl Projector for ActivitiesProjector {
         };
         // The points a scan/recycle/... earned, when its award was applied first.
         sqlx::query(
-            "insert into read.activities (id, user_id, action, points_earned, metadata, created_at)
+            "insert into activities (id, user_id, action, points_earned, metadata, created_at)
              select $1, $2, $3,
                     case when $3 = 'points' then $4
-                         else coalesce((select a.points_earned from read.activities a
+                         else coalesce((select a.points_earned from activities a
                                         where a.user_id = $2 and a.action = 'points'
                                           and a.metadata->>'source_event_id' = $1::text), 0) end,
                     $5, $6
-             where not exists (select 1 from read.forgotten_users where user_id = $2)
+             where not exists (select 1 from activities_tombstones where user_id = $2)
              on conflict (id) do nothing",
         )
         .bind(event.id)
@@ -74,7 +76,7 @@ impl Projector for ActivitiesProjector {
         .execute(&mut *tx)
         .await?;
         if let EventData::PointsEarned(p) = &event.data {
-            sqlx::query("update read.activities set points_earned = $2 where id = $1 and action <> 'points'")
+            sqlx::query("update activities set points_earned = $2 where id = $1 and action <> 'points'")
                 .bind(p.source_event_id)
                 .bind(p.amount)
                 .execute(&mut *tx)

@@ -1,4 +1,4 @@
-//! The leaderboards projection: per-period scores in `read.leaderboard_scores`, mirrored into
+//! The leaderboards projection: per-period scores in `leaderboard_scores`, mirrored into
 //! Redis sorted sets after each commit (see `platform::leaderboard`).
 //!
 //! Commutative, so order-free: a `points.earned` adds its amount to the weekly, monthly and
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::consumer::{ApplyError, Projector};
 
-/// Builds `read.leaderboard_scores` and the Redis boards.
+/// Builds `leaderboard_scores` and the Redis boards.
 pub struct LeaderboardsProjector {
     db: PgPool,
     redis: Redis,
@@ -33,8 +33,16 @@ impl LeaderboardsProjector {
 }
 
 impl Projector for LeaderboardsProjector {
+    const TABLES: &'static [&'static str] = &["leaderboard_scores", "leaderboard_tombstones"];
+
     fn spec(&self) -> &'static ConsumerSpec {
         &LEADERBOARDS
+    }
+
+    async fn after_rebuild(&self) {
+        if let Err(e) = leaderboard::reset(&self.redis).await {
+            tracing::warn!(error = format!("{e:#}"), "Redis leaderboards not reset after the rebuild");
+        }
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
@@ -43,9 +51,9 @@ impl Projector for LeaderboardsProjector {
                 let keys: Vec<String> =
                     Period::ALL.iter().map(|period| period.key_at(event.occurred_at, self.timezone)).collect();
                 sqlx::query(
-                    "insert into read.leaderboard_scores (period_key, user_id, points, reached_at)
+                    "insert into leaderboard_scores (period_key, user_id, points, reached_at)
                      select k, $2, $3, $4 from unnest($1::text[]) as k
-                     where not exists (select 1 from read.forgotten_users where user_id = $2)
+                     where not exists (select 1 from leaderboard_tombstones where user_id = $2)
                      on conflict (period_key, user_id) do update
                        set points = leaderboard_scores.points + excluded.points,
                            reached_at = greatest(leaderboard_scores.reached_at, excluded.reached_at)",
@@ -58,11 +66,11 @@ impl Projector for LeaderboardsProjector {
                 .await?;
             }
             EventData::UserDeleted(d) => {
-                sqlx::query("delete from read.leaderboard_scores where user_id = $1")
+                sqlx::query("delete from leaderboard_scores where user_id = $1")
                     .bind(d.user_id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")
+                sqlx::query("insert into leaderboard_tombstones (user_id) values ($1) on conflict do nothing")
                     .bind(d.user_id)
                     .execute(&mut *tx)
                     .await?;

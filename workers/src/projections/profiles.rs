@@ -1,8 +1,8 @@
-//! The profiles projection: `read.profiles` and its Redis cache.
+//! The profiles projection: `profiles` and its Redis cache.
 //!
 //! Idempotent because the framework applies each event at most once, and order-tolerant per
 //! user: `user.registered` inserts only if absent and never after `user.deleted` (the
-//! `read.forgotten_users` tombstone); `user.profile_updated` only moves `profile_sequence`
+//! `profiles_tombstones` tombstone); `user.profile_updated` only moves `profile_sequence`
 //! forward, and waits (transient error, retried) when it overtakes the registration; counters
 //! and points are commutative additions, and the level is derived from the points.
 
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::consumer::{ApplyError, Projector};
 
-/// Builds `read.profiles`.
+/// Builds `profiles`.
 pub struct ProfilesProjector {
     db: PgPool,
     redis: Redis,
@@ -46,7 +46,7 @@ impl ProfilesProjector {
     /// (transient error) when the event overtook the registration.
     async fn bump(tx: &mut PgConnection, event: &Event, set_clause: &str, amount: i64) -> Result<(), ApplyError> {
         let updated = sqlx::query(&format!(
-            "update read.profiles set {set_clause}, version = version + 1, updated_at = now() where user_id = $1 returning points"
+            "update profiles set {set_clause}, version = version + 1, updated_at = now() where user_id = $1 returning points"
         ))
         .bind(event.aggregate_id)
         .bind(amount)
@@ -55,7 +55,7 @@ impl ProfilesProjector {
         match updated {
             Some(points) => {
                 let points: i64 = sqlx::Row::get(&points, 0);
-                sqlx::query("update read.profiles set level = $2 where user_id = $1")
+                sqlx::query("update profiles set level = $2 where user_id = $1")
                     .bind(event.aggregate_id)
                     .bind(level_for(points))
                     .execute(&mut *tx)
@@ -79,7 +79,7 @@ impl ProfilesProjector {
     /// A profile that is not there: gone for good (forgotten) is fine, not there yet is transient.
     async fn missing_profile(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApplyError> {
         let forgotten: bool =
-            sqlx::query_scalar("select exists (select 1 from read.forgotten_users where user_id = $1)")
+            sqlx::query_scalar("select exists (select 1 from profiles_tombstones where user_id = $1)")
                 .bind(user_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -91,17 +91,28 @@ impl ProfilesProjector {
 }
 
 impl Projector for ProfilesProjector {
+    const TABLES: &'static [&'static str] = &["profiles", "settings", "profiles_tombstones"];
+
     fn spec(&self) -> &'static ConsumerSpec {
         &PROFILES
+    }
+
+    async fn after_rebuild(&self) {
+        match self.redis.delete_matching("profile:*").await {
+            Ok(n) => tracing::info!(keys = n, "profile cache dropped after the rebuild"),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "profile cache not dropped; entries expire with their TTL")
+            }
+        }
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         match &event.data {
             EventData::UserRegistered(e) => {
                 sqlx::query(
-                    "insert into read.profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
+                    "insert into profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
                      select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
-                     where not exists (select 1 from read.forgotten_users where user_id = $1)
+                     where not exists (select 1 from profiles_tombstones where user_id = $1)
                      on conflict (user_id) do nothing",
                 )
                 .bind(e.user_id)
@@ -114,8 +125,8 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "insert into read.settings (user_id) select $1
-                     where not exists (select 1 from read.forgotten_users where user_id = $1)
+                    "insert into settings (user_id) select $1
+                     where not exists (select 1 from profiles_tombstones where user_id = $1)
                      on conflict (user_id) do nothing",
                 )
                 .bind(e.user_id)
@@ -124,7 +135,7 @@ impl Projector for ProfilesProjector {
             }
             EventData::UserProfileUpdated(e) => {
                 let updated = sqlx::query(
-                    "update read.profiles set
+                    "update profiles set
                         nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),
                         profile_sequence = coalesce($5, profile_sequence), version = version + 1, updated_at = now()
                      where user_id = $1 and ($5::bigint is null or profile_sequence < $5)",
@@ -137,12 +148,12 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    Self::stale_or_missing(tx, "read.profiles", event.aggregate_id).await?;
+                    Self::stale_or_missing(tx, "profiles", event.aggregate_id).await?;
                 }
             }
             EventData::UserSettingsUpdated(e) => {
                 let updated = sqlx::query(
-                    "update read.settings set
+                    "update settings set
                         notification_enabled = coalesce($2, notification_enabled), language = coalesce($3, language),
                         theme = coalesce($4, theme), settings_sequence = coalesce($5, settings_sequence), updated_at = now()
                      where user_id = $1 and ($5::bigint is null or settings_sequence < $5)",
@@ -155,16 +166,16 @@ impl Projector for ProfilesProjector {
                 .execute(&mut *tx)
                 .await?;
                 if updated.rows_affected() == 0 {
-                    Self::stale_or_missing(tx, "read.settings", event.aggregate_id).await?;
+                    Self::stale_or_missing(tx, "settings", event.aggregate_id).await?;
                 }
             }
             EventData::ScanRecorded(_) => Self::bump(tx, event, "total_scans = total_scans + 1", 0).await?,
             EventData::RecycleCompleted(_) => Self::bump(tx, event, "total_recycles = total_recycles + 1", 0).await?,
             EventData::PointsEarned(p) => Self::bump(tx, event, "points = points + $2", p.amount).await?,
             EventData::UserDeleted(e) => {
-                sqlx::query("delete from read.profiles where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
-                sqlx::query("delete from read.settings where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
-                sqlx::query("insert into read.forgotten_users (user_id) values ($1) on conflict do nothing")
+                sqlx::query("delete from profiles where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
+                sqlx::query("delete from settings where user_id = $1").bind(e.user_id).execute(&mut *tx).await?;
+                sqlx::query("insert into profiles_tombstones (user_id) values ($1) on conflict do nothing")
                     .bind(e.user_id)
                     .execute(&mut *tx)
                     .await?;

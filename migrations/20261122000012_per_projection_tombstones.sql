@@ -1,0 +1,18 @@
+-- Each projection keeps its own tombstones, so one projection can be rebuilt (into a shadow copy
+-- of exactly its tables, then swapped in) without touching another's. Same content as the shared
+-- table they replace: the ids of users whose `user.deleted` that projection applied.
+create table read.profiles_tombstones (
+    user_id       uuid primary key,
+    forgotten_at  timestamptz not null default now()
+);
+create table read.activities_tombstones (like read.profiles_tombstones including all);
+create table read.leaderboard_tombstones (like read.profiles_tombstones including all);
+
+insert into read.profiles_tombstones select user_id, forgotten_at from read.forgotten_users;
+insert into read.activities_tombstones select user_id, forgotten_at from read.forgotten_users;
+insert into read.leaderboard_tombstones select user_id, forgotten_at from read.forgotten_users;
+
+drop table read.forgotten_users;
+
+-- Rebuilds read the log in the relay's (transaction_id, position) order.
+create index events_transaction_order_idx on eventstore.events (transaction_id, position);
