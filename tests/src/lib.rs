@@ -177,6 +177,32 @@ impl TestSystem {
         ];
     }
 
+    /// Starts a separate `workers` OS process (every role) from `exe` (the `workers-under-test`
+    /// binary: `env!("CARGO_BIN_EXE_workers-under-test")` in an integration test) on this
+    /// system's database, broker prefix and Redis prefix. Killed when dropped.
+    pub fn spawn_workers_process(&self, exe: &str) -> WorkersProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let s = &self.settings;
+        let delays: Vec<String> = s.retry_delays.iter().map(|d| d.as_millis().to_string()).collect();
+        let child = tokio::process::Command::new(exe)
+            .env("DATABASE_URL", &s.database_url)
+            .env("DATABASE_MAX_CONNECTIONS", s.database_max_connections.to_string())
+            .env("REDIS_URL", &s.redis_url)
+            .env("AMQP_URL", &s.amqp_url)
+            .env("AMQP_PREFIX", &s.amqp_prefix)
+            .env("REDIS_PREFIX", &s.redis_prefix)
+            .env("RETRY_DELAYS_MS", delays.join(","))
+            .env("PROJECTOR_BATCH_SIZE", s.projector_batch_size.to_string())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("MIGRATE_ON_START", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting the workers process");
+        WorkersProcess { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
     /// Stops the workers as SIGTERM would, and waits until they finished their work in hand.
     pub async fn stop_workers(&mut self) {
         self.workers_stop.cancel();
@@ -276,6 +302,45 @@ impl TestSystem {
     /// Number of rows `sql` (a `select count(*)`) returns.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+}
+
+/// A `workers` OS process started by [`TestSystem::spawn_workers_process`].
+pub struct WorkersProcess {
+    /// The child.
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:<port>` of its `/health`, `/ready` and `/metrics`.
+    pub url: String,
+}
+
+impl WorkersProcess {
+    /// Waits until it reports ready (connected to everything).
+    pub async fn ready(&self, http: &reqwest::Client) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = http.get(format!("{}/ready", self.url)).send().await
+                && res.status().is_success()
+            {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the workers process did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The sum of the `metric` samples on its `/metrics` whose labels contain every one of
+    /// `labels` (e.g. `consumer="projection.profiles"`).
+    pub async fn metric(&self, http: &reqwest::Client, metric: &str, labels: &[&str]) -> f64 {
+        let text = http.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|want| l.contains(want)))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// SIGKILL: no shutdown, no acknowledgements, no goodbye.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
     }
 }
 

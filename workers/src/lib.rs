@@ -193,6 +193,17 @@ impl App {
     }
 }
 
+/// The `workers` process: settings from the environment, roles from `WORKER_ROLES`, until
+/// SIGTERM or Ctrl-C.
+pub async fn main_from_env() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    platform::telemetry::init_tracing(&settings);
+    let roles = Role::parse_list(&std::env::var("WORKER_ROLES").unwrap_or_default())?;
+    let stop = CancellationToken::new();
+    platform::shutdown::on_signal(stop.clone());
+    App::build(settings, roles).await?.run_until_stopped(stop).await
+}
+
 /// Declares the exchange and every consumer's queues (idempotent).
 pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
     let conn = amqp::connect(&settings.amqp_url, "topology").await?;

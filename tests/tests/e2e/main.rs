@@ -11,5 +11,6 @@ mod game;
 mod mail;
 mod ops;
 mod rebuild;
+mod scale;
 mod social;
 mod support;

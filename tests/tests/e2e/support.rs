@@ -29,6 +29,21 @@ pub async fn publish_raw(channel: &Channel, system: &TestSystem, routing_key: &s
     assert!(confirm.is_ack());
 }
 
+/// Publishes like [`publish_raw`] but returns the pending confirm instead of waiting for it,
+/// so a burst goes out at full speed.
+pub async fn publish_unconfirmed(
+    channel: &Channel,
+    system: &TestSystem,
+    routing_key: &str,
+    body: &[u8],
+) -> lapin::publisher_confirm::PublisherConfirm {
+    let props = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+    channel
+        .basic_publish(&system.topology().exchange(), routing_key, BasicPublishOptions::default(), body, props)
+        .await
+        .unwrap()
+}
+
 /// A parked message: its reason header and body.
 pub struct Parked {
     pub reason: String,
