@@ -116,6 +116,8 @@ pub struct Settings {
     /// `PROJECTOR_BATCH_SIZE` (default 200): deliveries applied per transaction; also the
     /// consumer prefetch.
     pub projector_batch_size: u16,
+    /// How often each workers process samples the operator gauges (outbox backlog, lag, parked).
+    pub gauge_interval: Duration,
     /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
     /// that still fails after the last one is parked.
     pub retry_delays: Vec<Duration>,
@@ -168,6 +170,7 @@ impl Settings {
             consistency_timeout: Duration::from_millis(2000),
             relay_batch_size: 500,
             projector_batch_size: 200,
+            gauge_interval: Duration::from_secs(15),
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
             trusted_proxy_header: None,
             refresh_grace: Duration::from_secs(10),
@@ -250,6 +253,10 @@ impl Settings {
         }
         if let Some(v) = parse_env("PROJECTOR_BATCH_SIZE") {
             s.projector_batch_size = v.parse().context("PROJECTOR_BATCH_SIZE must be a number")?;
+        }
+        if let Some(v) = parse_env("GAUGE_INTERVAL_MS") {
+            let ms: u64 = v.parse().context("GAUGE_INTERVAL_MS must be a number of milliseconds")?;
+            s.gauge_interval = Duration::from_millis(ms.max(100));
         }
         if let Some(v) = parse_env("RETRY_DELAYS_MS") {
             s.retry_delays = v

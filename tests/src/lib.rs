@@ -331,17 +331,28 @@ impl WorkersProcess {
     /// The sum of the `metric` samples on its `/metrics` whose labels contain every one of
     /// `labels` (e.g. `consumer="projection.profiles"`).
     pub async fn metric(&self, http: &reqwest::Client, metric: &str, labels: &[&str]) -> f64 {
-        let text = http.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap();
-        text.lines()
-            .filter(|l| l.starts_with(&format!("{metric}{{")) && labels.iter().all(|want| l.contains(want)))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+        scrape(http, &self.url, metric, labels).await.unwrap_or(0.0)
     }
 
     /// SIGKILL: no shutdown, no acknowledgements, no goodbye.
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
+}
+
+/// The sum of the `metric` samples on `{base_url}/metrics` whose labels contain every one of
+/// `labels`; `None` when there is no such sample.
+pub async fn scrape(http: &reqwest::Client, base_url: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    let text = http.get(format!("{base_url}/metrics")).send().await.ok()?.text().await.ok()?;
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with(&format!("{metric}{{")) || l.starts_with(&format!("{metric} ")))
+                && labels.iter().all(|want| l.contains(want))
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 /// A registered user.

@@ -8,6 +8,7 @@
 
 mod backoff;
 pub mod consumer;
+pub mod gauges;
 pub mod ingest;
 pub mod mailer;
 pub mod ops;
@@ -180,6 +181,7 @@ impl App {
                 }
             }
         }
+        tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
         let (served, ()) = tokio::join!(server, async {

@@ -1,11 +1,13 @@
 //! Operations behind `ecoctl`: parked messages and projection status. Library functions, so
 //! the end-to-end tests drive exactly what the CLI runs.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties, Channel,
-    options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions},
     publisher_confirm::Confirmation,
     types::FieldTable,
 };
@@ -43,13 +45,17 @@ pub struct Parked {
     pub body: Vec<u8>,
 }
 
-struct Broker {
-    conn: lapin::Connection,
+/// A connection for operations, with the topology's names.
+pub struct Broker {
+    /// The connection.
+    pub conn: lapin::Connection,
     channel: Channel,
-    topology: Topology,
+    /// Queue names.
+    pub topology: Topology,
 }
 
-async fn broker(settings: &Settings) -> anyhow::Result<Broker> {
+/// Connects for operations.
+pub async fn broker(settings: &Settings) -> anyhow::Result<Broker> {
     let conn = amqp::connect(&settings.amqp_url, "ecoctl").await?;
     let channel = amqp::confirm_channel(&conn).await?;
     Ok(Broker { conn, channel, topology: Topology::new(&settings.amqp_prefix, &settings.retry_delays) })
@@ -199,30 +205,44 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
                 .bind(projection)
                 .fetch_one(db)
                 .await?;
-        let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
-        let everything = spec.bindings.contains(&"#");
-        let (lag_events, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-            "select count(*), min(e.recorded_at) from eventstore.events e
-             where e.published_at is not null and ($3 or e.type = any($2))
-               and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
-        )
-        .bind(projection)
-        .bind(&types)
-        .bind(everything)
-        .fetch_one(db)
-        .await?;
-        // A passive declare of a missing queue closes its channel: one channel per look.
+        let (lag_events, lag_seconds) = lag(db, spec, None).await?;
         let queued = queue_depth(&b.conn, &b.topology.queue(spec)).await;
         let parked = queue_depth(&b.conn, &b.topology.parked_queue(spec)).await;
-        let lag_seconds = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds() as f64 / 1000.0);
         out.push(Status { consumer: spec.name, applied, last_applied_at, lag_events, lag_seconds, queued, parked });
     }
     let _ = b.conn.close(200, "done").await;
     Ok(out)
 }
 
-/// Messages in `queue`, or `None` when it does not exist.
-async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
+/// Published events of `spec`'s types it has not applied, and the age in seconds of the oldest
+/// of them; only among events recorded within `window` when given (cheaper on a long log).
+pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> anyhow::Result<(i64, f64)> {
+    let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
+    let everything = spec.bindings.contains(&"#");
+    let since = window.map(|w| Utc::now() - chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1)));
+    let (lag_events, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "select count(*), min(e.recorded_at) from eventstore.events e
+         where e.published_at is not null and ($3 or e.type = any($2))
+           and ($4::timestamptz is null or e.recorded_at >= $4)
+           and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
+    )
+    .bind(spec.projection.unwrap_or(spec.name))
+    .bind(&types)
+    .bind(everything)
+    .bind(since)
+    .fetch_one(db)
+    .await?;
+    Ok((lag_events, oldest.map_or(0.0, age_seconds)))
+}
+
+/// Seconds since `t`.
+pub fn age_seconds(t: DateTime<Utc>) -> f64 {
+    (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+/// Messages in `queue`, or `None` when it does not exist. (A passive declare of a missing
+/// queue closes its channel: one channel per look.)
+pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
     let channel = conn.create_channel().await.ok()?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
     let depth = channel.queue_declare(queue, passive, FieldTable::default()).await.ok().map(|q| q.message_count());
@@ -230,6 +250,25 @@ async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
         let _ = channel.close(200, "done").await;
     }
     depth
+}
+
+/// When the message at the head of a parked queue was parked (`x-parked-at`): the oldest one.
+/// Peeks with `basic.get` and returns it with `basic.nack(requeue)`, which puts it back in its
+/// place and, unlike a reject, does not count as a failed delivery.
+pub async fn oldest_parked_at(conn: &lapin::Connection, queue: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let channel = conn.create_channel().await?;
+    let head = channel.basic_get(queue, BasicGetOptions { no_ack: false }).await?;
+    let parked_at = head.map(|message| {
+        let at = amqp::header_str(message.delivery.properties.headers().as_ref(), "x-parked-at")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc));
+        (message.delivery.delivery_tag, at)
+    });
+    if let Some((tag, _)) = parked_at {
+        channel.basic_nack(tag, BasicNackOptions { requeue: true, multiple: false }).await?;
+    }
+    let _ = channel.close(200, "done").await;
+    Ok(parked_at.and_then(|(_, at)| at))
 }
 
 /// Parses an event id given on the command line.

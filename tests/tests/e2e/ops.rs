@@ -89,3 +89,98 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     assert!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().is_empty());
     assert!(ops::consumer("nope").unwrap_err().to_string().contains("projection.profiles"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_gauges_show_backlog_lag_and_parked_messages() {
+    let system = TestSystem::start_with(tests::Options {
+        configure: |s| s.gauge_interval = Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let workers = system.workers_url.clone().unwrap();
+    let gauge = |metric: &'static str, labels: &'static [&'static str]| {
+        let (http, url) = (system.http.clone(), workers.clone());
+        async move { tests::scrape(&http, &url, metric, labels).await }
+    };
+    // Someone signs up (the relay publishes, the API serves), then the trouble starts: a rename
+    // for a user nobody registered, which the profiles projector retries, then parks.
+    let signed_up = system.register("gauged").await;
+    let (_conn, channel) = support::broker(&system).await;
+    let mut rename = Event::new(
+        "profile-service",
+        Uuid::now_v7(),
+        UserProfileUpdated { nickname: Some("유령".into()), ..Default::default() }.into(),
+    );
+    rename.sequence = Some(2);
+    support::publish_raw(&channel, &system, "user.profile_updated", &rename.to_json_bytes()).await;
+    // And bytes that are no event at all: ingest parks them at once.
+    support::publish_raw(&channel, &system, "scan.recorded", b"{oops").await;
+
+    let profiles = &[r#"consumer="projection.profiles""#][..];
+    let ingest = &[r#"consumer="ingest""#][..];
+    // (Every test of this binary shares one metrics registry, and other tests' workers sample
+    // too, if rarely: each reading is taken together, and retried until this test's sampler
+    // wrote the whole set last.)
+    system
+        .eventually(Duration::from_secs(20), "parked and lag gauges for profiles and ingest", || async {
+            // Profiles parked the rename (after its retries) and the garbage (at once); ingest the garbage.
+            let parked = (gauge("parked_messages", profiles).await?, gauge("parked_messages", ingest).await?);
+            let age = gauge("parked_oldest_age_seconds", profiles).await?;
+            // The parked rename was published and is not applied: the profiles projection lags by it.
+            let lag = gauge("projection_lag_events", profiles).await?;
+            let lag_age = gauge("projection_lag_seconds", profiles).await?;
+            let board_lag = gauge("projection_lag_events", &[r#"consumer="projection.leaderboards""#]).await?;
+            let published = gauge("events_published_total", &[]).await.unwrap_or(0.0);
+            (parked == (2.0, 1.0) && published > 0.0 && age > 0.0 && lag == 1.0 && lag_age > 0.0 && board_lag == 0.0)
+                .then_some(())
+        })
+        .await;
+    // Every series the Grafana dashboard graphs is one the processes export.
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../ops/grafana/ecoeco-pipeline.json")))
+            .unwrap();
+    let exported = system.http.get(format!("{workers}/metrics")).send().await.unwrap().text().await.unwrap();
+    let mut graphed = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap();
+            let names = expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| {
+                w.contains('_') && *w != "histogram_quantile" && !w.starts_with(|c: char| c.is_ascii_digit())
+            });
+            for name in names {
+                let series = name.strip_suffix("_bucket").unwrap_or(name);
+                assert!(
+                    exported.lines().any(|l| l.starts_with(series) && !l.starts_with('#')),
+                    "the dashboard graphs `{name}`, which nothing exports"
+                );
+                graphed += 1;
+            }
+        }
+    }
+    assert!(graphed >= 12, "{graphed} series graphed");
+    // Peeking for the age leaves the parked messages where they were.
+    assert_eq!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().len(), 2);
+
+    // With the relay stopped, commands pile up in the outbox; the gauge (sampled by a workers
+    // process running only a projector) shows the backlog and its age.
+    let mut system = system;
+    system.stop_workers().await;
+    let user = system.register("backlog").await;
+    assert_ne!(user.user_id, signed_up.user_id);
+    let mut settings = system.settings.clone();
+    settings.migrate_on_start = false;
+    let app = workers::App::build(settings, vec![workers::Role::Activities]).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(app.run_until_stopped(stop.clone()));
+    let http = system.http.clone();
+    system
+        .eventually(Duration::from_secs(20), "the outbox backlog gauge", || async {
+            let backlog = tests::scrape(&http, &url, "outbox_backlog_events", &[]).await?;
+            let age = tests::scrape(&http, &url, "outbox_oldest_unpublished_age_seconds", &[]).await?;
+            (backlog >= 1.0 && age > 0.0).then_some(())
+        })
+        .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -1,0 +1,75 @@
+//! Operator gauges, sampled every `GAUGE_INTERVAL_MS` by each workers process and served on its
+//! `/metrics` (every process reports the same cluster-wide values; graph them with `max`):
+//!
+//! | gauge | labels | meaning |
+//! |---|---|---|
+//! | `outbox_backlog_events` | | events in the log not yet acknowledged by the broker |
+//! | `outbox_oldest_unpublished_age_seconds` | | age of the oldest of them (0 when none) |
+//! | `projection_lag_events` | `consumer` | published events of its types, recorded in the last 24 h, it has not applied |
+//! | `projection_lag_seconds` | `consumer` | age of the oldest of them (0 when none) |
+//! | `queue_messages` | `consumer` | deliveries waiting in its queue |
+//! | `parked_messages` | `consumer` | messages in its parked queue |
+//! | `parked_oldest_age_seconds` | `consumer` | how long the oldest parked message has waited (0 when none) |
+//!
+//! Counters come from the code paths themselves: `events_consumed_total{consumer, type, outcome}`
+//! (`applied`, `duplicate`, `retried`, `parked`), `events_published_total{type}`,
+//! `events_ingested_total{type, source}`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use platform::{Settings, topology::CONSUMERS};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use crate::ops;
+
+/// How far back projection lag looks: older unapplied events (parked ones) show in
+/// `ecoctl projections status` and in the parked gauges instead.
+const LAG_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Samples the gauges until `shutdown`.
+pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(settings.gauge_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sample(&settings, &db).await {
+            tracing::debug!(error = format!("{e:#}"), "operator gauges not sampled");
+        }
+    }
+}
+
+async fn sample(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
+    let (backlog, oldest): (i64, Option<DateTime<Utc>>) =
+        sqlx::query_as("select count(*), min(recorded_at) from eventstore.events where published_at is null")
+            .fetch_one(db)
+            .await?;
+    metrics::gauge!("outbox_backlog_events").set(backlog as f64);
+    metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest.map_or(0.0, ops::age_seconds));
+    for spec in CONSUMERS {
+        let (events, seconds) = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
+        metrics::gauge!("projection_lag_events", "consumer" => spec.name).set(events as f64);
+        metrics::gauge!("projection_lag_seconds", "consumer" => spec.name).set(seconds);
+    }
+    let broker = ops::broker(settings).await?;
+    for spec in CONSUMERS {
+        if let Some(n) = ops::queue_depth(&broker.conn, &broker.topology.queue(spec)).await {
+            metrics::gauge!("queue_messages", "consumer" => spec.name).set(f64::from(n));
+        }
+        let parked_queue = broker.topology.parked_queue(spec);
+        let Some(parked) = ops::queue_depth(&broker.conn, &parked_queue).await else { continue };
+        metrics::gauge!("parked_messages", "consumer" => spec.name).set(f64::from(parked));
+        let age = if parked == 0 {
+            0.0
+        } else {
+            ops::oldest_parked_at(&broker.conn, &parked_queue).await?.map_or(0.0, ops::age_seconds)
+        };
+        metrics::gauge!("parked_oldest_age_seconds", "consumer" => spec.name).set(age);
+    }
+    let _ = broker.conn.close(200, "done").await;
+    Ok(())
+}
