@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
+ECOECO_PYTHON=$(scripts/python-env.sh)
+export ECOECO_PYTHON
 started=$(date +%s)
 echo "[test] cargo fmt --check"
 cargo fmt --all --check

@@ -6,6 +6,7 @@ mod account;
 mod api;
 mod auth;
 mod broker;
+mod contract;
 mod delivery;
 mod game;
 mod mail;
