@@ -3,13 +3,18 @@
 //! ```text
 //! ecoeco-bench register-latency --count 1000 --concurrency 8
 //! ecoeco-bench load --concurrency 16 --requests 5000
+//! ecoeco-bench rebuild --events 200000
 //! ```
+//!
+//! `rebuild` needs no running system, only PostgreSQL and Redis (see `rebuild.rs`).
 //!
 //! `load` prints, in one run: `POST /scans` throughput and latency at a fixed concurrency; the
 //! lag from a scan accepted to its points visible on `GET /users/me`; `GET /users/me` and
 //! `GET /leaderboards/weekly` throughput and latency; and the raw ceilings of the machine that
 //! bound them, measured with the same concurrency: PostgreSQL single-row commits per second and
 //! RabbitMQ confirmed publish + consume per second.
+
+mod rebuild;
 
 use std::time::{Duration, Instant};
 
@@ -61,6 +66,13 @@ enum Command {
         /// RabbitMQ for the publish ceiling (a scratch queue).
         #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
         amqp_url: String,
+    },
+    /// Rebuild rate of each projection over a synthetic log, next to the raw batched-insert rate
+    /// of the same rows (scratch database `ecoeco_bench_rebuild`; settings from the environment).
+    Rebuild {
+        /// Events in the synthetic log (rounded up to whole user histories of 42 events).
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
     },
 }
 
@@ -365,6 +377,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Load { concurrency, requests, lag_samples, ref database_url, ref amqp_url } => {
             load(&cli, concurrency, requests, lag_samples, database_url, amqp_url).await?;
+        }
+        Command::Rebuild { events } => {
+            rebuild::run(platform::Settings::from_env()?, events).await?;
         }
     }
     Ok(())

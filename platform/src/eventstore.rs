@@ -56,6 +56,20 @@ pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Resu
 /// already on the bus (ingested from other services). Returns how many were new; an id already
 /// in the log is skipped.
 pub async fn insert(conn: &mut PgConnection, events: Vec<RawEnvelope>, published: bool) -> sqlx::Result<u64> {
+    insert_into(conn, LOG_TABLE, events, published).await
+}
+
+/// The event log table.
+pub const LOG_TABLE: &str = "eventstore.events";
+
+/// [`insert`] into `table`, a table shaped like the log (benchmarks measure the same statement
+/// against an index-free copy). `table` is trusted SQL.
+pub async fn insert_into(
+    conn: &mut PgConnection,
+    table: &str,
+    events: Vec<RawEnvelope>,
+    published: bool,
+) -> sqlx::Result<u64> {
     let mut ids = Vec::with_capacity(events.len());
     let mut types = Vec::with_capacity(events.len());
     let mut versions = Vec::with_capacity(events.len());
@@ -80,29 +94,30 @@ pub async fn insert(conn: &mut PgConnection, events: Vec<RawEnvelope>, published
         causations.push(e.causation_id);
         data.push(Json(e.data));
     }
-    let result = sqlx::query(
-        "insert into eventstore.events
+    let sql = format!(
+        "insert into {table}
            (id, type, version, source, aggregate_type, aggregate_id, sequence, occurred_at,
             correlation_id, causation_id, data, published_at)
          select *, case when $12 then now() end
          from unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::uuid[], $7::int8[],
                      $8::timestamptz[], $9::uuid[], $10::uuid[], $11::jsonb[])
-         on conflict (id) do nothing",
-    )
-    .bind(ids)
-    .bind(types)
-    .bind(versions)
-    .bind(sources)
-    .bind(aggregate_types)
-    .bind(aggregate_ids)
-    .bind(sequences)
-    .bind(occurred)
-    .bind(correlations)
-    .bind(causations)
-    .bind(data)
-    .bind(published)
-    .execute(&mut *conn)
-    .await?;
+         on conflict do nothing"
+    );
+    let result = sqlx::query(&sql)
+        .bind(ids)
+        .bind(types)
+        .bind(versions)
+        .bind(sources)
+        .bind(aggregate_types)
+        .bind(aggregate_ids)
+        .bind(sequences)
+        .bind(occurred)
+        .bind(correlations)
+        .bind(causations)
+        .bind(data)
+        .bind(published)
+        .execute(&mut *conn)
+        .await?;
     Ok(result.rows_affected())
 }
 

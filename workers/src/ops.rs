@@ -182,6 +182,8 @@ pub struct Status {
     pub consumer: &'static str,
     /// Events applied.
     pub applied: i64,
+    /// The highest log position among them (`None` before the first).
+    pub last_position: Option<i64>,
     /// When the last one was applied.
     pub last_applied_at: Option<DateTime<Utc>>,
     /// Published events of its types not applied yet.
@@ -200,15 +202,26 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
     let mut out = Vec::new();
     for spec in CONSUMERS {
         let projection = spec.projection.unwrap_or(spec.name);
-        let (applied, last_applied_at): (i64, Option<DateTime<Utc>>) =
-            sqlx::query_as("select count(*), max(applied_at) from projection.applied_events where projection = $1")
-                .bind(projection)
-                .fetch_one(db)
-                .await?;
+        let (applied, last_applied_at, last_position): (i64, Option<DateTime<Utc>>, Option<i64>) = sqlx::query_as(
+            "select count(*), max(a.applied_at), max(e.position) from projection.applied_events a
+             left join eventstore.events e on e.id = a.event_id where a.projection = $1",
+        )
+        .bind(projection)
+        .fetch_one(db)
+        .await?;
         let (lag_events, lag_seconds) = lag(db, spec, None).await?;
         let queued = queue_depth(&b.conn, &b.topology.queue(spec)).await;
         let parked = queue_depth(&b.conn, &b.topology.parked_queue(spec)).await;
-        out.push(Status { consumer: spec.name, applied, last_applied_at, lag_events, lag_seconds, queued, parked });
+        out.push(Status {
+            consumer: spec.name,
+            applied,
+            last_position,
+            last_applied_at,
+            lag_events,
+            lag_seconds,
+            queued,
+            parked,
+        });
     }
     let _ = b.conn.close(200, "done").await;
     Ok(out)

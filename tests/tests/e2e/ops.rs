@@ -78,6 +78,14 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     .unwrap();
     assert_eq!(applied, 1);
     assert!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().is_empty());
+    // Both events are in the log (ingest stored the rename first, then the registration) and
+    // both are applied: the projection is at the end of the log.
+    let last = system.count("select max(position) from eventstore.events").await;
+    assert_eq!(last, 2);
+    let status = ops::status(&system.settings, &system.db).await.unwrap();
+    let profiles = status.iter().find(|s| s.consumer == "projection.profiles").unwrap();
+    assert_eq!(profiles.last_position, Some(last));
+    assert_eq!((profiles.parked, profiles.lag_events), (Some(0), 0));
 
     support::publish_raw(&channel, &system, "user.registered", b"garbage").await;
     system

@@ -167,14 +167,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = platform::db::connect(&settings).await?;
             let rows = ops::status(&settings, &pool).await?;
             println!(
-                "{:<26} {:>10} {:>10} {:>10} {:>8} {:>8}  last applied",
-                "consumer", "applied", "lag", "lag (s)", "queued", "parked"
+                "{:<26} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8}  last applied",
+                "consumer", "applied", "position", "lag", "lag (s)", "queued", "parked"
             );
             for r in &rows {
                 println!(
-                    "{:<26} {:>10} {:>10} {:>10.1} {:>8} {:>8}  {}",
+                    "{:<26} {:>10} {:>10} {:>10} {:>10.1} {:>8} {:>8}  {}",
                     r.consumer,
                     r.applied,
+                    r.last_position.map_or("-".to_owned(), |p| p.to_string()),
                     r.lag_events,
                     r.lag_seconds,
                     r.queued.map_or("-".to_owned(), |n| n.to_string()),
