@@ -16,3 +16,14 @@ drop table read.forgotten_users;
 
 -- Rebuilds read the log in the relay's (transaction_id, position) order.
 create index events_transaction_order_idx on eventstore.events (transaction_id, position);
+
+-- When each parked message was parked, by consumer and message key (its event id, or a hash of
+-- its body when it has none): the source of the `parked_oldest_age_seconds` gauge. The broker's
+-- parked queue stays the truth for what is parked; this only dates it (looking at a quorum
+-- queue's head would reorder it).
+create table projection.parked (
+    consumer     text not null,
+    message_key  text not null,
+    parked_at    timestamptz not null default now(),
+    primary key (consumer, message_key)
+);

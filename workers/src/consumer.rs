@@ -300,6 +300,14 @@ impl<P: Projector> Consumer<'_, P> {
             if !matches!(confirm, Confirmation::Ack(None)) {
                 anyhow::bail!("{queue} did not take the message: {confirm:?}");
             }
+            if outcome == "parked" {
+                crate::ops::note_parked(
+                    &self.ctx.db,
+                    spec.name,
+                    &crate::ops::parked_key(&delivery.properties, &delivery.data),
+                )
+                .await;
+            }
             metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event_type, "outcome" => outcome).increment(1);
             if ack_each {
                 channel

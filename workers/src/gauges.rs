@@ -9,7 +9,7 @@
 //! | `projection_lag_seconds` | `consumer` | age of the oldest of them (0 when none) |
 //! | `queue_messages` | `consumer` | deliveries waiting in its queue |
 //! | `parked_messages` | `consumer` | messages in its parked queue |
-//! | `parked_oldest_age_seconds` | `consumer` | how long the oldest parked message has waited (0 when none) |
+//! | `parked_oldest_age_seconds` | `consumer` | how long the oldest parked message has waited (0 when none), from the dates consumers record in `projection.parked` when they park |
 //!
 //! Counters come from the code paths themselves: `events_consumed_total{consumer, type, outcome}`
 //! (`applied`, `duplicate`, `retried`, `parked`), `events_published_total{type}`,
@@ -63,11 +63,7 @@ async fn sample(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
         let parked_queue = broker.topology.parked_queue(spec);
         let Some(parked) = ops::queue_depth(&broker.conn, &parked_queue).await else { continue };
         metrics::gauge!("parked_messages", "consumer" => spec.name).set(f64::from(parked));
-        let age = if parked == 0 {
-            0.0
-        } else {
-            ops::oldest_parked_at(&broker.conn, &parked_queue).await?.map_or(0.0, ops::age_seconds)
-        };
+        let age = ops::oldest_parked_at(db, spec.name, parked).await?.map_or(0.0, ops::age_seconds);
         metrics::gauge!("parked_oldest_age_seconds", "consumer" => spec.name).set(age);
     }
     let _ = broker.conn.close(200, "done").await;

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use lapin::{
     BasicProperties, Channel,
-    options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
     publisher_confirm::Confirmation,
     types::FieldTable,
 };
@@ -99,6 +99,10 @@ async fn walk(
     action: Action,
 ) -> anyhow::Result<Vec<Parked>> {
     let b = broker(settings).await?;
+    let db = match action {
+        Action::Inspect => None,
+        Action::Requeue | Action::Purge => Some(platform::db::connect(settings).await?),
+    };
     let parked_queue = b.topology.parked_queue(consumer);
     let target = b.topology.queue(consumer);
     let reader = b.conn.create_channel().await?;
@@ -110,6 +114,14 @@ async fn walk(
         let parked = describe(&message.delivery);
         if only.is_some_and(|id| parked.event_id.as_deref() != Some(id)) {
             continue;
+        }
+        if let Some(db) = &db {
+            let key = parked_key(&message.delivery.properties, &message.delivery.data);
+            sqlx::query("delete from projection.parked where consumer = $1 and message_key = $2")
+                .bind(consumer.name)
+                .bind(key)
+                .execute(db)
+                .await?;
         }
         match action {
             Action::Inspect => {}
@@ -265,23 +277,42 @@ pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
     depth
 }
 
-/// When the message at the head of a parked queue was parked (`x-parked-at`): the oldest one.
-/// Peeks with `basic.get` and returns it with `basic.nack(requeue)`, which puts it back in its
-/// place and, unlike a reject, does not count as a failed delivery.
-pub async fn oldest_parked_at(conn: &lapin::Connection, queue: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let channel = conn.create_channel().await?;
-    let head = channel.basic_get(queue, BasicGetOptions { no_ack: false }).await?;
-    let parked_at = head.map(|message| {
-        let at = amqp::header_str(message.delivery.properties.headers().as_ref(), "x-parked-at")
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc));
-        (message.delivery.delivery_tag, at)
-    });
-    if let Some((tag, _)) = parked_at {
-        channel.basic_nack(tag, BasicNackOptions { requeue: true, multiple: false }).await?;
+/// The key a parked message is dated by in `projection.parked`: its event id (`message_id`, or
+/// the body's `id`), else the SHA-256 of its body.
+pub fn parked_key(properties: &BasicProperties, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    properties
+        .message_id()
+        .as_ref()
+        .map(|m| m.as_str().to_owned())
+        .or_else(|| serde_json::from_slice::<serde_json::Value>(body).ok()?["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Records that `consumer` parked the message with `key` now (best effort: it only dates it).
+pub async fn note_parked(db: &PgPool, consumer: &str, key: &str) {
+    let noted =
+        sqlx::query("insert into projection.parked (consumer, message_key) values ($1, $2) on conflict do nothing")
+            .bind(consumer)
+            .bind(key)
+            .execute(db)
+            .await;
+    if let Err(e) = noted {
+        tracing::debug!(error = %e, "parking not dated");
     }
-    let _ = channel.close(200, "done").await;
-    Ok(parked_at.and_then(|(_, at)| at))
+}
+
+/// When the oldest message `consumer` has parked was parked, given how many its parked queue
+/// holds (the broker's count is the truth: when it is empty, stale dates are dropped).
+pub async fn oldest_parked_at(db: &PgPool, consumer: &str, parked: u32) -> anyhow::Result<Option<DateTime<Utc>>> {
+    if parked == 0 {
+        sqlx::query("delete from projection.parked where consumer = $1").bind(consumer).execute(db).await?;
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar("select min(parked_at) from projection.parked where consumer = $1")
+        .bind(consumer)
+        .fetch_one(db)
+        .await?)
 }
 
 /// Parses an event id given on the command line.
