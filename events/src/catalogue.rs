@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::envelope::DecodeError;
+pub use crate::guide::*;
 
 /// Declares the catalogue once: each entry is `Variant(Payload) = "type", version, aggregate`.
 /// Generates [`EventData`], its `(type, version)` dispatch, and [`CATALOGUE`].
@@ -92,23 +93,37 @@ catalogue! {
     PointsEarned(PointsEarned) = "points.earned", version 1;
     LevelReached(LevelReached) = "level.reached", version 1;
     MailRequested(MailRequested) = "mail.requested", version 1;
+    GuideItemSaved(GuideItemSaved) = "guide.item_saved", version 1;
+    GuideItemRemoved(GuideItemRemoved) = "guide.item_removed", version 1;
+    GuideFaqSaved(GuideFaqSaved) = "guide.faq_saved", version 1;
+    GuideFaqRemoved(GuideFaqRemoved) = "guide.faq_removed", version 1;
+    GuideRegionSaved(GuideRegionSaved) = "guide.region_saved", version 1;
+    FaqMarkedHelpful(FaqMarkedHelpful) = "faq.marked_helpful", version 1;
 }
 
 impl EventData {
-    /// Every v1 event is about a user.
+    /// What the event is about: `guide` for guide content (its `aggregate_id` is the item,
+    /// question or region), `user` for everything else.
     pub fn aggregate_type(&self) -> &'static str {
-        "user"
+        match self {
+            Self::GuideItemSaved(_)
+            | Self::GuideItemRemoved(_)
+            | Self::GuideFaqSaved(_)
+            | Self::GuideFaqRemoved(_)
+            | Self::GuideRegionSaved(_) => "guide",
+            _ => "user",
+        }
     }
 }
 
 /// Checks that serde's types alone cannot express. Mirrors the constraints in the schema.
-trait Validate {
+pub(crate) trait Validate {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
 }
 
-fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
+pub(crate) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
     let n = value.chars().count();
     if n < min || n > max {
         return Err(format!("{field} must be {min} to {max} characters long"));

@@ -11,6 +11,7 @@
 
 mod catalogue;
 mod envelope;
+mod guide;
 pub mod legacy;
 pub mod rules;
 

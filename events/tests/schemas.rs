@@ -89,6 +89,36 @@ fn samples() -> Vec<EventData> {
         PointsEarned { user_id: user, amount: 10, reason: PointsReason::Scan, source_event_id: other }.into(),
         LevelReached { user_id: user, level: 2, points: 110 }.into(),
         MailRequested { mail_id: other, user_id: user, template: MailTemplate::ResetPassword }.into(),
+        GuideItemSaved {
+            item_id: other,
+            category: Category::Plastic,
+            name_ko: "페트병".into(),
+            name_en: "PET bottle".into(),
+            disposal: "내용물을 비우고 라벨을 떼어 투명 페트병 전용 수거함에 배출".into(),
+            donts: vec!["음료가 남은 채로 버리지 마세요".into()],
+            keywords: vec!["생수병".into(), "bottle".into()],
+        }
+        .into(),
+        GuideItemRemoved { item_id: other }.into(),
+        GuideFaqSaved {
+            faq_id: other,
+            category: Some(Category::Paper),
+            question: "영수증은 종이류인가요?".into(),
+            answer: "감열지 영수증은 일반쓰레기입니다.".into(),
+            position: 3,
+        }
+        .into(),
+        GuideFaqRemoved { faq_id: other }.into(),
+        GuideRegionSaved {
+            region_id: other,
+            code: "seoul".into(),
+            name_ko: "서울특별시".into(),
+            name_en: "Seoul".into(),
+            schedule: "일몰 후 ~ 자정".into(),
+            rules: vec![RegionRule { category: Category::Food, rule: "음식물 전용 봉투".into() }],
+        }
+        .into(),
+        FaqMarkedHelpful { faq_id: other, user_id: user }.into(),
     ];
     for s in &samples {
         match s {
@@ -103,7 +133,13 @@ fn samples() -> Vec<EventData> {
             | EventData::InviteAccepted(_)
             | EventData::PointsEarned(_)
             | EventData::LevelReached(_)
-            | EventData::MailRequested(_) => {}
+            | EventData::MailRequested(_)
+            | EventData::GuideItemSaved(_)
+            | EventData::GuideItemRemoved(_)
+            | EventData::GuideFaqSaved(_)
+            | EventData::GuideFaqRemoved(_)
+            | EventData::GuideRegionSaved(_)
+            | EventData::FaqMarkedHelpful(_) => {}
         }
     }
     samples

@@ -9,6 +9,7 @@ pub mod db;
 pub mod denylist;
 pub mod error;
 pub mod eventstore;
+pub mod guide;
 pub mod http;
 pub mod leaderboard;
 pub mod periods;

@@ -76,6 +76,22 @@ pub const LEADERBOARDS: ConsumerSpec = ConsumerSpec {
     bindings: &["points.earned", "user.deleted"],
 };
 
+/// The recycling guide projector: `GET /recycle/*`.
+pub const GUIDE: ConsumerSpec = ConsumerSpec {
+    name: "projection.guide",
+    projection: Some("guide"),
+    bindings: &[
+        "guide.item_saved",
+        "guide.item_removed",
+        "guide.faq_saved",
+        "guide.faq_removed",
+        "guide.region_saved",
+        "faq.marked_helpful",
+        "scan.recorded",
+        "recycle.completed",
+    ],
+};
+
 /// The mail worker: sends what commands queued.
 pub const MAILER: ConsumerSpec =
     ConsumerSpec { name: "mailer", projection: Some("mailer"), bindings: &["mail.requested"] };
@@ -85,7 +101,7 @@ pub const MAILER: ConsumerSpec =
 pub const INGEST: ConsumerSpec = ConsumerSpec { name: "ingest", projection: Some("ingest"), bindings: &["#"] };
 
 /// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, MAILER, INGEST];
+pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, GUIDE, MAILER, INGEST];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

@@ -1,7 +1,7 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `mailer`, `ingest`)
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `projection.guide`, `mailer`, `ingest`)
 //! narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
@@ -16,6 +16,7 @@ pub mod policies;
 pub mod projections;
 pub mod rebuild;
 pub mod relay;
+pub mod seed;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use platform::{
     Settings, amqp,
     http::{Readiness, Server},
     redis::Redis,
-    topology::{ACTIVITIES, CONSUMERS, INGEST, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
+    topology::{ACTIVITIES, CONSUMERS, GUIDE, INGEST, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -34,7 +35,10 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     consumer::ConsumerContext,
     policies::points::PointsPolicy,
-    projections::{activities::ActivitiesProjector, leaderboards::LeaderboardsProjector, profiles::ProfilesProjector},
+    projections::{
+        activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
+        profiles::ProfilesProjector,
+    },
     relay::Relay,
 };
 
@@ -54,6 +58,8 @@ pub enum Role {
     Activities,
     /// The leaderboards projector.
     Leaderboards,
+    /// The recycling guide projector.
+    Guide,
     /// The mail worker.
     Mailer,
     /// Stores other services' events in the log.
@@ -62,12 +68,13 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Relay,
         Role::PointsPolicy,
         Role::Profiles,
         Role::Activities,
         Role::Leaderboards,
+        Role::Guide,
         Role::Mailer,
         Role::Ingest,
     ];
@@ -80,6 +87,7 @@ impl Role {
             Self::Profiles => PROFILES.name,
             Self::Activities => ACTIVITIES.name,
             Self::Leaderboards => LEADERBOARDS.name,
+            Self::Guide => GUIDE.name,
             Self::Mailer => MAILER.name,
             Self::Ingest => INGEST.name,
         }
@@ -169,6 +177,10 @@ impl App {
                 Role::Leaderboards => {
                     let projector =
                         LeaderboardsProjector::new(self.db.clone(), self.redis.clone(), self.settings.app_timezone);
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
+                }
+                Role::Guide => {
+                    let projector = GuideProjector::new(self.redis.clone(), self.settings.app_timezone);
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
                 }
                 Role::Ingest => {

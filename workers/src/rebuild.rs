@@ -40,7 +40,8 @@ use crate::consumer::{
     ApplyError, BatchError, Incoming, PROJECTION_LOCK_SQL, Projector, Target, apply_in, apply_live, projection_name,
 };
 use crate::projections::{
-    activities::ActivitiesProjector, leaderboards::LeaderboardsProjector, profiles::ProfilesProjector,
+    activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
+    profiles::ProfilesProjector,
 };
 
 /// Log rows read per round of the catch-up (and per transaction when applied alone).
@@ -448,7 +449,7 @@ pub async fn replay<P: Projector>(
 }
 
 /// Projections that can be rebuilt and replayed into.
-pub const REBUILDABLE: &[&str] = &["profiles", "activities", "leaderboards"];
+pub const REBUILDABLE: &[&str] = &["profiles", "activities", "leaderboards", "guide"];
 
 /// A rebuildable projector chosen by name on the command line.
 pub enum Named {
@@ -458,6 +459,8 @@ pub enum Named {
     Activities(ActivitiesProjector),
     /// `leaderboards`
     Leaderboards(LeaderboardsProjector),
+    /// `guide`
+    Guide(GuideProjector),
 }
 
 impl Named {
@@ -469,6 +472,7 @@ impl Named {
             "profiles" => Self::Profiles(ProfilesProjector::new(db.clone(), redis.clone())),
             "activities" => Self::Activities(ActivitiesProjector),
             "leaderboards" => Self::Leaderboards(LeaderboardsProjector::new(db.clone(), redis.clone(), timezone)),
+            "guide" => Self::Guide(GuideProjector::new(redis.clone(), timezone)),
             "points-policy" | "mailer" | "ingest" => bail!(
                 "`{name}` is not a projection: its effects (points awards, mail, the log itself) are outside its \
                  tables and must never fire twice; projections: {}",
@@ -484,6 +488,7 @@ impl Named {
             Self::Profiles(p) => rebuild(db, p, progress).await,
             Self::Activities(p) => rebuild(db, p, progress).await,
             Self::Leaderboards(p) => rebuild(db, p, progress).await,
+            Self::Guide(p) => rebuild(db, p, progress).await,
         }
     }
 
@@ -499,6 +504,7 @@ impl Named {
             Self::Profiles(p) => replay(db, p, from, to, progress).await,
             Self::Activities(p) => replay(db, p, from, to, progress).await,
             Self::Leaderboards(p) => replay(db, p, from, to, progress).await,
+            Self::Guide(p) => replay(db, p, from, to, progress).await,
         }
     }
 }

@@ -5,6 +5,7 @@ mod activity;
 mod admin;
 mod auth;
 mod email;
+mod guide;
 mod oauth;
 
 use axum::http::{HeaderMap, HeaderValue};
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(email::router())
         .merge(oauth::router())
         .merge(admin::router())
+        .merge(guide::router())
 }
 
 /// Routes outside `/api/v1`.

@@ -1,5 +1,6 @@
 //! HTTP adapters of query-api.
 
+mod guide;
 mod leaderboards;
 mod me;
 mod users;
@@ -10,5 +11,5 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    users::router().merge(me::router()).merge(leaderboards::router())
+    users::router().merge(me::router()).merge(leaderboards::router()).merge(guide::router())
 }

@@ -9,6 +9,7 @@ mod broker;
 mod contract;
 mod delivery;
 mod game;
+mod guide;
 mod mail;
 mod ops;
 mod rebuild;

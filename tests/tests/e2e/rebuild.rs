@@ -279,7 +279,10 @@ async fn replay_applies_only_what_was_missed_and_wrong_names_or_ranges_are_refus
         |name: &str| Named::find(name, &system.db, &redis, tz).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused("points-policy").contains("not a projection"), "{}", refused("points-policy"));
     assert!(refused("mailer").contains("not a projection"));
-    assert!(refused("profilez").contains("no projection `profilez`; projections: profiles, activities, leaderboards"));
+    assert!(
+        refused("profilez")
+            .contains("no projection `profilez`; projections: profiles, activities, leaderboards, guide")
+    );
     let err = |r: anyhow::Result<workers::rebuild::ReplayReport>| r.unwrap_err().to_string();
     assert!(err(activities.replay(&system.db, 0, 5, |_| {}).await).contains("1 <= --from <= --to"));
     assert!(err(activities.replay(&system.db, 5, 4, |_| {}).await).contains("1 <= --from <= --to"));

@@ -20,6 +20,9 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations and declare the RabbitMQ topology.
     Migrate,
+    /// Load the recycling guide shipped with the product (items, FAQ, regional rules); writes
+    /// events only for what is new or changed.
+    Seed,
     /// Per consumer: events applied, lag in events and seconds, queued and parked messages.
     Projections {
         #[command(subcommand)]
@@ -161,6 +164,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "migrate: applied {applied} migration(s); topology declared under prefix `{}`",
                 settings.amqp_prefix
+            );
+        }
+        Command::Seed => {
+            let pool = platform::db::connect(&settings).await?;
+            let r = workers::seed::seed(&pool).await?;
+            let show = |(c, ch, u): (u32, u32, u32)| format!("{c} new, {ch} changed, {u} unchanged");
+            println!(
+                "seed: items {}; questions {}; regions {}; {} event(s) written",
+                show(r.items),
+                show(r.faqs),
+                show(r.regions),
+                r.events()
             );
         }
         Command::Projections { command: ProjectionsCommand::Status } => {

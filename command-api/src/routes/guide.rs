@@ -1,0 +1,389 @@
+//! Recycling guide commands: admins edit items, questions and regional rules (each change is a
+//! `guide.*` event that projection.guide applies and that invalidates the guide caches); any
+//! signed-in user can mark an answer helpful, once.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use events::{
+    Category, Event, FaqMarkedHelpful, GuideFaqRemoved, GuideFaqSaved, GuideItemRemoved, GuideItemSaved,
+    GuideRegionSaved, RegionRule,
+};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson, ApiPath, FieldError},
+    eventstore,
+    guide::{ContentKind, Saved, exists, save},
+    http::RequestId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{admin::require_admin, consistency_headers};
+use crate::{AppState, SOURCE};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_item))
+        .routes(routes!(put_item, delete_item))
+        .routes(routes!(create_faq))
+        .routes(routes!(put_faq, delete_faq))
+        .routes(routes!(put_rules))
+        .routes(routes!(helpful))
+}
+
+/// What an edit did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Edited {
+    /// The item, question or region.
+    pub id: Uuid,
+    /// `created`, `changed`, `unchanged` (same content: nothing recorded) or `removed`.
+    pub outcome: &'static str,
+}
+
+fn edited(id: Uuid, saved: Saved, removed: bool) -> impl IntoResponse {
+    let tokens: Vec<Uuid> = saved.event_id().into_iter().collect();
+    let outcome = if removed && saved != Saved::Unchanged { "removed" } else { saved.as_str() };
+    (StatusCode::ACCEPTED, consistency_headers(tokens), Json(Edited { id, outcome }))
+}
+
+fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
+    let n = value.trim().chars().count();
+    if n == 0 {
+        errors.push(FieldError::new(field, "must not be empty"));
+    } else if value.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
+    }
+}
+
+fn check_list(errors: &mut Vec<FieldError>, field: &str, values: &[String], max_items: usize, max_len: usize) {
+    if values.len() > max_items {
+        errors.push(FieldError::new(field, format!("at most {max_items} entries")));
+    }
+    if values.iter().any(|v| v.trim().is_empty() || v.chars().count() > max_len) {
+        errors.push(FieldError::new(field, format!("entries must be 1 to {max_len} characters")));
+    }
+}
+
+fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// An item of the guide, whole.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct ItemRequest {
+    /// `plastic`, `paper`, `metal`, `glass`, `general`, `food`, `large`, `electronic` or `hazardous`.
+    #[schema(value_type = String)]
+    pub category: Category,
+    /// Korean name, 1 to 100 characters.
+    pub name_ko: String,
+    /// English name, 1 to 100 characters.
+    pub name_en: String,
+    /// How to dispose of it, 1 to 2000 characters.
+    pub disposal: String,
+    /// What not to do (up to 20, each up to 300 characters).
+    #[serde(default)]
+    pub donts: Vec<String>,
+    /// Search keywords (up to 50, each up to 50 characters).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+impl ItemRequest {
+    fn into_event(self, item_id: Uuid) -> Result<GuideItemSaved, ApiError> {
+        let mut errors = Vec::new();
+        check_text(&mut errors, "name_ko", &self.name_ko, 100);
+        check_text(&mut errors, "name_en", &self.name_en, 100);
+        check_text(&mut errors, "disposal", &self.disposal, 2000);
+        check_list(&mut errors, "donts", &self.donts, 20, 300);
+        check_list(&mut errors, "keywords", &self.keywords, 50, 50);
+        done(errors)?;
+        Ok(GuideItemSaved {
+            item_id,
+            category: self.category,
+            name_ko: self.name_ko.trim().into(),
+            name_en: self.name_en.trim().into(),
+            disposal: self.disposal.trim().into(),
+            donts: self.donts.iter().map(|d| d.trim().to_owned()).collect(),
+            keywords: self.keywords.iter().map(|k| k.trim().to_owned()).collect(),
+        })
+    }
+}
+
+async fn record(
+    state: &AppState,
+    kind: ContentKind,
+    id: Uuid,
+    data: events::EventData,
+    request_id: Uuid,
+) -> Result<Saved, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let saved = save(&mut tx, kind, id, data, SOURCE, Some(request_id)).await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// Add an item to the guide (admin only).
+#[utoipa::path(post, path = "/admin/recycle/items", tag = "guide-admin", request_body = ItemRequest, security(("bearer" = [])),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn create_item(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<ItemRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let id = Uuid::now_v7();
+    let data = body.into_event(id)?;
+    let saved = record(&state, ContentKind::Item, id, data.into(), request_id).await?;
+    tracing::info!(admin.id = %admin.0.sub, item.id = %id, "guide item added");
+    Ok(edited(id, saved, false))
+}
+
+/// Replace an item of the guide (admin only).
+#[utoipa::path(put, path = "/admin/recycle/items/{id}", tag = "guide-admin", request_body = ItemRequest, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Item id")),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn put_item(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ItemRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let data = body.into_event(id)?;
+    if !exists(&state.db, ContentKind::Item, id).await? {
+        return Err(ApiError::not_found(
+            "item_not_found",
+            format!("no item {id}; add items with POST /admin/recycle/items"),
+        ));
+    }
+    let saved = record(&state, ContentKind::Item, id, data.into(), request_id).await?;
+    tracing::info!(admin.id = %admin.0.sub, item.id = %id, outcome = saved.as_str(), "guide item edited");
+    Ok(edited(id, saved, false))
+}
+
+/// Remove an item from the guide (admin only).
+#[utoipa::path(delete, path = "/admin/recycle/items/{id}", tag = "guide-admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Item id")),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn delete_item(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    if !exists(&state.db, ContentKind::Item, id).await? {
+        return Err(ApiError::not_found("item_not_found", format!("no item {id}")));
+    }
+    let saved = record(&state, ContentKind::Item, id, GuideItemRemoved { item_id: id }.into(), request_id).await?;
+    tracing::info!(admin.id = %admin.0.sub, item.id = %id, "guide item removed");
+    Ok(edited(id, saved, true))
+}
+
+/// A question of the FAQ, whole.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct FaqRequest {
+    /// The category it is about, if one.
+    #[schema(value_type = Option<String>)]
+    pub category: Option<Category>,
+    /// The question, 1 to 300 characters.
+    pub question: String,
+    /// The answer, 1 to 4000 characters.
+    pub answer: String,
+    /// Place in the list, 0 to 10000.
+    pub position: i32,
+}
+
+impl FaqRequest {
+    fn into_event(self, faq_id: Uuid) -> Result<GuideFaqSaved, ApiError> {
+        let mut errors = Vec::new();
+        check_text(&mut errors, "question", &self.question, 300);
+        check_text(&mut errors, "answer", &self.answer, 4000);
+        if !(0..=10_000).contains(&self.position) {
+            errors.push(FieldError::new("position", "must be between 0 and 10000"));
+        }
+        done(errors)?;
+        Ok(GuideFaqSaved {
+            faq_id,
+            category: self.category,
+            question: self.question.trim().into(),
+            answer: self.answer.trim().into(),
+            position: self.position,
+        })
+    }
+}
+
+/// Add a question to the FAQ (admin only).
+#[utoipa::path(post, path = "/admin/recycle/faq", tag = "guide-admin", request_body = FaqRequest, security(("bearer" = [])),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn create_faq(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<FaqRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let id = Uuid::now_v7();
+    let data = body.into_event(id)?;
+    let saved = record(&state, ContentKind::Faq, id, data.into(), request_id).await?;
+    Ok(edited(id, saved, false))
+}
+
+/// Replace a question of the FAQ (admin only).
+#[utoipa::path(put, path = "/admin/recycle/faq/{id}", tag = "guide-admin", request_body = FaqRequest, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Question id")),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn put_faq(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<FaqRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let data = body.into_event(id)?;
+    if !exists(&state.db, ContentKind::Faq, id).await? {
+        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
+    }
+    let saved = record(&state, ContentKind::Faq, id, data.into(), request_id).await?;
+    Ok(edited(id, saved, false))
+}
+
+/// Remove a question from the FAQ (admin only).
+#[utoipa::path(delete, path = "/admin/recycle/faq/{id}", tag = "guide-admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Question id")),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn delete_faq(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    if !exists(&state.db, ContentKind::Faq, id).await? {
+        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
+    }
+    let saved = record(&state, ContentKind::Faq, id, GuideFaqRemoved { faq_id: id }.into(), request_id).await?;
+    Ok(edited(id, saved, true))
+}
+
+/// A region's rules, whole.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct RulesRequest {
+    /// Korean name, 1 to 50 characters.
+    pub name_ko: String,
+    /// English name, 1 to 50 characters.
+    pub name_en: String,
+    /// When and where household waste goes out, 1 to 500 characters.
+    pub schedule: String,
+    /// A rule per category (each category at most once).
+    #[schema(value_type = Vec<Object>)]
+    pub rules: Vec<RegionRule>,
+}
+
+/// Replace a region's disposal rules (admin only). The 17 regions are fixed; their rules change.
+#[utoipa::path(put, path = "/admin/recycle/rules/{region}", tag = "guide-admin", request_body = RulesRequest, security(("bearer" = [])),
+    params(("region" = String, Path, description = "Region code, e.g. `seoul`")),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn put_rules(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(region): ApiPath<String>,
+    ApiJson(body): ApiJson<RulesRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let mut errors = Vec::new();
+    check_text(&mut errors, "name_ko", &body.name_ko, 50);
+    check_text(&mut errors, "name_en", &body.name_en, 50);
+    check_text(&mut errors, "schedule", &body.schedule, 500);
+    let mut seen = std::collections::HashSet::new();
+    for rule in &body.rules {
+        if !seen.insert(rule.category) {
+            errors.push(FieldError::new("rules", "each category at most once"));
+        }
+        check_text(&mut errors, "rules.rule", &rule.rule, 1000);
+    }
+    done(errors)?;
+    let id: Option<Uuid> = sqlx::query_scalar("select region_id from read.guide_regions where code = $1")
+        .bind(region.to_lowercase())
+        .fetch_optional(&state.db)
+        .await?;
+    let Some(id) = id.filter(|_| !region.is_empty()) else {
+        return Err(ApiError::not_found("region_not_found", format!("no region `{region}`")));
+    };
+    let data = GuideRegionSaved {
+        region_id: id,
+        code: region.to_lowercase(),
+        name_ko: body.name_ko.trim().into(),
+        name_en: body.name_en.trim().into(),
+        schedule: body.schedule.trim().into(),
+        rules: body.rules,
+    };
+    let saved = record(&state, ContentKind::Region, id, data.into(), request_id).await?;
+    Ok(edited(id, saved, false))
+}
+
+/// Whether the mark counted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Helpful {
+    /// `true` the first time; `false` when this user had marked it already (nothing changes).
+    pub counted: bool,
+}
+
+/// Mark an answer of the FAQ helpful (once per user; again is a no-op).
+#[utoipa::path(post, path = "/recycle/faq/{id}/helpful", tag = "guide", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Question id")),
+    responses((status = 202, body = Helpful, description = "Counted", headers(("x-consistency-token" = String))),
+              (status = 200, body = Helpful, description = "Already counted"),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn helpful(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::response::Response, ApiError> {
+    let user_id = user.0.sub;
+    let mut tx = state.db.begin().await?;
+    let live: bool =
+        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if !live {
+        return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
+    }
+    if !exists(&mut *tx, ContentKind::Faq, id).await? {
+        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
+    }
+    let first = sqlx::query("insert into app.faq_helpful (faq_id, user_id) values ($1, $2) on conflict do nothing")
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if !first {
+        return Ok((StatusCode::OK, Json(Helpful { counted: false })).into_response());
+    }
+    let mut events =
+        [Event::new(SOURCE, user_id, FaqMarkedHelpful { faq_id: id, user_id }.into())
+            .caused_by(Some(request_id), None)];
+    eventstore::append(&mut tx, &mut events).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(Helpful { counted: true })).into_response())
+}

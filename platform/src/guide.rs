@@ -1,0 +1,127 @@
+//! The recycling guide's cache keys, shared by its projector (which invalidates) and query-api
+//! (which caches).
+//!
+//! Every cached guide answer lives under the current *generation*: `{prefix}:guide:{gen}:{what}`.
+//! The projector increments `{prefix}:guide:gen` after each commit that changed content, so all
+//! cached answers are invalidated at once without scanning keys; the old ones expire by TTL.
+
+use crate::redis::Redis;
+
+/// How long a cached guide answer lives.
+pub const CACHE_TTL_SECS: u64 = 600;
+
+/// The generation counter.
+pub fn generation_key(redis: &Redis) -> String {
+    redis.key("guide:gen")
+}
+
+/// Moves to the next generation: every cached guide answer is stale from now on.
+pub async fn invalidate(redis: &Redis) -> anyhow::Result<i64> {
+    let key = generation_key(redis);
+    redis.run(move |mut c| async move { redis::cmd("INCR").arg(key).query_async::<i64>(&mut c).await }).await
+}
+
+/// The key of a cached answer `what` in generation `generation`.
+pub fn cache_key(redis: &Redis, generation: i64, what: &str) -> String {
+    redis.key(format_args!("guide:{generation}:{what}"))
+}
+
+/// Kinds of guide content, as stored in `app.guide_content.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    /// An item.
+    Item,
+    /// A question of the FAQ.
+    Faq,
+    /// A region's rules.
+    Region,
+}
+
+impl ContentKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Item => "item",
+            Self::Faq => "faq",
+            Self::Region => "region",
+        }
+    }
+}
+
+/// What [`save`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// New content; the event recorded.
+    Created(uuid::Uuid),
+    /// Changed content; the event recorded.
+    Changed(uuid::Uuid),
+    /// Same as what is there: no event.
+    Unchanged,
+}
+
+impl Saved {
+    /// The event recorded, if any.
+    pub fn event_id(self) -> Option<uuid::Uuid> {
+        match self {
+            Self::Created(id) | Self::Changed(id) => Some(id),
+            Self::Unchanged => None,
+        }
+    }
+
+    /// `created`, `changed` or `unchanged`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created(_) => "created",
+            Self::Changed(_) => "changed",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Records a content change (or removal, when `data` is a `*_removed` event) in the caller's
+/// transaction: `app.guide_content` keeps a hash of each piece's current state, and an event is
+/// appended only when that state changes, so loading the same content twice writes nothing.
+pub async fn save(
+    conn: &mut sqlx::PgConnection,
+    kind: ContentKind,
+    id: uuid::Uuid,
+    data: events::EventData,
+    source: &str,
+    correlation_id: Option<uuid::Uuid>,
+) -> sqlx::Result<Saved> {
+    use sha2::{Digest, Sha256};
+    let removed = matches!(data, events::EventData::GuideItemRemoved(_) | events::EventData::GuideFaqRemoved(_));
+    let hash: String =
+        Sha256::digest(data.to_json().to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let previous: Option<String> =
+        sqlx::query_scalar("select content_hash from app.guide_content where kind = $1 and id = $2 for update")
+            .bind(kind.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if previous.as_deref() == Some(hash.as_str()) {
+        return Ok(Saved::Unchanged);
+    }
+    sqlx::query(
+        "insert into app.guide_content (kind, id, content_hash, removed) values ($1, $2, $3, $4)
+         on conflict (kind, id) do update set content_hash = excluded.content_hash, removed = excluded.removed",
+    )
+    .bind(kind.as_str())
+    .bind(id)
+    .bind(&hash)
+    .bind(removed)
+    .execute(&mut *conn)
+    .await?;
+    let mut event = [events::Event::new(source, id, data).caused_by(correlation_id, None)];
+    crate::eventstore::append(conn, &mut event).await?;
+    let id = event[0].id;
+    Ok(if previous.is_some() { Saved::Changed(id) } else { Saved::Created(id) })
+}
+
+/// Whether live (not removed) content of `kind` with `id` exists.
+pub async fn exists(db: impl sqlx::PgExecutor<'_>, kind: ContentKind, id: uuid::Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from app.guide_content where kind = $1 and id = $2 and not removed)")
+        .bind(kind.as_str())
+        .bind(id)
+        .fetch_one(db)
+        .await
+}

@@ -1,0 +1,521 @@
+//! The recycling guide: categories, items, search, regional rules, FAQ and statistics. Public
+//! (no sign-in needed: the app shows the guide before an account exists).
+//!
+//! Served from `read.guide_*` (projection.guide) through a Redis cache keyed by the guide's
+//! generation (see `platform::guide`): a content change bumps the generation and every cached
+//! answer is invalidated at once. Redis down: answers come from PostgreSQL. A caller holding a
+//! consistency token from an admin edit waits for it and reads PostgreSQL directly.
+//!
+//! **Search** matches Korean and English: lower-cased names and keywords of each item against
+//! the query by trigram word similarity (partial words and typos: `페트` finds `페트병`,
+//! `botle` finds `bottle`), plus full-text matching of whole words (`simple` dictionary, which
+//! suits Korean's space-separated words without a morphological analyser). The ranking puts
+//! exact names first, then name similarity, then keyword similarity and text rank.
+
+use axum::{Json, extract::State, http::HeaderMap};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::Utc;
+use events::Category;
+use platform::{
+    error::{ApiError, ApiJson, ApiPath, ApiQuery},
+    guide::{CACHE_TTL_SECS, cache_key, generation_key},
+    periods::Period,
+    topology::GUIDE,
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{AppState, consistency::Consistency};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(categories))
+        .routes(routes!(items))
+        .routes(routes!(item))
+        .routes(routes!(search))
+        .routes(routes!(search_post))
+        .routes(routes!(rules))
+        .routes(routes!(faqs))
+        .routes(routes!(faq))
+        .routes(routes!(stats))
+}
+
+/// The nine categories: code, Korean and English name.
+const CATEGORIES: [(Category, &str, &str, &str); 9] = [
+    (Category::Plastic, "plastic", "플라스틱", "Plastic"),
+    (Category::Paper, "paper", "종이", "Paper"),
+    (Category::Metal, "metal", "금속·캔", "Metal"),
+    (Category::Glass, "glass", "유리", "Glass"),
+    (Category::General, "general", "일반쓰레기", "General waste"),
+    (Category::Food, "food", "음식물", "Food waste"),
+    (Category::Large, "large", "대형폐기물", "Large items"),
+    (Category::Electronic, "electronic", "전자제품", "Electronics"),
+    (Category::Hazardous, "hazardous", "유해폐기물", "Hazardous waste"),
+];
+
+fn category_code(value: &str) -> Result<&'static str, ApiError> {
+    CATEGORIES.iter().find(|c| c.1 == value).map(|c| c.1).ok_or_else(|| {
+        let known: Vec<&str> = CATEGORIES.iter().map(|c| c.1).collect();
+        ApiError::invalid("category", &format!("must be one of {}", known.join(", ")))
+    })
+}
+
+/// Answers `what` from the cache of the current guide generation, or computes and caches it.
+/// `fresh`: the caller waited for a token; read PostgreSQL and leave the cache alone.
+async fn cached<T, F>(state: &AppState, what: &str, fresh: bool, compute: F) -> Result<T, ApiError>
+where
+    T: Serialize + DeserializeOwned,
+    F: Future<Output = Result<T, ApiError>>,
+{
+    if fresh {
+        return compute.await;
+    }
+    let redis = &state.redis;
+    let gen_key = generation_key(redis);
+    let generation: Option<i64> = redis
+        .run(move |mut c| async move { redis::cmd("GET").arg(gen_key).query_async::<Option<i64>>(&mut c).await })
+        .await
+        .unwrap_or(None);
+    let key = cache_key(redis, generation.unwrap_or(0), what);
+    let k = key.clone();
+    if let Ok(Some(hit)) = redis
+        .run(move |mut c| async move { redis::cmd("GET").arg(k).query_async::<Option<String>>(&mut c).await })
+        .await
+        && let Ok(value) = serde_json::from_str(&hit)
+    {
+        metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "hit").increment(1);
+        return Ok(value);
+    }
+    metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "miss").increment(1);
+    let value = compute.await?;
+    if let Ok(json) = serde_json::to_string(&value) {
+        let _ = redis
+            .run(move |mut c| async move {
+                redis::cmd("SET").arg(key).arg(json).arg("EX").arg(CACHE_TTL_SECS).query_async::<()>(&mut c).await
+            })
+            .await;
+    }
+    Ok(value)
+}
+
+/// A category with how many items the guide has in it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryInfo {
+    /// Code, e.g. `plastic`.
+    pub code: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+    /// Items of the guide in it.
+    pub items: i64,
+}
+
+/// The nine waste categories.
+#[utoipa::path(get, path = "/recycle/categories", tag = "guide", responses((status = 200, body = Vec<CategoryInfo>)))]
+async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryInfo>>, ApiError> {
+    let answer = cached(&state, "categories", false, async {
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("select category, count(*) from read.guide_items where not removed group by category")
+                .fetch_all(&state.db)
+                .await?;
+        Ok(CATEGORIES
+            .iter()
+            .map(|(_, code, ko, en)| CategoryInfo {
+                code: (*code).into(),
+                name_ko: (*ko).into(),
+                name_en: (*en).into(),
+                items: counts.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n),
+            })
+            .collect())
+    })
+    .await?;
+    Ok(Json(answer))
+}
+
+/// An item of the guide: what it is and how to dispose of it.
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Item {
+    /// Id.
+    pub item_id: Uuid,
+    /// Category code.
+    pub category: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+    /// How to dispose of it.
+    pub disposal: String,
+    /// What not to do.
+    pub donts: Vec<String>,
+    /// Search keywords.
+    pub keywords: Vec<String>,
+}
+
+const ITEM_COLUMNS: &str = "item_id, category, name_ko, name_en, disposal, donts, keywords";
+
+/// A page of items.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ItemPage {
+    /// Items in Korean alphabetical order.
+    pub items: Vec<Item>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Query parameters of the item list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ItemsParams {
+    /// Only this category (`plastic`, `paper`, …).
+    pub category: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn limit(value: Option<i64>) -> Result<i64, ApiError> {
+    match value.unwrap_or(20) {
+        n @ 1..=100 => Ok(n),
+        _ => Err(ApiError::invalid("limit", "must be between 1 and 100")),
+    }
+}
+
+/// Items of the guide, by category, in pages.
+#[utoipa::path(get, path = "/recycle/items", tag = "guide", params(ItemsParams),
+    responses((status = 200, body = ItemPage), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn items(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<ItemsParams>,
+) -> Result<Json<ItemPage>, ApiError> {
+    let category = params.category.as_deref().map(category_code).transpose()?;
+    let limit = limit(params.limit)?;
+    let after: Option<(String, Uuid)> = match &params.cursor {
+        None => None,
+        Some(c) => Some(
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave out"))?,
+        ),
+    };
+    let what = format!("items:{}:{limit}:{}", category.unwrap_or("*"), params.cursor.as_deref().unwrap_or(""));
+    let page = cached(&state, &what, false, async {
+        let mut rows: Vec<Item> = sqlx::query_as(&format!(
+            "select {ITEM_COLUMNS} from read.guide_items
+             where not removed and ($1::text is null or category = $1)
+               and ($2::text is null or (name_ko, item_id) > ($2, $3))
+             order by name_ko, item_id limit $4"
+        ))
+        .bind(category)
+        .bind(after.as_ref().map(|a| &a.0))
+        .bind(after.as_ref().map(|a| a.1))
+        .bind(limit + 1)
+        .fetch_all(&state.db)
+        .await?;
+        let next_cursor = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|last| URL_SAFE_NO_PAD.encode(serde_json::json!([last.name_ko, last.item_id]).to_string()))
+        } else {
+            None
+        };
+        Ok(ItemPage { items: rows, next_cursor })
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+/// One item.
+#[utoipa::path(get, path = "/recycle/items/{id}", tag = "guide",
+    params(("id" = Uuid, Path, description = "Item id"), ("x-consistency-token" = Option<String>, Header, description = "Token from an admin edit")),
+    responses((status = 200, body = Item), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn item(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    consistency: Consistency,
+) -> Result<(HeaderMap, Json<Item>), ApiError> {
+    let fresh = consistency.wait(&state, &[&GUIDE]).await?;
+    let found: Option<Item> = cached(&state, &format!("item:{id}"), fresh.requires_primary(), async {
+        Ok(sqlx::query_as(&format!("select {ITEM_COLUMNS} from read.guide_items where item_id = $1 and not removed"))
+            .bind(id)
+            .fetch_optional(&state.db)
+            .await?)
+    })
+    .await?;
+    let item = found.ok_or_else(|| ApiError::not_found("item_not_found", format!("no item {id} in the guide")))?;
+    Ok((fresh.headers(), Json(item)))
+}
+
+/// A search hit.
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Hit {
+    /// The item.
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub item: Item,
+    /// Relevance; higher is better.
+    pub score: f64,
+}
+
+/// Search results, best first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SearchResult {
+    /// The query as understood (trimmed).
+    pub query: String,
+    /// Hits, best first.
+    pub items: Vec<Hit>,
+}
+
+/// A search.
+#[derive(Debug, Deserialize, IntoParams, ToSchema, validator::Validate)]
+pub struct SearchParams {
+    /// What to look for, 1 to 100 characters, Korean or English.
+    pub q: Option<String>,
+    /// Only this category.
+    pub category: Option<String>,
+    /// Hits, 1 to 50 (default 20).
+    pub limit: Option<i64>,
+}
+
+async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResult, ApiError> {
+    let q = params.q.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
+    let len = q.chars().count();
+    if len == 0 {
+        return Err(ApiError::invalid("q", "must not be empty"));
+    }
+    if len > 100 {
+        return Err(ApiError::invalid("q", "must be at most 100 characters"));
+    }
+    let category = params.category.as_deref().map(category_code).transpose()?;
+    let limit = match params.limit.unwrap_or(20) {
+        n @ 1..=50 => n,
+        _ => return Err(ApiError::invalid("limit", "must be between 1 and 50")),
+    };
+    let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
+    cached(state, &what, false, async {
+        let mut items: Vec<Hit> = sqlx::query_as(
+            "with scored as (
+               select i.*,
+                 (case when lower(name_ko) = $1 or lower(name_en) = $1 then 3 else 0 end)
+                 + 2 * greatest(word_similarity($1, lower(name_ko)), word_similarity($1, lower(name_en)))
+                 + word_similarity($1, search_text)
+                 + ts_rank(to_tsvector('simple', search_text), plainto_tsquery('simple', $1)) as score
+               from read.guide_items i
+               where not removed and ($2::text is null or category = $2)
+                 and ($1 <% search_text
+                      or to_tsvector('simple', search_text) @@ plainto_tsquery('simple', $1)
+                      or search_text like '%' || $1 || '%')
+             )
+             select item_id, category, name_ko, name_en, disposal, donts, keywords, score::float8 as score
+             from scored order by score desc, name_ko limit $3",
+        )
+        .bind(&q)
+        .bind(category)
+        .bind(limit)
+        .fetch_all(&state.db)
+        .await?;
+        for hit in &mut items {
+            hit.score = (hit.score * 1000.0).round() / 1000.0;
+        }
+        Ok(SearchResult { query: q.clone(), items })
+    })
+    .await
+}
+
+/// Search the guide (Korean or English; partial words and typos welcome).
+#[utoipa::path(get, path = "/recycle/search", tag = "guide", params(SearchParams),
+    responses((status = 200, body = SearchResult), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn search(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<SearchParams>,
+) -> Result<Json<SearchResult>, ApiError> {
+    Ok(Json(run_search(&state, params).await?))
+}
+
+/// The same search, with the query in the body.
+#[utoipa::path(post, path = "/recycle/items/search", tag = "guide", request_body = SearchParams,
+    responses((status = 200, body = SearchResult), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn search_post(
+    State(state): State<AppState>,
+    ApiJson(params): ApiJson<SearchParams>,
+) -> Result<Json<SearchResult>, ApiError> {
+    Ok(Json(run_search(&state, params).await?))
+}
+
+/// A region's disposal rules.
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct RegionRules {
+    /// Code, e.g. `seoul`.
+    pub code: String,
+    /// Korean name.
+    pub name_ko: String,
+    /// English name.
+    pub name_en: String,
+    /// When and where household waste goes out.
+    pub schedule: String,
+    /// Per category: `{category, rule}`.
+    #[schema(value_type = Vec<Object>)]
+    pub rules: sqlx::types::Json<serde_json::Value>,
+}
+
+/// Disposal rules of one of the 17 metropolitan cities and provinces, by code (`seoul`), English
+/// name (`Seoul`) or Korean name (`서울특별시`).
+#[utoipa::path(get, path = "/recycle/rules/{region}", tag = "guide",
+    params(("region" = String, Path, description = "Region code or name")),
+    responses((status = 200, body = RegionRules), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn rules(State(state): State<AppState>, ApiPath(region): ApiPath<String>) -> Result<Json<RegionRules>, ApiError> {
+    let wanted = region.trim().to_lowercase();
+    if wanted.is_empty() || wanted.chars().count() > 50 {
+        return Err(ApiError::invalid("region", "must be 1 to 50 characters"));
+    }
+    let found: Option<RegionRules> = cached(&state, &format!("rules:{wanted}"), false, async {
+        Ok(sqlx::query_as(
+            "select code, name_ko, name_en, schedule, rules from read.guide_regions
+             where code = $1 or lower(name_en) = $1 or name_ko = $1",
+        )
+        .bind(&wanted)
+        .fetch_optional(&state.db)
+        .await?)
+    })
+    .await?;
+    match found {
+        Some(r) => Ok(Json(r)),
+        None => {
+            let codes: Vec<String> =
+                sqlx::query_scalar("select code from read.guide_regions order by code").fetch_all(&state.db).await?;
+            Err(ApiError::not_found("region_not_found", format!("no region `{region}`; known: {}", codes.join(", "))))
+        }
+    }
+}
+
+/// A question of the FAQ.
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct Faq {
+    /// Id.
+    pub faq_id: Uuid,
+    /// Category it is about, if one.
+    pub category: Option<String>,
+    /// Question.
+    pub question: String,
+    /// Answer.
+    pub answer: String,
+    /// How many people found it helpful.
+    pub helpful: i64,
+}
+
+/// Query parameters of the FAQ.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FaqParams {
+    /// Only questions about this category.
+    pub category: Option<String>,
+}
+
+/// The FAQ, in order.
+#[utoipa::path(get, path = "/recycle/faq", tag = "guide", params(FaqParams),
+    responses((status = 200, body = Vec<Faq>), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn faqs(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<FaqParams>,
+) -> Result<Json<Vec<Faq>>, ApiError> {
+    let category = params.category.as_deref().map(category_code).transpose()?;
+    let list = cached(&state, &format!("faq:{}", category.unwrap_or("*")), false, async {
+        Ok(sqlx::query_as(
+            "select faq_id, category, question, answer, helpful from read.guide_faqs
+             where not removed and ($1::text is null or category = $1) order by position, faq_id",
+        )
+        .bind(category)
+        .fetch_all(&state.db)
+        .await?)
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// One question.
+#[utoipa::path(get, path = "/recycle/faq/{id}", tag = "guide",
+    params(("id" = Uuid, Path, description = "Question id"), ("x-consistency-token" = Option<String>, Header, description = "Token from a command")),
+    responses((status = 200, body = Faq), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn faq(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    consistency: Consistency,
+) -> Result<(HeaderMap, Json<Faq>), ApiError> {
+    let fresh = consistency.wait(&state, &[&GUIDE]).await?;
+    let found: Option<Faq> = cached(&state, &format!("faq-one:{id}"), fresh.requires_primary(), async {
+        Ok(sqlx::query_as(
+            "select faq_id, category, question, answer, helpful from read.guide_faqs where faq_id = $1 and not removed",
+        )
+        .bind(id)
+        .fetch_optional(&state.db)
+        .await?)
+    })
+    .await?;
+    let faq = found.ok_or_else(|| ApiError::not_found("faq_not_found", format!("no question {id} in the FAQ")))?;
+    Ok((fresh.headers(), Json(faq)))
+}
+
+/// Scans and recycles of a category in a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryStats {
+    /// Category code.
+    pub category: String,
+    /// Scans.
+    pub scans: i64,
+    /// Completed recycles.
+    pub recycles: i64,
+}
+
+/// What people scan and recycle.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    /// The period, e.g. `weekly:2026-W47`.
+    pub period_key: String,
+    /// Every category, most scanned first.
+    pub categories: Vec<CategoryStats>,
+    /// Scans in all.
+    pub total_scans: i64,
+    /// Recycles in all.
+    pub total_recycles: i64,
+}
+
+/// Query parameters of the statistics.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatsParams {
+    /// `weekly`, `monthly` or `all-time` (default `weekly`): the current period.
+    pub period: Option<String>,
+}
+
+/// What people scan and recycle, by category, in the current week, month or all time.
+#[utoipa::path(get, path = "/recycle/stats", tag = "guide", params(StatsParams),
+    responses((status = 200, body = Stats), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn stats(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<StatsParams>,
+) -> Result<Json<Stats>, ApiError> {
+    let period = match params.period.as_deref().unwrap_or("weekly") {
+        "weekly" => Period::Weekly,
+        "monthly" => Period::Monthly,
+        "all-time" => Period::AllTime,
+        _ => return Err(ApiError::invalid("period", "must be weekly, monthly or all-time")),
+    };
+    let period_key = period.key_at(Utc::now(), state.settings.app_timezone);
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("select category, scans, recycles from read.guide_stats where period_key = $1")
+            .bind(&period_key)
+            .fetch_all(&state.db)
+            .await?;
+    let mut categories: Vec<CategoryStats> = CATEGORIES
+        .iter()
+        .map(|(_, code, _, _)| {
+            let (scans, recycles) = rows.iter().find(|r| r.0 == *code).map_or((0, 0), |r| (r.1, r.2));
+            CategoryStats { category: (*code).into(), scans, recycles }
+        })
+        .collect();
+    categories.sort_by(|a, b| b.scans.cmp(&a.scans).then(b.recycles.cmp(&a.recycles)));
+    let total_scans = categories.iter().map(|c| c.scans).sum();
+    let total_recycles = categories.iter().map(|c| c.recycles).sum();
+    Ok(Json(Stats { period_key, categories, total_scans, total_recycles }))
+}

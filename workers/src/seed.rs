@@ -1,0 +1,163 @@
+//! `ecoctl seed`: the recycling guide content shipped with the product (`content/guide.json`,
+//! compiled in), loaded through the same path as admin edits: one `guide.*` event per piece of
+//! content that is new or changed, appended to the log with its command-side record, and
+//! projected by `projection.guide`. Loading the same content again writes nothing.
+//!
+//! Ids are UUID v5 of the content's slug (or region code), so every deployment gives the same
+//! piece the same id, and an admin edit of a shipped item keeps its id.
+
+use anyhow::Context;
+use events::{Category, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, RegionRule};
+use platform::guide::{ContentKind, Saved, save};
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The shipped content.
+pub const CONTENT: &str = include_str!("../../content/guide.json");
+
+/// Namespace of the content ids.
+const NAMESPACE: Uuid = Uuid::from_u128(0x0ec0_ec00_9d1d_4c2b_a6a4_5e1f_0b7c_2d30);
+
+/// The id of shipped content `slug` of `kind` (`item`, `faq`, `region`).
+pub fn content_id(kind: &str, slug: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("{kind}:{slug}").as_bytes())
+}
+
+#[derive(Deserialize)]
+struct Content {
+    items: Vec<Item>,
+    faqs: Vec<Faq>,
+    regions: Vec<Region>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    slug: String,
+    category: Category,
+    name_ko: String,
+    name_en: String,
+    disposal: String,
+    donts: Vec<String>,
+    keywords: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Faq {
+    slug: String,
+    category: Option<Category>,
+    question: String,
+    answer: String,
+    position: i32,
+}
+
+#[derive(Deserialize)]
+struct Region {
+    code: String,
+    name_ko: String,
+    name_en: String,
+    schedule: String,
+    rules: Vec<RegionRule>,
+}
+
+/// What a seed did, per kind: `(created, changed, unchanged)`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SeedReport {
+    /// Items.
+    pub items: (u32, u32, u32),
+    /// Questions.
+    pub faqs: (u32, u32, u32),
+    /// Regions.
+    pub regions: (u32, u32, u32),
+}
+
+impl SeedReport {
+    /// Events written.
+    pub fn events(&self) -> u32 {
+        [self.items, self.faqs, self.regions].iter().map(|(c, ch, _)| c + ch).sum()
+    }
+}
+
+fn count(tally: &mut (u32, u32, u32), saved: Saved) {
+    match saved {
+        Saved::Created(_) => tally.0 += 1,
+        Saved::Changed(_) => tally.1 += 1,
+        Saved::Unchanged => tally.2 += 1,
+    }
+}
+
+/// Loads the shipped content, in one transaction.
+pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
+    let content: Content = serde_json::from_str(CONTENT).context("content/guide.json")?;
+    let mut report = SeedReport::default();
+    let mut tx = db.begin().await?;
+    let source = "ecoctl-seed";
+    for i in content.items {
+        let id = content_id("item", &i.slug);
+        let data = GuideItemSaved {
+            item_id: id,
+            category: i.category,
+            name_ko: i.name_ko,
+            name_en: i.name_en,
+            disposal: i.disposal,
+            donts: i.donts,
+            keywords: i.keywords,
+        };
+        count(&mut report.items, save(&mut tx, ContentKind::Item, id, data.into(), source, None).await?);
+    }
+    for f in content.faqs {
+        let id = content_id("faq", &f.slug);
+        let data = GuideFaqSaved {
+            faq_id: id,
+            category: f.category,
+            question: f.question,
+            answer: f.answer,
+            position: f.position,
+        };
+        count(&mut report.faqs, save(&mut tx, ContentKind::Faq, id, data.into(), source, None).await?);
+    }
+    for r in content.regions {
+        let id = content_id("region", &r.code);
+        let data = GuideRegionSaved {
+            region_id: id,
+            code: r.code,
+            name_ko: r.name_ko,
+            name_en: r.name_en,
+            schedule: r.schedule,
+            rules: r.rules,
+        };
+        count(&mut report.regions, save(&mut tx, ContentKind::Region, id, data.into(), source, None).await?);
+    }
+    tx.commit().await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_content_is_complete_and_valid() {
+        let content: Content = serde_json::from_str(CONTENT).unwrap();
+        assert!(content.items.len() >= 100, "{} items", content.items.len());
+        assert!(content.faqs.len() >= 20);
+        assert_eq!(content.regions.len(), 17, "the 17 metropolitan cities and provinces");
+        let categories: std::collections::HashSet<_> = content.items.iter().map(|i| i.category).collect();
+        assert_eq!(categories.len(), 9, "every category has items");
+        for r in &content.regions {
+            assert_eq!(r.rules.len(), 9, "{}: a rule per category", r.code);
+        }
+        for i in content.items {
+            let data = events::EventData::from(GuideItemSaved {
+                item_id: content_id("item", &i.slug),
+                category: i.category,
+                name_ko: i.name_ko,
+                name_en: i.name_en,
+                disposal: i.disposal,
+                donts: i.donts,
+                keywords: i.keywords,
+            });
+            events::EventData::from_parts("guide.item_saved", 1, data.to_json()).unwrap();
+        }
+    }
+}
