@@ -4,7 +4,7 @@ create extension if not exists pg_trgm;
 -- Command side: which guide content exists (edits of unknown ids answer 404) and a hash of its
 -- current state, so `ecoctl seed` writes events only for what changed.
 create table app.guide_content (
-    kind          text not null check (kind in ('item', 'faq', 'region')),
+    kind          text not null check (kind in ('item', 'faq', 'region', 'place')),
     id            uuid not null,
     content_hash  text not null,
     removed       boolean not null default false,

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::envelope::DecodeError;
 pub use crate::guide::*;
+pub use crate::places::*;
 
 /// Declares the catalogue once: each entry is `Variant(Payload) = "type", version, aggregate`.
 /// Generates [`EventData`], its `(type, version)` dispatch, and [`CATALOGUE`].
@@ -99,11 +100,14 @@ catalogue! {
     GuideFaqRemoved(GuideFaqRemoved) = "guide.faq_removed", version 1;
     GuideRegionSaved(GuideRegionSaved) = "guide.region_saved", version 1;
     FaqMarkedHelpful(FaqMarkedHelpful) = "faq.marked_helpful", version 1;
+    PlaceSaved(PlaceSaved) = "place.saved", version 1;
+    PlaceRemoved(PlaceRemoved) = "place.removed", version 1;
+    UserPlacesChanged(UserPlacesChanged) = "user.places_changed", version 1;
 }
 
 impl EventData {
     /// What the event is about: `guide` for guide content (its `aggregate_id` is the item,
-    /// question or region), `user` for everything else.
+    /// question or region), `place` for bins and centers, `user` for everything else.
     pub fn aggregate_type(&self) -> &'static str {
         match self {
             Self::GuideItemSaved(_)
@@ -111,6 +115,7 @@ impl EventData {
             | Self::GuideFaqSaved(_)
             | Self::GuideFaqRemoved(_)
             | Self::GuideRegionSaved(_) => "guide",
+            Self::PlaceSaved(_) | Self::PlaceRemoved(_) => "place",
             _ => "user",
         }
     }

@@ -13,6 +13,7 @@ mod catalogue;
 mod envelope;
 mod guide;
 pub mod legacy;
+mod places;
 pub mod rules;
 
 pub use catalogue::*;

@@ -119,6 +119,29 @@ fn samples() -> Vec<EventData> {
         }
         .into(),
         FaqMarkedHelpful { faq_id: other, user_id: user }.into(),
+        PlaceSaved {
+            place_id: other,
+            kind: PlaceKind::Center,
+            name: "마포 자원순환센터".into(),
+            address: "서울 마포구".into(),
+            location: GeoPoint { latitude: 37.56, longitude: 126.9 },
+            categories: vec![Category::Electronic, Category::Large],
+            opening_hours: Some("09:00-18:00".into()),
+            phone: None,
+        }
+        .into(),
+        PlaceRemoved { place_id: other }.into(),
+        UserPlacesChanged {
+            user_id: user,
+            places: vec![SavedPlace {
+                saved_place_id: other,
+                label: "집".into(),
+                location: GeoPoint { latitude: 37.5, longitude: 127.0 },
+                address: None,
+                is_default: true,
+            }],
+        }
+        .into(),
     ];
     for s in &samples {
         match s {
@@ -139,7 +162,10 @@ fn samples() -> Vec<EventData> {
             | EventData::GuideFaqSaved(_)
             | EventData::GuideFaqRemoved(_)
             | EventData::GuideRegionSaved(_)
-            | EventData::FaqMarkedHelpful(_) => {}
+            | EventData::FaqMarkedHelpful(_)
+            | EventData::PlaceSaved(_)
+            | EventData::PlaceRemoved(_)
+            | EventData::UserPlacesChanged(_) => {}
         }
     }
     samples

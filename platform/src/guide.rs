@@ -35,6 +35,8 @@ pub enum ContentKind {
     Faq,
     /// A region's rules.
     Region,
+    /// A bin or recycling center.
+    Place,
 }
 
 impl ContentKind {
@@ -43,6 +45,7 @@ impl ContentKind {
             Self::Item => "item",
             Self::Faq => "faq",
             Self::Region => "region",
+            Self::Place => "place",
         }
     }
 }
@@ -89,7 +92,12 @@ pub async fn save(
     correlation_id: Option<uuid::Uuid>,
 ) -> sqlx::Result<Saved> {
     use sha2::{Digest, Sha256};
-    let removed = matches!(data, events::EventData::GuideItemRemoved(_) | events::EventData::GuideFaqRemoved(_));
+    let removed = matches!(
+        data,
+        events::EventData::GuideItemRemoved(_)
+            | events::EventData::GuideFaqRemoved(_)
+            | events::EventData::PlaceRemoved(_)
+    );
     let hash: String =
         Sha256::digest(data.to_json().to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
     let previous: Option<String> =

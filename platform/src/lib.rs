@@ -13,6 +13,7 @@ pub mod guide;
 pub mod http;
 pub mod leaderboard;
 pub mod periods;
+pub mod places;
 pub mod readmodels;
 pub mod redis;
 pub mod settings;

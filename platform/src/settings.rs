@@ -118,6 +118,8 @@ pub struct Settings {
     pub projector_batch_size: u16,
     /// How often each workers process samples the operator gauges (outbox backlog, lag, parked).
     pub gauge_interval: Duration,
+    /// A recycle pays only within this many metres of a known bin or center.
+    pub recycle_max_distance_m: f64,
     /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
     /// that still fails after the last one is parked.
     pub retry_delays: Vec<Duration>,
@@ -171,6 +173,7 @@ impl Settings {
             relay_batch_size: 500,
             projector_batch_size: 200,
             gauge_interval: Duration::from_secs(15),
+            recycle_max_distance_m: 150.0,
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
             trusted_proxy_header: None,
             refresh_grace: Duration::from_secs(10),
@@ -257,6 +260,12 @@ impl Settings {
         if let Some(v) = parse_env("GAUGE_INTERVAL_MS") {
             let ms: u64 = v.parse().context("GAUGE_INTERVAL_MS must be a number of milliseconds")?;
             s.gauge_interval = Duration::from_millis(ms.max(100));
+        }
+        if let Some(v) = parse_env("RECYCLE_MAX_DISTANCE_M") {
+            s.recycle_max_distance_m = v.parse().context("RECYCLE_MAX_DISTANCE_M must be a number of metres")?;
+            if !(1.0..=5000.0).contains(&s.recycle_max_distance_m) {
+                anyhow::bail!("RECYCLE_MAX_DISTANCE_M must be between 1 and 5000");
+            }
         }
         if let Some(v) = parse_env("RETRY_DELAYS_MS") {
             s.retry_delays = v

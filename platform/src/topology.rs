@@ -92,6 +92,13 @@ pub const GUIDE: ConsumerSpec = ConsumerSpec {
     ],
 };
 
+/// The places projector: `GET /locations/*`.
+pub const PLACES: ConsumerSpec = ConsumerSpec {
+    name: "projection.places",
+    projection: Some("places"),
+    bindings: &["place.saved", "place.removed", "user.places_changed", "user.deleted"],
+};
+
 /// The mail worker: sends what commands queued.
 pub const MAILER: ConsumerSpec =
     ConsumerSpec { name: "mailer", projection: Some("mailer"), bindings: &["mail.requested"] };
@@ -101,7 +108,8 @@ pub const MAILER: ConsumerSpec =
 pub const INGEST: ConsumerSpec = ConsumerSpec { name: "ingest", projection: Some("ingest"), bindings: &["#"] };
 
 /// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] = &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, GUIDE, MAILER, INGEST];
+pub const CONSUMERS: &[ConsumerSpec] =
+    &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, GUIDE, PLACES, MAILER, INGEST];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

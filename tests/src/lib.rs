@@ -299,6 +299,26 @@ impl TestSystem {
         .await;
     }
 
+    /// Adds a bin at `(latitude, longitude)` the way an admin command does (recycles near it
+    /// pay; see honest recycling) and returns its id.
+    pub async fn add_bin(&self, latitude: f64, longitude: f64) -> Uuid {
+        let place_id = Uuid::now_v7();
+        let place = events::PlaceSaved {
+            place_id,
+            kind: events::PlaceKind::Bin,
+            name: "test bin".into(),
+            address: String::new(),
+            location: events::GeoPoint { latitude, longitude },
+            categories: vec![events::Category::Glass, events::Category::Plastic],
+            opening_hours: None,
+            phone: None,
+        };
+        let mut tx = self.db.begin().await.unwrap();
+        platform::places::save(&mut tx, place, "tests", None).await.unwrap();
+        tx.commit().await.unwrap();
+        place_id
+    }
+
     /// Number of rows `sql` (a `select count(*)`) returns.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()

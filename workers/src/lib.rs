@@ -1,7 +1,7 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `projection.guide`, `mailer`, `ingest`)
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `projection.guide`, `projection.places`, `mailer`, `ingest`)
 //! narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
@@ -26,7 +26,7 @@ use platform::{
     Settings, amqp,
     http::{Readiness, Server},
     redis::Redis,
-    topology::{ACTIVITIES, CONSUMERS, GUIDE, INGEST, LEADERBOARDS, MAILER, POINTS_POLICY, PROFILES, Topology},
+    topology::{ACTIVITIES, CONSUMERS, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, Topology},
 };
 use sqlx::PgPool;
 use tokio::task::JoinSet;
@@ -37,7 +37,7 @@ use crate::{
     policies::points::PointsPolicy,
     projections::{
         activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-        profiles::ProfilesProjector,
+        places::PlacesProjector, profiles::ProfilesProjector,
     },
     relay::Relay,
 };
@@ -60,6 +60,8 @@ pub enum Role {
     Leaderboards,
     /// The recycling guide projector.
     Guide,
+    /// The places projector.
+    Places,
     /// The mail worker.
     Mailer,
     /// Stores other services' events in the log.
@@ -68,13 +70,14 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Relay,
         Role::PointsPolicy,
         Role::Profiles,
         Role::Activities,
         Role::Leaderboards,
         Role::Guide,
+        Role::Places,
         Role::Mailer,
         Role::Ingest,
     ];
@@ -88,6 +91,7 @@ impl Role {
             Self::Activities => ACTIVITIES.name,
             Self::Leaderboards => LEADERBOARDS.name,
             Self::Guide => GUIDE.name,
+            Self::Places => PLACES.name,
             Self::Mailer => MAILER.name,
             Self::Ingest => INGEST.name,
         }
@@ -164,6 +168,7 @@ impl App {
                         timezone: self.settings.app_timezone,
                         scan_daily_cap: self.settings.scan_daily_cap,
                         unique_images: self.settings.scan_unique_images,
+                        recycle_max_distance_m: self.settings.recycle_max_distance_m,
                     };
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(policy), stop));
                 }
@@ -182,6 +187,9 @@ impl App {
                 Role::Guide => {
                     let projector = GuideProjector::new(self.redis.clone(), self.settings.app_timezone);
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
+                }
+                Role::Places => {
+                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(PlacesProjector), stop));
                 }
                 Role::Ingest => {
                     tasks.spawn(consumer::run(ctx.clone(), Arc::new(ingest::Ingest), stop));

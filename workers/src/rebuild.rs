@@ -41,7 +41,7 @@ use crate::consumer::{
 };
 use crate::projections::{
     activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-    profiles::ProfilesProjector,
+    places::PlacesProjector, profiles::ProfilesProjector,
 };
 
 /// Log rows read per round of the catch-up (and per transaction when applied alone).
@@ -449,7 +449,7 @@ pub async fn replay<P: Projector>(
 }
 
 /// Projections that can be rebuilt and replayed into.
-pub const REBUILDABLE: &[&str] = &["profiles", "activities", "leaderboards", "guide"];
+pub const REBUILDABLE: &[&str] = &["profiles", "activities", "leaderboards", "guide", "places"];
 
 /// A rebuildable projector chosen by name on the command line.
 pub enum Named {
@@ -461,6 +461,8 @@ pub enum Named {
     Leaderboards(LeaderboardsProjector),
     /// `guide`
     Guide(GuideProjector),
+    /// `places`
+    Places(PlacesProjector),
 }
 
 impl Named {
@@ -473,6 +475,7 @@ impl Named {
             "activities" => Self::Activities(ActivitiesProjector),
             "leaderboards" => Self::Leaderboards(LeaderboardsProjector::new(db.clone(), redis.clone(), timezone)),
             "guide" => Self::Guide(GuideProjector::new(redis.clone(), timezone)),
+            "places" => Self::Places(PlacesProjector),
             "points-policy" | "mailer" | "ingest" => bail!(
                 "`{name}` is not a projection: its effects (points awards, mail, the log itself) are outside its \
                  tables and must never fire twice; projections: {}",
@@ -489,6 +492,7 @@ impl Named {
             Self::Activities(p) => rebuild(db, p, progress).await,
             Self::Leaderboards(p) => rebuild(db, p, progress).await,
             Self::Guide(p) => rebuild(db, p, progress).await,
+            Self::Places(p) => rebuild(db, p, progress).await,
         }
     }
 
@@ -505,6 +509,7 @@ impl Named {
             Self::Activities(p) => replay(db, p, from, to, progress).await,
             Self::Leaderboards(p) => replay(db, p, from, to, progress).await,
             Self::Guide(p) => replay(db, p, from, to, progress).await,
+            Self::Places(p) => replay(db, p, from, to, progress).await,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `ecoctl seed`: the recycling guide content shipped with the product (`content/guide.json`,
-//! compiled in), loaded through the same path as admin edits: one `guide.*` event per piece of
+//! compiled in: items, questions, regional rules, and the bins and centers of Seoul), loaded through the same path as admin edits: one `guide.*` event per piece of
 //! content that is new or changed, appended to the log with its command-side record, and
 //! projected by `projection.guide`. Loading the same content again writes nothing.
 //!
@@ -7,7 +7,7 @@
 //! piece the same id, and an admin edit of a shipped item keeps its id.
 
 use anyhow::Context;
-use events::{Category, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, RegionRule};
+use events::{Category, GeoPoint, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, PlaceKind, PlaceSaved, RegionRule};
 use platform::guide::{ContentKind, Saved, save};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -29,6 +29,20 @@ struct Content {
     items: Vec<Item>,
     faqs: Vec<Faq>,
     regions: Vec<Region>,
+    places: Vec<Place>,
+}
+
+#[derive(Deserialize)]
+struct Place {
+    slug: String,
+    kind: PlaceKind,
+    name: String,
+    address: String,
+    latitude: f64,
+    longitude: f64,
+    categories: Vec<Category>,
+    opening_hours: Option<String>,
+    phone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -69,12 +83,14 @@ pub struct SeedReport {
     pub faqs: (u32, u32, u32),
     /// Regions.
     pub regions: (u32, u32, u32),
+    /// Bins and centers.
+    pub places: (u32, u32, u32),
 }
 
 impl SeedReport {
     /// Events written.
     pub fn events(&self) -> u32 {
-        [self.items, self.faqs, self.regions].iter().map(|(c, ch, _)| c + ch).sum()
+        [self.items, self.faqs, self.regions, self.places].iter().map(|(c, ch, _)| c + ch).sum()
     }
 }
 
@@ -128,6 +144,19 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
         };
         count(&mut report.regions, save(&mut tx, ContentKind::Region, id, data.into(), source, None).await?);
     }
+    for p in content.places {
+        let place = PlaceSaved {
+            place_id: content_id("place", &p.slug),
+            kind: p.kind,
+            name: p.name,
+            address: p.address,
+            location: GeoPoint { latitude: p.latitude, longitude: p.longitude },
+            categories: p.categories,
+            opening_hours: p.opening_hours,
+            phone: p.phone,
+        };
+        count(&mut report.places, platform::places::save(&mut tx, place, source, None).await?);
+    }
     tx.commit().await?;
     Ok(report)
 }
@@ -142,6 +171,8 @@ mod tests {
         assert!(content.items.len() >= 100, "{} items", content.items.len());
         assert!(content.faqs.len() >= 20);
         assert_eq!(content.regions.len(), 17, "the 17 metropolitan cities and provinces");
+        assert!(content.places.iter().filter(|p| p.kind == PlaceKind::Center).count() >= 5);
+        assert!(content.places.iter().filter(|p| p.kind == PlaceKind::Bin).count() >= 20);
         let categories: std::collections::HashSet<_> = content.items.iter().map(|i| i.category).collect();
         assert_eq!(categories.len(), 9, "every category has items");
         for r in &content.regions {

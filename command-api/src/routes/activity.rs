@@ -89,9 +89,20 @@ pub struct RecycleRequest {
 pub struct RecycleAccepted {
     /// The recycle's id.
     pub recycle_id: Uuid,
+    /// Whether it earns its 50 points (they follow asynchronously).
+    pub points_eligible: bool,
+    /// Why: `near_known_place`, `no_location` (send latitude and longitude) or
+    /// `no_known_place_nearby`.
+    pub reason: &'static str,
+    /// The bin or center it was judged near.
+    pub place_id: Option<Uuid>,
+    /// How far from it, in metres.
+    pub distance_m: Option<f64>,
 }
 
-/// Record a completed recycle. Points (50) follow asynchronously.
+/// Record a completed recycle. It is always recorded in the history; it pays 50 points only
+/// when its position is within `RECYCLE_MAX_DISTANCE_M` of a known bin or center, and the
+/// answer says whether and why (the points policy applies the same rule).
 #[utoipa::path(post, path = "/recycles", tag = "activity", request_body = RecycleRequest, security(("bearer" = [])),
     responses(
         (status = 202, body = RecycleAccepted, headers(("x-consistency-token" = String))),
@@ -112,7 +123,36 @@ async fn recycle(
         longitude: body.longitude,
     };
     let data = domain::complete_recycle(claims.sub, recycle_id, input).map_err(invalid)?;
-    record_one(&state, claims.sub, request_id, data, serde_json::json!(RecycleAccepted { recycle_id })).await
+    let near = match (body.latitude, body.longitude) {
+        (Some(lat), Some(lon)) => {
+            Some(platform::places::nearest(&state.db, lat, lon, state.settings.recycle_max_distance_m).await?)
+        }
+        _ => None,
+    };
+    let answer = match near {
+        None => RecycleAccepted {
+            recycle_id,
+            points_eligible: false,
+            reason: "no_location",
+            place_id: None,
+            distance_m: None,
+        },
+        Some(None) => RecycleAccepted {
+            recycle_id,
+            points_eligible: false,
+            reason: "no_known_place_nearby",
+            place_id: None,
+            distance_m: None,
+        },
+        Some(Some(n)) => RecycleAccepted {
+            recycle_id,
+            points_eligible: true,
+            reason: "near_known_place",
+            place_id: Some(n.place_id),
+            distance_m: Some(n.distance_m.round()),
+        },
+    };
+    record_one(&state, claims.sub, request_id, data, serde_json::json!(answer)).await
 }
 
 /// Accepted check-in.

@@ -7,6 +7,7 @@ mod auth;
 mod email;
 mod guide;
 mod oauth;
+mod places;
 
 use axum::http::{HeaderMap, HeaderValue};
 use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(oauth::router())
         .merge(admin::router())
         .merge(guide::router())
+        .merge(places::router())
 }
 
 /// Routes outside `/api/v1`.

@@ -3,6 +3,7 @@
 mod guide;
 mod leaderboards;
 mod me;
+mod places;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -11,5 +12,5 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    users::router().merge(me::router()).merge(leaderboards::router()).merge(guide::router())
+    users::router().merge(me::router()).merge(leaderboards::router()).merge(guide::router()).merge(places::router())
 }

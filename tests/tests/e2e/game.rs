@@ -33,6 +33,7 @@ async fn scan(system: &TestSystem, user: &Registered, image: Option<&str>) -> St
     res.header("x-consistency-token").unwrap()
 }
 
+/// A recycle at Seoul City Hall, where a bin stands (see [`TestSystem::add_bin`]).
 async fn recycle(system: &TestSystem, user: &Registered) {
     let res = system
         .command(
@@ -42,11 +43,13 @@ async fn recycle(system: &TestSystem, user: &Registered) {
         )
         .await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+    assert_eq!(res.body["points_eligible"], true, "{}", res.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_action_pays_by_the_rules_and_levels_follow_the_thresholds() {
     let system = TestSystem::start().await;
+    system.add_bin(37.5665, 126.978).await;
     let user = system.register("eco").await;
 
     let token = scan(&system, &user, None).await;
@@ -518,4 +521,60 @@ async fn activity_pages_stay_stable_while_new_activity_arrives() {
     bad.assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
     let bad = system.query("/api/v1/users/me/activities?limit=0", &user.access_token, None).await;
     bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recycle_pays_only_near_a_known_bin_or_center_and_says_why() {
+    let system = TestSystem::start().await;
+    let bin = system.add_bin(37.5665, 126.978).await;
+    let user = system.register("honest").await;
+    let send = |body: Value| {
+        let system = &system;
+        let token = user.access_token.clone();
+        async move { system.command("/api/v1/recycles", &token, &body).await }
+    };
+    // 60 m from the bin: pays.
+    let near = send(json!({"category": "glass", "latitude": 37.5670, "longitude": 126.9782})).await;
+    assert_eq!(near.body["points_eligible"], true, "{}", near.body);
+    assert_eq!(near.body["reason"], "near_known_place");
+    assert_eq!(near.body["place_id"], json!(bin));
+    let metres = near.body["distance_m"].as_f64().unwrap();
+    assert!((50.0..70.0).contains(&metres), "{metres}");
+    points_reach(&system, &user, 50).await;
+
+    // 1.1 km away, and no position at all: recorded, not paid.
+    let far = send(json!({"category": "glass", "latitude": 37.5765, "longitude": 126.978})).await;
+    assert_eq!(
+        (far.body["points_eligible"].clone(), far.body["reason"].clone()),
+        (json!(false), json!("no_known_place_nearby"))
+    );
+    let nowhere = send(json!({"category": "glass"})).await;
+    assert_eq!(
+        (nowhere.body["points_eligible"].clone(), nowhere.body["reason"].clone()),
+        (json!(false), json!("no_location"))
+    );
+    let token = nowhere.header("x-consistency-token").unwrap();
+    let me = system.query("/api/v1/users/me", &user.access_token, Some(&token)).await;
+    assert_eq!(me.body["total_recycles"], 3, "every recycle is in the history");
+    system.settle(Duration::from_secs(20)).await;
+    let me = system.query("/api/v1/users/me", &user.access_token, None).await;
+    assert_eq!(me.body["points"], 50, "only the one near the bin paid");
+    let history = system.query("/api/v1/users/me/activities?limit=100", &user.access_token, None).await;
+    let recycles: Vec<i64> = history.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "recycle")
+        .map(|i| i["points_earned"].as_i64().unwrap())
+        .collect();
+    assert_eq!(recycles.len(), 3);
+    assert_eq!(recycles.iter().sum::<i64>(), 50);
+
+    // Half a position is a validation error, as before.
+    send(json!({"category": "glass", "latitude": 37.5}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    send(json!({"category": "glass", "latitude": 95.0, "longitude": 0.0}))
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }

@@ -12,6 +12,7 @@ mod game;
 mod guide;
 mod mail;
 mod ops;
+mod places;
 mod rebuild;
 mod scale;
 mod social;

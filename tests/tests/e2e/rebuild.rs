@@ -70,7 +70,9 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
         }
         users.push(user);
     }
-    let res = system.command("/api/v1/recycles", &users[1].access_token, &json!({"category": "glass"})).await;
+    system.add_bin(37.5665, 126.978).await;
+    let near_bin = json!({"category": "glass", "latitude": 37.5665, "longitude": 126.978});
+    let res = system.command("/api/v1/recycles", &users[1].access_token, &near_bin).await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     system.command("/api/v1/attendance", &users[2].access_token, &json!({})).await;
     let renamed = system
@@ -281,7 +283,7 @@ async fn replay_applies_only_what_was_missed_and_wrong_names_or_ranges_are_refus
     assert!(refused("mailer").contains("not a projection"));
     assert!(
         refused("profilez")
-            .contains("no projection `profilez`; projections: profiles, activities, leaderboards, guide")
+            .contains("no projection `profilez`; projections: profiles, activities, leaderboards, guide, places")
     );
     let err = |r: anyhow::Result<workers::rebuild::ReplayReport>| r.unwrap_err().to_string();
     assert!(err(activities.replay(&system.db, 0, 5, |_| {}).await).contains("1 <= --from <= --to"));
@@ -310,6 +312,7 @@ fn recycle_event(user: &Registered, version: u32) -> (uuid::Uuid, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recycle_completed_v1_and_v2_in_one_log_project_alike_and_rebuild_alike() {
     let system = TestSystem::start().await;
+    system.add_bin(37.5665, 126.978).await;
     let old = system.register("kiosk_v1").await;
     let new = system.register("kiosk_v2").await;
     let (_conn, channel) = crate::support::broker(&system).await;

@@ -40,8 +40,10 @@ async fn two_worker_processes_build_exactly_what_one_would() {
         users.push(system.register(format!("pair{i}")).await);
     }
     // Every user acts at once: six scans, a recycle and a check-in each, all in flight together.
-    let (scan, recycle, check_in) =
-        (json!({"category": "metal", "item_name": "can"}), json!({"category": "glass"}), json!({}));
+    system.add_bin(37.5665, 126.978).await;
+    let scan = json!({"category": "metal", "item_name": "can"});
+    let recycle = json!({"category": "glass", "latitude": 37.5667, "longitude": 126.9781});
+    let check_in = json!({});
     let mut calls = Vec::new();
     for user in &users {
         for _ in 0..6 {

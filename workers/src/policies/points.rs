@@ -40,6 +40,8 @@ pub struct PointsPolicy {
     pub scan_daily_cap: i64,
     /// Pay an image hash only once.
     pub unique_images: bool,
+    /// Pay a recycle only this close (metres) to a known bin or center.
+    pub recycle_max_distance_m: f64,
 }
 
 /// One possible award, decided from the event alone.
@@ -145,6 +147,18 @@ impl Projector for PointsPolicy {
             return Ok(());
         }
         let Some(award) = candidate(event) else { return Ok(()) };
+        if let EventData::RecycleCompleted(r) = &event.data {
+            let near = match r.location {
+                Some(at) => platform::places::nearest(&mut *tx, at.latitude, at.longitude, self.recycle_max_distance_m)
+                    .await?
+                    .is_some(),
+                None => false,
+            };
+            if !near {
+                tracing::debug!(user.id = %award.user_id, "recycle not near a known bin or center; no points");
+                return Ok(());
+            }
+        }
         let before = Self::lock_balance(tx, award.user_id).await?;
         let local_date = self.local_date(event.occurred_at);
         if award.rule == "scan" {

@@ -3,4 +3,5 @@
 pub mod activities;
 pub mod guide;
 pub mod leaderboards;
+pub mod places;
 pub mod profiles;

@@ -1,0 +1,416 @@
+//! Place commands: admins add, change and remove bins and recycling centers; a user keeps up to
+//! 20 saved places with at most one default. Every change of a user's places records the whole
+//! list (`user.places_changed`), so the read model keeps one default in any delivery order.
+
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use events::{Category, Event, GeoPoint, PlaceKind, PlaceSaved, SavedPlace, UserPlacesChanged};
+use platform::{
+    auth::AuthUser,
+    error::{ApiError, ApiJson, ApiPath, FieldError},
+    eventstore,
+    guide::{ContentKind, Saved, exists},
+    http::RequestId,
+    places,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{admin::require_admin, consistency_headers};
+use crate::{AppState, SOURCE};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_place))
+        .routes(routes!(put_place, delete_place))
+        .routes(routes!(add_mine))
+        .routes(routes!(put_mine, delete_mine))
+}
+
+/// Most saved places a user can keep.
+const MAX_SAVED: usize = 20;
+
+fn check_point(errors: &mut Vec<FieldError>, latitude: f64, longitude: f64) {
+    if !(-90.0..=90.0).contains(&latitude) {
+        errors.push(FieldError::new("latitude", "must be between -90 and 90"));
+    }
+    if !(-180.0..=180.0).contains(&longitude) {
+        errors.push(FieldError::new("longitude", "must be between -180 and 180"));
+    }
+}
+
+fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
+    let n = value.trim().chars().count();
+    if n < min || value.chars().count() > max {
+        errors.push(FieldError::new(field, format!("must be {min} to {max} characters")));
+    }
+}
+
+fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
+    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
+}
+
+/// A bin or center, whole.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct PlaceRequest {
+    /// `bin` or `center`.
+    #[schema(value_type = String)]
+    pub kind: PlaceKind,
+    /// Name, 1 to 100 characters.
+    pub name: String,
+    /// Address, up to 200 characters.
+    #[serde(default)]
+    pub address: String,
+    /// Latitude, -90 to 90.
+    pub latitude: f64,
+    /// Longitude, -180 to 180.
+    pub longitude: f64,
+    /// Categories it takes (at least one).
+    #[schema(value_type = Vec<String>)]
+    pub categories: Vec<Category>,
+    /// Opening hours.
+    pub opening_hours: Option<String>,
+    /// Phone number.
+    pub phone: Option<String>,
+}
+
+impl PlaceRequest {
+    fn into_event(self, place_id: Uuid) -> Result<PlaceSaved, ApiError> {
+        let mut errors = Vec::new();
+        check_text(&mut errors, "name", &self.name, 1, 100);
+        check_text(&mut errors, "address", &self.address, 0, 200);
+        check_point(&mut errors, self.latitude, self.longitude);
+        if self.categories.is_empty() {
+            errors.push(FieldError::new("categories", "must not be empty"));
+        }
+        if let Some(h) = &self.opening_hours {
+            check_text(&mut errors, "opening_hours", h, 1, 100);
+        }
+        if let Some(p) = &self.phone {
+            check_text(&mut errors, "phone", p, 3, 30);
+        }
+        done(errors)?;
+        Ok(PlaceSaved {
+            place_id,
+            kind: self.kind,
+            name: self.name.trim().into(),
+            address: self.address.trim().into(),
+            location: GeoPoint { latitude: self.latitude, longitude: self.longitude },
+            categories: self.categories,
+            opening_hours: self.opening_hours,
+            phone: self.phone,
+        })
+    }
+}
+
+/// What an edit did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaceEdited {
+    /// The place.
+    pub place_id: Uuid,
+    /// `created`, `changed`, `unchanged` or `removed`.
+    pub outcome: &'static str,
+}
+
+fn edited(place_id: Uuid, saved: Saved, removed: bool) -> impl IntoResponse {
+    let outcome = if removed && saved != Saved::Unchanged { "removed" } else { saved.as_str() };
+    (
+        StatusCode::ACCEPTED,
+        consistency_headers(saved.event_id().into_iter().collect()),
+        Json(PlaceEdited { place_id, outcome }),
+    )
+}
+
+/// Add a bin or center (admin only).
+#[utoipa::path(post, path = "/admin/locations", tag = "locations-admin", request_body = PlaceRequest, security(("bearer" = [])),
+    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+              (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn create_place(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<PlaceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let id = Uuid::now_v7();
+    let place = body.into_event(id)?;
+    let mut tx = state.db.begin().await?;
+    let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
+    tx.commit().await?;
+    tracing::info!(admin.id = %admin.0.sub, place.id = %id, "place added");
+    Ok(edited(id, saved, false))
+}
+
+/// Change a bin or center (admin only).
+#[utoipa::path(put, path = "/admin/locations/{id}", tag = "locations-admin", request_body = PlaceRequest, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Place id")),
+    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn put_place(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<PlaceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    let place = body.into_event(id)?;
+    if !exists(&state.db, ContentKind::Place, id).await? {
+        return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
+    }
+    let mut tx = state.db.begin().await?;
+    let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
+    tx.commit().await?;
+    Ok(edited(id, saved, false))
+}
+
+/// Remove a bin or center (admin only).
+#[utoipa::path(delete, path = "/admin/locations/{id}", tag = "locations-admin", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Place id")),
+    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn delete_place(
+    State(state): State<AppState>,
+    admin: AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&admin)?;
+    if !exists(&state.db, ContentKind::Place, id).await? {
+        return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
+    }
+    let mut tx = state.db.begin().await?;
+    let saved = places::remove(&mut tx, id, SOURCE, Some(request_id)).await?;
+    tx.commit().await?;
+    Ok(edited(id, saved, true))
+}
+
+/// A saved place to add.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct SavedPlaceRequest {
+    /// My name for it, 1 to 40 characters (e.g. `집`, `회사`).
+    pub label: String,
+    /// Latitude, -90 to 90.
+    pub latitude: f64,
+    /// Longitude, -180 to 180.
+    pub longitude: f64,
+    /// Address, up to 200 characters.
+    pub address: Option<String>,
+    /// Make it my default place (the first place always is).
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+/// Changes to a saved place; absent fields stay.
+#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+pub struct SavedPlaceChange {
+    /// New name.
+    pub label: Option<String>,
+    /// New latitude (with longitude).
+    pub latitude: Option<f64>,
+    /// New longitude (with latitude).
+    pub longitude: Option<f64>,
+    /// New address.
+    pub address: Option<String>,
+    /// `true` makes it the default (the previous default stops being one).
+    pub is_default: Option<bool>,
+}
+
+/// A saved place recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavedPlaceAccepted {
+    /// Its id.
+    pub saved_place_id: Uuid,
+}
+
+/// Locks the user's row (serialising their place commands) and checks the account is live.
+async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApiError> {
+    let live: Option<Uuid> =
+        sqlx::query_scalar("select id from auth.users where id = $1 and deleted_at is null for update")
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    live.map(|_| ()).ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))
+}
+
+/// Records the user's whole list after a change, in the same transaction.
+async fn record_list(tx: &mut PgConnection, user_id: Uuid, request_id: Uuid) -> Result<Uuid, ApiError> {
+    let rows: Vec<(Uuid, String, f64, f64, Option<String>, bool)> = sqlx::query_as(
+        "select saved_place_id, label, latitude, longitude, address, is_default from app.saved_places
+         where user_id = $1 order by created_at, saved_place_id",
+    )
+    .bind(user_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let places = rows
+        .into_iter()
+        .map(|(saved_place_id, label, latitude, longitude, address, is_default)| SavedPlace {
+            saved_place_id,
+            label,
+            location: GeoPoint { latitude, longitude },
+            address,
+            is_default,
+        })
+        .collect();
+    let mut events =
+        [Event::new(SOURCE, user_id, UserPlacesChanged { user_id, places }.into()).caused_by(Some(request_id), None)];
+    eventstore::append(tx, &mut events).await?;
+    Ok(events[0].id)
+}
+
+/// Save a place of mine.
+#[utoipa::path(post, path = "/locations/me", tag = "locations", request_body = SavedPlaceRequest, security(("bearer" = [])),
+    responses((status = 202, body = SavedPlaceAccepted, headers(("x-consistency-token" = String))),
+              (status = 409, description = "Already 20 places", body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn add_mine(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<SavedPlaceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut errors = Vec::new();
+    check_text(&mut errors, "label", &body.label, 1, 40);
+    check_point(&mut errors, body.latitude, body.longitude);
+    if let Some(a) = &body.address {
+        check_text(&mut errors, "address", a, 0, 200);
+    }
+    done(errors)?;
+    let user_id = claims.sub;
+    let mut tx = state.db.begin().await?;
+    lock_user(&mut tx, user_id).await?;
+    let count: i64 = sqlx::query_scalar("select count(*) from app.saved_places where user_id = $1")
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count as usize >= MAX_SAVED {
+        return Err(ApiError::conflict(
+            "too_many_places",
+            format!("at most {MAX_SAVED} saved places; remove one first"),
+        ));
+    }
+    let make_default = body.is_default || count == 0;
+    if make_default {
+        sqlx::query("update app.saved_places set is_default = false where user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "insert into app.saved_places (saved_place_id, user_id, label, latitude, longitude, address, is_default)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(id)
+    .bind(user_id)
+    .bind(body.label.trim())
+    .bind(body.latitude)
+    .bind(body.longitude)
+    .bind(body.address.as_deref().map(str::trim))
+    .bind(make_default)
+    .execute(&mut *tx)
+    .await?;
+    let event = record_list(&mut tx, user_id, request_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
+}
+
+async fn owned(tx: &mut PgConnection, user_id: Uuid, id: Uuid) -> Result<bool, ApiError> {
+    let mine: bool =
+        sqlx::query_scalar("select exists (select 1 from app.saved_places where saved_place_id = $1 and user_id = $2)")
+            .bind(id)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if mine { Ok(true) } else { Err(ApiError::not_found("place_not_found", format!("you have no saved place {id}"))) }
+}
+
+/// Change a place of mine.
+#[utoipa::path(put, path = "/locations/me/{id}", tag = "locations", request_body = SavedPlaceChange, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Saved place id")),
+    responses((status = 202, body = SavedPlaceAccepted, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn put_mine(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SavedPlaceChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut errors = Vec::new();
+    if let Some(l) = &body.label {
+        check_text(&mut errors, "label", l, 1, 40);
+    }
+    match (body.latitude, body.longitude) {
+        (Some(lat), Some(lon)) => check_point(&mut errors, lat, lon),
+        (None, None) => {}
+        _ => errors.push(FieldError::new("latitude", "latitude and longitude change together")),
+    }
+    if let Some(a) = &body.address {
+        check_text(&mut errors, "address", a, 0, 200);
+    }
+    if body.is_default == Some(false) {
+        errors.push(FieldError::new("is_default", "make another place the default instead"));
+    }
+    done(errors)?;
+    let user_id = claims.sub;
+    let mut tx = state.db.begin().await?;
+    lock_user(&mut tx, user_id).await?;
+    owned(&mut tx, user_id, id).await?;
+    if body.is_default == Some(true) {
+        sqlx::query("update app.saved_places set is_default = false where user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "update app.saved_places set label = coalesce($2, label), latitude = coalesce($3, latitude),
+           longitude = coalesce($4, longitude), address = coalesce($5, address), is_default = is_default or $6
+         where saved_place_id = $1",
+    )
+    .bind(id)
+    .bind(body.label.as_deref().map(str::trim))
+    .bind(body.latitude)
+    .bind(body.longitude)
+    .bind(body.address.as_deref().map(str::trim))
+    .bind(body.is_default == Some(true))
+    .execute(&mut *tx)
+    .await?;
+    let event = record_list(&mut tx, user_id, request_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
+}
+
+/// Remove a place of mine. When it was the default, my oldest remaining place becomes it.
+#[utoipa::path(delete, path = "/locations/me/{id}", tag = "locations", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Saved place id")),
+    responses((status = 202, body = SavedPlaceAccepted, headers(("x-consistency-token" = String))),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn delete_mine(
+    State(state): State<AppState>,
+    AuthUser(claims): AuthUser,
+    RequestId(request_id): RequestId,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<impl IntoResponse, ApiError> {
+    let user_id = claims.sub;
+    let mut tx = state.db.begin().await?;
+    lock_user(&mut tx, user_id).await?;
+    owned(&mut tx, user_id, id).await?;
+    sqlx::query("delete from app.saved_places where saved_place_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query(
+        "update app.saved_places set is_default = true where saved_place_id = (
+           select saved_place_id from app.saved_places where user_id = $1 order by created_at, saved_place_id limit 1)
+         and not exists (select 1 from app.saved_places where user_id = $1 and is_default)",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    let event = record_list(&mut tx, user_id, request_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
+}
