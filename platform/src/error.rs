@@ -108,6 +108,16 @@ pub enum ApiError {
     /// 503: a dependency we need for this request is down.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with a specific code (e.g. an external API down or over quota), and `Retry-After`.
+    #[error("{detail}")]
+    DependencyUnavailable {
+        /// Machine code.
+        code: &'static str,
+        /// Human detail.
+        detail: String,
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -160,6 +170,7 @@ impl ApiError {
             }
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::DependencyUnavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
         }
     }
@@ -198,7 +209,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        if let Self::TooManyRequests { retry_after_secs } = self
+        if let Self::TooManyRequests { retry_after_secs } | Self::DependencyUnavailable { retry_after_secs, .. } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             headers.insert(header::RETRY_AFTER, v);

@@ -120,6 +120,12 @@ pub struct Settings {
     pub gauge_interval: Duration,
     /// A recycle pays only within this many metres of a known bin or center.
     pub recycle_max_distance_m: f64,
+    /// `KAKAO_REST_API_KEY`: the Kakao Local API key; geocoding answers 503 while unset.
+    pub kakao_rest_api_key: Option<String>,
+    /// `KAKAO_LOCAL_URL`: base URL of the Kakao Local API.
+    pub kakao_local_url: String,
+    /// `KAKAO_LOCAL_TIMEOUT_MS`: how long a Kakao Local call may take.
+    pub kakao_local_timeout: Duration,
     /// `RETRY_DELAYS_MS` (default `1000,10000,60000`): the delay of each retry tier; an event
     /// that still fails after the last one is parked.
     pub retry_delays: Vec<Duration>,
@@ -174,6 +180,9 @@ impl Settings {
             projector_batch_size: 200,
             gauge_interval: Duration::from_secs(15),
             recycle_max_distance_m: 150.0,
+            kakao_rest_api_key: None,
+            kakao_local_url: "https://dapi.kakao.com".into(),
+            kakao_local_timeout: Duration::from_millis(2000),
             retry_delays: vec![Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(60)],
             trusted_proxy_header: None,
             refresh_grace: Duration::from_secs(10),
@@ -260,6 +269,14 @@ impl Settings {
         if let Some(v) = parse_env("GAUGE_INTERVAL_MS") {
             let ms: u64 = v.parse().context("GAUGE_INTERVAL_MS must be a number of milliseconds")?;
             s.gauge_interval = Duration::from_millis(ms.max(100));
+        }
+        s.kakao_rest_api_key = parse_env("KAKAO_REST_API_KEY");
+        if let Some(v) = parse_env("KAKAO_LOCAL_URL") {
+            s.kakao_local_url = v.trim_end_matches('/').to_owned();
+        }
+        if let Some(v) = parse_env("KAKAO_LOCAL_TIMEOUT_MS") {
+            s.kakao_local_timeout =
+                Duration::from_millis(v.parse().context("KAKAO_LOCAL_TIMEOUT_MS must be a number of milliseconds")?);
         }
         if let Some(v) = parse_env("RECYCLE_MAX_DISTANCE_M") {
             s.recycle_max_distance_m = v.parse().context("RECYCLE_MAX_DISTANCE_M must be a number of metres")?;

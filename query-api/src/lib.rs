@@ -6,6 +6,7 @@
 //! events, then reads PostgreSQL directly, so what it returns is never older than those events.
 
 mod consistency;
+pub mod geocoding;
 mod routes;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub denylist: Denylist,
     /// Woken whenever a projection commits (PostgreSQL `LISTEN`).
     pub applied: Arc<Notify>,
+    /// The Kakao Local API client.
+    pub kakao: Arc<geocoding::Kakao>,
 }
 
 #[derive(OpenApi)]
@@ -72,6 +75,7 @@ impl App {
             settings: settings.clone(),
             denylist: Denylist::new(db.clone(), redis.clone()),
             applied: Arc::new(Notify::new()),
+            kakao: Arc::new(geocoding::Kakao::new(&settings)?),
         };
         let (api, spec) =
             OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();

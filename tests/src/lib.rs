@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_kakao;
 pub mod fake_oauth;
 pub mod proxy;
 
@@ -61,11 +62,13 @@ pub struct Options {
     pub configure: fn(&mut Settings),
     /// Base URL of a [`fake_oauth::FakeOAuth`] to use as Google and Kakao.
     pub oauth_base: Option<String>,
+    /// Base URL of a [`fake_kakao::FakeKakao`] to use as the Kakao Local API (with its key).
+    pub kakao_local_base: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { workers: true, workers_amqp_url: None, configure: |_| {}, oauth_base: None }
+        Self { workers: true, workers_amqp_url: None, configure: |_| {}, oauth_base: None, kakao_local_base: None }
     }
 }
 
@@ -110,6 +113,11 @@ impl TestSystem {
         if let Some(base) = &options.oauth_base {
             settings.google = platform::settings::OAuthProvider::at(&format!("{base}/google"));
             settings.kakao = platform::settings::OAuthProvider::at(&format!("{base}/kakao"));
+        }
+        if let Some(base) = &options.kakao_local_base {
+            settings.kakao_local_url = base.clone();
+            settings.kakao_rest_api_key = Some(fake_kakao::KEY.into());
+            settings.kakao_local_timeout = Duration::from_millis(500);
         }
         let db = platform::db::connect(&settings).await.expect("test database");
         let mut no_migrate = settings.clone();

@@ -1,5 +1,6 @@
 //! HTTP adapters of query-api.
 
+mod geo;
 mod guide;
 mod leaderboards;
 mod me;
@@ -12,5 +13,10 @@ use crate::AppState;
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {
-    users::router().merge(me::router()).merge(leaderboards::router()).merge(guide::router()).merge(places::router())
+    users::router()
+        .merge(me::router())
+        .merge(leaderboards::router())
+        .merge(guide::router())
+        .merge(places::router())
+        .merge(geo::router())
 }

@@ -9,6 +9,7 @@ mod broker;
 mod contract;
 mod delivery;
 mod game;
+mod geocoding;
 mod guide;
 mod mail;
 mod ops;
