@@ -307,6 +307,42 @@ impl TestSystem {
         .await;
     }
 
+    /// `GET {query-api}/api/v1{path}` without a token (public reads).
+    pub async fn get(&self, path: &str) -> Response {
+        Response::read(self.http.get(format!("{}/api/v1{path}", self.query_url)).send().await.unwrap()).await
+    }
+
+    /// `POST {query-api}/api/v1{path}` with a JSON body and no token (public reads by POST).
+    pub async fn post_query(&self, path: &str, body: &Value) -> Response {
+        Response::read(self.http.post(format!("{}/api/v1{path}", self.query_url)).json(body).send().await.unwrap())
+            .await
+    }
+
+    /// Any method on `{command-api}/api/v1{path}` with `bearer`, and a JSON body if given.
+    pub async fn send(&self, method: reqwest::Method, path: &str, bearer: &str, body: Option<Value>) -> Response {
+        let mut req = self.http.request(method, format!("{}/api/v1{path}", self.command_url)).bearer_auth(bearer);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Response::read(req.send().await.unwrap()).await
+    }
+
+    /// Makes `user` an admin and signs them in again: the admin access token.
+    pub async fn promote_to_admin(&self, user: &Registered) -> String {
+        sqlx::query("update auth.users set role = 'admin' where id = $1")
+            .bind(user.user_id)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        let login = self
+            .post(
+                "/api/v1/auth/login",
+                &serde_json::json!({"email": format!("{}@example.com", user.username), "password": "recycle2026"}),
+            )
+            .await;
+        login.body["access_token"].as_str().unwrap().to_owned()
+    }
+
     /// Adds a bin at `(latitude, longitude)` the way an admin command does (recycles near it
     /// pay; see honest recycling) and returns its id.
     pub async fn add_bin(&self, latitude: f64, longitude: f64) -> Uuid {

@@ -9,7 +9,7 @@ use events::{
 };
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiJson, ApiPath, FieldError},
+    error::{ApiError, ApiJson, ApiPath},
     eventstore,
     guide::{ContentKind, Saved, exists, save},
     http::RequestId,
@@ -19,7 +19,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{admin::require_admin, consistency_headers};
+use super::{
+    admin::require_admin,
+    consistency_headers,
+    content::{Checks, Edited, edited},
+};
 use crate::{AppState, SOURCE};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,43 +34,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_faq, delete_faq))
         .routes(routes!(put_rules))
         .routes(routes!(helpful))
-}
-
-/// What an edit did.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Edited {
-    /// The item, question or region.
-    pub id: Uuid,
-    /// `created`, `changed`, `unchanged` (same content: nothing recorded) or `removed`.
-    pub outcome: &'static str,
-}
-
-fn edited(id: Uuid, saved: Saved, removed: bool) -> impl IntoResponse {
-    let tokens: Vec<Uuid> = saved.event_id().into_iter().collect();
-    let outcome = if removed && saved != Saved::Unchanged { "removed" } else { saved.as_str() };
-    (StatusCode::ACCEPTED, consistency_headers(tokens), Json(Edited { id, outcome }))
-}
-
-fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
-    let n = value.trim().chars().count();
-    if n == 0 {
-        errors.push(FieldError::new(field, "must not be empty"));
-    } else if value.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be at most {max} characters")));
-    }
-}
-
-fn check_list(errors: &mut Vec<FieldError>, field: &str, values: &[String], max_items: usize, max_len: usize) {
-    if values.len() > max_items {
-        errors.push(FieldError::new(field, format!("at most {max_items} entries")));
-    }
-    if values.iter().any(|v| v.trim().is_empty() || v.chars().count() > max_len) {
-        errors.push(FieldError::new(field, format!("entries must be 1 to {max_len} characters")));
-    }
-}
-
-fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
 }
 
 /// An item of the guide, whole.
@@ -91,13 +58,13 @@ pub struct ItemRequest {
 
 impl ItemRequest {
     fn into_event(self, item_id: Uuid) -> Result<GuideItemSaved, ApiError> {
-        let mut errors = Vec::new();
-        check_text(&mut errors, "name_ko", &self.name_ko, 100);
-        check_text(&mut errors, "name_en", &self.name_en, 100);
-        check_text(&mut errors, "disposal", &self.disposal, 2000);
-        check_list(&mut errors, "donts", &self.donts, 20, 300);
-        check_list(&mut errors, "keywords", &self.keywords, 50, 50);
-        done(errors)?;
+        Checks::default()
+            .text("name_ko", &self.name_ko, 1, 100)
+            .text("name_en", &self.name_en, 1, 100)
+            .text("disposal", &self.disposal, 1, 2000)
+            .list("donts", &self.donts, 20, 300)
+            .list("keywords", &self.keywords, 50, 50)
+            .done()?;
         Ok(GuideItemSaved {
             item_id,
             category: self.category,
@@ -204,13 +171,12 @@ pub struct FaqRequest {
 
 impl FaqRequest {
     fn into_event(self, faq_id: Uuid) -> Result<GuideFaqSaved, ApiError> {
-        let mut errors = Vec::new();
-        check_text(&mut errors, "question", &self.question, 300);
-        check_text(&mut errors, "answer", &self.answer, 4000);
+        let mut checks = Checks::default();
+        checks.text("question", &self.question, 1, 300).text("answer", &self.answer, 1, 4000);
         if !(0..=10_000).contains(&self.position) {
-            errors.push(FieldError::new("position", "must be between 0 and 10000"));
+            checks.fail("position", "must be between 0 and 10000");
         }
-        done(errors)?;
+        checks.done()?;
         Ok(GuideFaqSaved {
             faq_id,
             category: self.category,
@@ -307,18 +273,21 @@ async fn put_rules(
     ApiJson(body): ApiJson<RulesRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&admin)?;
-    let mut errors = Vec::new();
-    check_text(&mut errors, "name_ko", &body.name_ko, 50);
-    check_text(&mut errors, "name_en", &body.name_en, 50);
-    check_text(&mut errors, "schedule", &body.schedule, 500);
+    let mut checks = Checks::default();
+    checks.text("name_ko", &body.name_ko, 1, 50).text("name_en", &body.name_en, 1, 50).text(
+        "schedule",
+        &body.schedule,
+        1,
+        500,
+    );
     let mut seen = std::collections::HashSet::new();
     for rule in &body.rules {
         if !seen.insert(rule.category) {
-            errors.push(FieldError::new("rules", "each category at most once"));
+            checks.fail("rules", "each category at most once");
         }
-        check_text(&mut errors, "rules.rule", &rule.rule, 1000);
+        checks.text("rules.rule", &rule.rule, 1, 1000);
     }
-    done(errors)?;
+    checks.done()?;
     let id: Option<Uuid> = sqlx::query_scalar("select region_id from read.guide_regions where code = $1")
         .bind(region.to_lowercase())
         .fetch_optional(&state.db)

@@ -4,6 +4,7 @@ mod account;
 mod activity;
 mod admin;
 mod auth;
+mod content;
 mod email;
 mod guide;
 mod oauth;

@@ -6,9 +6,9 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use events::{Category, Event, GeoPoint, PlaceKind, PlaceSaved, SavedPlace, UserPlacesChanged};
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiJson, ApiPath, FieldError},
+    error::{ApiError, ApiJson, ApiPath},
     eventstore,
-    guide::{ContentKind, Saved, exists},
+    guide::{ContentKind, exists},
     http::RequestId,
     places,
 };
@@ -18,7 +18,11 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{admin::require_admin, consistency_headers};
+use super::{
+    admin::require_admin,
+    consistency_headers,
+    content::{Checks, Edited, edited},
+};
 use crate::{AppState, SOURCE};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,26 +35,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Most saved places a user can keep.
 const MAX_SAVED: usize = 20;
-
-fn check_point(errors: &mut Vec<FieldError>, latitude: f64, longitude: f64) {
-    if !(-90.0..=90.0).contains(&latitude) {
-        errors.push(FieldError::new("latitude", "must be between -90 and 90"));
-    }
-    if !(-180.0..=180.0).contains(&longitude) {
-        errors.push(FieldError::new("longitude", "must be between -180 and 180"));
-    }
-}
-
-fn check_text(errors: &mut Vec<FieldError>, field: &str, value: &str, min: usize, max: usize) {
-    let n = value.trim().chars().count();
-    if n < min || value.chars().count() > max {
-        errors.push(FieldError::new(field, format!("must be {min} to {max} characters")));
-    }
-}
-
-fn done(errors: Vec<FieldError>) -> Result<(), ApiError> {
-    if errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(errors)) }
-}
 
 /// A bin or center, whole.
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
@@ -78,20 +62,21 @@ pub struct PlaceRequest {
 
 impl PlaceRequest {
     fn into_event(self, place_id: Uuid) -> Result<PlaceSaved, ApiError> {
-        let mut errors = Vec::new();
-        check_text(&mut errors, "name", &self.name, 1, 100);
-        check_text(&mut errors, "address", &self.address, 0, 200);
-        check_point(&mut errors, self.latitude, self.longitude);
+        let mut checks = Checks::default();
+        checks
+            .text("name", &self.name, 1, 100)
+            .text("address", &self.address, 0, 200)
+            .point(self.latitude, self.longitude);
         if self.categories.is_empty() {
-            errors.push(FieldError::new("categories", "must not be empty"));
+            checks.fail("categories", "must not be empty");
         }
         if let Some(h) = &self.opening_hours {
-            check_text(&mut errors, "opening_hours", h, 1, 100);
+            checks.text("opening_hours", h, 1, 100);
         }
         if let Some(p) = &self.phone {
-            check_text(&mut errors, "phone", p, 3, 30);
+            checks.text("phone", p, 3, 30);
         }
-        done(errors)?;
+        checks.done()?;
         Ok(PlaceSaved {
             place_id,
             kind: self.kind,
@@ -105,27 +90,9 @@ impl PlaceRequest {
     }
 }
 
-/// What an edit did.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PlaceEdited {
-    /// The place.
-    pub place_id: Uuid,
-    /// `created`, `changed`, `unchanged` or `removed`.
-    pub outcome: &'static str,
-}
-
-fn edited(place_id: Uuid, saved: Saved, removed: bool) -> impl IntoResponse {
-    let outcome = if removed && saved != Saved::Unchanged { "removed" } else { saved.as_str() };
-    (
-        StatusCode::ACCEPTED,
-        consistency_headers(saved.event_id().into_iter().collect()),
-        Json(PlaceEdited { place_id, outcome }),
-    )
-}
-
 /// Add a bin or center (admin only).
 #[utoipa::path(post, path = "/admin/locations", tag = "locations-admin", request_body = PlaceRequest, security(("bearer" = [])),
-    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
               (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn create_place(
@@ -147,7 +114,7 @@ async fn create_place(
 /// Change a bin or center (admin only).
 #[utoipa::path(put, path = "/admin/locations/{id}", tag = "locations-admin", request_body = PlaceRequest, security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Place id")),
-    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_place(
@@ -171,7 +138,7 @@ async fn put_place(
 /// Remove a bin or center (admin only).
 #[utoipa::path(delete, path = "/admin/locations/{id}", tag = "locations-admin", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Place id")),
-    responses((status = 202, body = PlaceEdited, headers(("x-consistency-token" = String))),
+    responses((status = 202, body = Edited, headers(("x-consistency-token" = String))),
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn delete_place(
     State(state): State<AppState>,
@@ -273,13 +240,12 @@ async fn add_mine(
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<SavedPlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut errors = Vec::new();
-    check_text(&mut errors, "label", &body.label, 1, 40);
-    check_point(&mut errors, body.latitude, body.longitude);
+    let mut checks = Checks::default();
+    checks.text("label", &body.label, 1, 40).point(body.latitude, body.longitude);
     if let Some(a) = &body.address {
-        check_text(&mut errors, "address", a, 0, 200);
+        checks.text("address", a, 0, 200);
     }
-    done(errors)?;
+    checks.done()?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     lock_user(&mut tx, user_id).await?;
@@ -342,22 +308,26 @@ async fn put_mine(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SavedPlaceChange>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut errors = Vec::new();
+    let mut checks = Checks::default();
     if let Some(l) = &body.label {
-        check_text(&mut errors, "label", l, 1, 40);
+        checks.text("label", l, 1, 40);
     }
     match (body.latitude, body.longitude) {
-        (Some(lat), Some(lon)) => check_point(&mut errors, lat, lon),
+        (Some(lat), Some(lon)) => {
+            checks.point(lat, lon);
+        }
         (None, None) => {}
-        _ => errors.push(FieldError::new("latitude", "latitude and longitude change together")),
+        _ => {
+            checks.fail("latitude", "latitude and longitude change together");
+        }
     }
     if let Some(a) = &body.address {
-        check_text(&mut errors, "address", a, 0, 200);
+        checks.text("address", a, 0, 200);
     }
     if body.is_default == Some(false) {
-        errors.push(FieldError::new("is_default", "make another place the default instead"));
+        checks.fail("is_default", "make another place the default instead");
     }
-    done(errors)?;
+    checks.done()?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     lock_user(&mut tx, user_id).await?;

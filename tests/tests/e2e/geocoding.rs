@@ -8,14 +8,11 @@ use tests::{
 };
 
 async fn post(system: &TestSystem, path: &str, body: Value) -> tests::Response {
-    tests::Response::read(
-        system.http.post(format!("{}/api/v1{path}", system.query_url)).json(&body).send().await.unwrap(),
-    )
-    .await
+    system.post_query(path, &body).await
 }
 
 async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    tests::Response::read(system.http.get(format!("{}/api/v1{path}", system.query_url)).send().await.unwrap()).await
+    system.get(path).await
 }
 
 async fn with_kakao() -> (TestSystem, FakeKakao) {

@@ -21,23 +21,12 @@ async fn seeded(system: &TestSystem) {
 }
 
 async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    tests::Response::read(system.http.get(format!("{}/api/v1{path}", system.query_url)).send().await.unwrap()).await
+    system.get(path).await
 }
 
 async fn admin(system: &TestSystem) -> String {
     let admin = system.register("guidekeeper").await;
-    sqlx::query("update auth.users set role = 'admin' where id = $1")
-        .bind(admin.user_id)
-        .execute(&system.db)
-        .await
-        .unwrap();
-    let login = system
-        .post(
-            "/api/v1/auth/login",
-            &json!({"email": format!("{}@example.com", admin.username), "password": "recycle2026"}),
-        )
-        .await;
-    login.body["access_token"].as_str().unwrap().to_owned()
+    system.promote_to_admin(&admin).await
 }
 
 async fn send(
@@ -47,11 +36,7 @@ async fn send(
     bearer: &str,
     body: Option<Value>,
 ) -> tests::Response {
-    let mut req = system.http.request(method, format!("{}/api/v1{path}", system.command_url)).bearer_auth(bearer);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    tests::Response::read(req.send().await.unwrap()).await
+    system.send(method, path, bearer, body).await
 }
 
 fn names(result: &Value) -> Vec<String> {

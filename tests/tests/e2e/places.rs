@@ -7,7 +7,7 @@ use tests::{StatusCode, TestSystem};
 use workers::seed::{content_id, seed};
 
 async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    tests::Response::read(system.http.get(format!("{}/api/v1{path}", system.query_url)).send().await.unwrap()).await
+    system.get(path).await
 }
 
 async fn send(
@@ -17,11 +17,7 @@ async fn send(
     bearer: &str,
     body: Option<Value>,
 ) -> tests::Response {
-    let mut req = system.http.request(method, format!("{}/api/v1{path}", system.command_url)).bearer_auth(bearer);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    tests::Response::read(req.send().await.unwrap()).await
+    system.send(method, path, bearer, body).await
 }
 
 fn names(body: &Value) -> Vec<String> {
