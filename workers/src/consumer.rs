@@ -96,6 +96,10 @@ pub trait Projector: Send + Sync + 'static {
     /// one without (a policy, the mailer, ingest) has effects beyond its tables and cannot.
     const TABLES: &'static [&'static str] = &[];
 
+    /// Whether a rebuild may apply different users' events in parallel transactions: true when
+    /// every row it writes belongs to one aggregate (a user, a place), so partitions never meet.
+    const PARTITIONED_BY_AGGREGATE: bool = true;
+
     /// After a rebuild replaced its tables: drop caches built from the old rows.
     fn after_rebuild(&self) -> impl Future<Output = ()> + Send {
         async {}

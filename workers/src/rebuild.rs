@@ -255,12 +255,13 @@ async fn rebuild_into<P: Projector>(
         report.events += rows.len() as u64;
         let (events, bad) = decode(rows.into_iter().map(|(e, _)| e).collect());
         skipped.extend(bad);
-        // Each user's events in order, different users' in parallel transactions: every
-        // projection is per user (the order-tolerance the design asks for), so partitions by
-        // aggregate never touch the same rows.
-        let mut partitions: Vec<Vec<Event>> = vec![Vec::new(); PARALLEL];
+        // Each user's events in order, different users' in parallel transactions when the
+        // projection's rows each belong to one aggregate (`PARTITIONED_BY_AGGREGATE`), so
+        // partitions never touch the same rows; otherwise one transaction at a time.
+        let parallel = if P::PARTITIONED_BY_AGGREGATE { PARALLEL } else { 1 };
+        let mut partitions: Vec<Vec<Event>> = vec![Vec::new(); parallel];
         for event in events {
-            let slot = (event.aggregate_id.as_u128() % PARALLEL as u128) as usize;
+            let slot = (event.aggregate_id.as_u128() % parallel as u128) as usize;
             partitions[slot].push(event);
         }
         let applied = futures::future::try_join_all(partitions.iter().filter(|p| !p.is_empty()).map(|part| {

@@ -35,6 +35,8 @@ async fn read_models(system: &TestSystem) -> Value {
         ("activities_tombstones", "select user_id from read.activities_tombstones", "user_id"),
         ("leaderboard_scores", "select * from read.leaderboard_scores", "period_key, user_id"),
         ("leaderboard_tombstones", "select user_id from read.leaderboard_tombstones", "user_id"),
+        ("guide_stats", "select * from read.guide_stats", "period_key, category"),
+        ("places_tombstones", "select user_id from read.places_tombstones", "user_id"),
     ];
     let mut out = serde_json::Map::new();
     for (name, select, order) in queries {
@@ -104,6 +106,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
     // the log, it does not copy them.
     sqlx::raw_sql(
         "update read.profiles set points = 0, total_scans = 99;
+         update read.guide_stats set scans = 0;
          delete from read.activities where action = 'points';
          update read.leaderboard_scores set points = points + 5000;
          delete from read.activities_tombstones;",
@@ -143,7 +146,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
         })
     };
     let mut reports = Vec::new();
-    for name in ["profiles", "activities", "leaderboards"] {
+    for name in ["profiles", "activities", "leaderboards", "guide", "places"] {
         let mut ticks = 0;
         let report = projector(&system, name).rebuild(&system.db, |_| ticks += 1).await.unwrap();
         assert!(ticks >= 2, "progress is reported");
@@ -158,7 +161,9 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
 
     // Users who did nothing during the rebuild look exactly as before the damage.
     let after = read_models(&system).await;
-    for table in ["settings", "profiles_tombstones", "activities_tombstones", "leaderboard_tombstones"] {
+    for table in
+        ["settings", "profiles_tombstones", "activities_tombstones", "leaderboard_tombstones", "places_tombstones"]
+    {
         assert_eq!(after[table], before[table], "{table}");
     }
     let quiet: Vec<String> = users[2..].iter().map(|u| u.user_id.to_string()).collect();
@@ -221,12 +226,24 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
     // A second rebuild with nothing flowing changes nothing: the live result of rebuild plus
     // concurrent commands is what the log says.
     let settled = read_models(&system).await;
-    for name in ["profiles", "activities", "leaderboards"] {
+    for name in ["profiles", "activities", "leaderboards", "guide", "places"] {
         let report = projector(&system, name).rebuild(&system.db, |_| {}).await.unwrap();
         assert_eq!(report.tail, 0, "nothing new to catch up");
     }
     assert_eq!(read_models(&system).await, settled);
-    assert!(reports.iter().all(|r| r.events > 0 && r.applied == r.events));
+    assert!(reports.iter().all(|r| r.events > 0 && r.applied == r.events), "{reports:?}");
+    // The statistics counted every scan once, across the rebuild and the scans during it.
+    let scans = system.count("select count(*) from eventstore.events where type = 'scan.recorded'").await;
+    assert_eq!(
+        settled["guide_stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["period_key"] == "all-time:all")
+            .map(|r| r["scans"].as_i64().unwrap())
+            .sum::<i64>(),
+        scans
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -44,6 +44,8 @@ fn category(c: events::Category) -> String {
 
 impl Projector for GuideProjector {
     const TABLES: &'static [&'static str] = &["guide_items", "guide_faqs", "guide_regions", "guide_stats"];
+    /// Statistics rows and helpful counts are shared by every user.
+    const PARTITIONED_BY_AGGREGATE: bool = false;
 
     fn spec(&self) -> &'static ConsumerSpec {
         &GUIDE
