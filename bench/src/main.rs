@@ -67,6 +67,16 @@ enum Command {
         #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
         amqp_url: String,
     },
+    /// Guide search (answers cached, and every query new) and bins near a point, against a
+    /// running system with the shipped content loaded (`ecoeco` loads it at start).
+    Guide {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Requests per measurement.
+        #[arg(long, default_value_t = 5000)]
+        requests: usize,
+    },
     /// Rebuild rate of each projection over a synthetic log, next to the raw batched-insert rate
     /// of the same rows (scratch database `ecoeco_bench_rebuild`; settings from the environment).
     Rebuild {
@@ -269,6 +279,46 @@ async fn load(
     Ok(())
 }
 
+/// Search and nearby-place throughput and latency.
+async fn guide(http: &reqwest::Client, cli: &Cli, concurrency: usize, requests: usize) -> anyhow::Result<()> {
+    const QUERIES: [&str; 10] =
+        ["페트병", "botle", "캔", "스티로폼", "battery", "우유팩", "형광등", "유리", "pizza", "건전지"];
+    let url = |path: String| format!("{}/api/v1{path}", cli.query_url);
+    let probe = http.get(url("/recycle/search?q=%ED%8E%98%ED%8A%B8%EB%B3%91".into())).send().await?;
+    let hits: serde_json::Value = probe.json().await?;
+    if hits["items"].as_array().is_none_or(Vec::is_empty) {
+        bail!("the guide is empty: start the system with `ecoeco` (it loads the content) or run `ecoctl seed`");
+    }
+    println!("guide: {requests} requests per measurement, {concurrency} concurrent clients");
+    let run = Uuid::new_v4().simple().to_string();
+    let get = |path: String| {
+        let request = http.get(url(path));
+        async move {
+            let res = request.send().await?;
+            if !res.status().is_success() {
+                bail!("answered {}", res.status());
+            }
+            res.bytes().await?;
+            Ok(())
+        }
+    };
+    let (elapsed, lat) =
+        drive(requests, concurrency, |i| get(format!("/recycle/search?q={}", QUERIES[i % QUERIES.len()]))).await?;
+    throughput("GET /recycle/search (cached)", requests, elapsed, lat);
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        get(format!("/recycle/search?q={}{}{i}", QUERIES[i % QUERIES.len()], &run[..6]))
+    })
+    .await?;
+    throughput("GET /recycle/search (every query new)", requests, elapsed, lat);
+    let (elapsed, lat) = drive(requests, concurrency, |i| {
+        let (lat, lon) = (37.45 + (i % 97) as f64 * 0.002, 126.85 + (i % 89) as f64 * 0.003);
+        get(format!("/locations/bins?lat={lat:.4}&lon={lon:.4}&radius=2000"))
+    })
+    .await?;
+    throughput("GET /locations/bins (2 km)", requests, elapsed, lat);
+    Ok(())
+}
+
 /// Single-row inserts, each its own transaction, `concurrency` connections.
 async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
     let base = database_url.rsplit_once('/').map_or(database_url, |(b, _)| b);
@@ -377,6 +427,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Load { concurrency, requests, lag_samples, ref database_url, ref amqp_url } => {
             load(&cli, concurrency, requests, lag_samples, database_url, amqp_url).await?;
+        }
+        Command::Guide { concurrency, requests } => {
+            guide(&http, &cli, concurrency, requests).await?;
         }
         Command::Rebuild { events } => {
             rebuild::run(platform::Settings::from_env()?, events).await?;
