@@ -98,4 +98,35 @@ impl Redis {
             cursor = next;
         }
     }
+
+    /// The JSON value cached at `key`, if there is one that parses as `T` (Redis errors count as
+    /// a miss: caches are optional).
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let key = key.to_owned();
+        let hit: Option<String> = self
+            .run(move |mut c| async move { deadpool_redis::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
+            .ok()
+            .flatten();
+        serde_json::from_str(&hit?).ok()
+    }
+
+    /// Caches `value` as JSON at `key` for `ttl_secs` (best effort).
+    pub async fn set_json<T: serde::Serialize>(&self, key: String, value: &T, ttl_secs: u64) {
+        let Ok(json) = serde_json::to_string(value) else { return };
+        let stored = self
+            .run(move |mut c| async move {
+                deadpool_redis::redis::cmd("SET")
+                    .arg(key)
+                    .arg(json)
+                    .arg("EX")
+                    .arg(ttl_secs)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = stored {
+            tracing::debug!(error = format!("{e:#}"), "not cached");
+        }
+    }
 }

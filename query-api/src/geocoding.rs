@@ -65,12 +65,7 @@ impl Kakao {
         let digest: String =
             Sha256::digest(format!("{path}?{query:?}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         let key = redis.key(format_args!("geo:{kind}:{digest}"));
-        let k = key.clone();
-        if let Ok(Some(hit)) = redis
-            .run(move |mut c| async move { redis::cmd("GET").arg(k).query_async::<Option<String>>(&mut c).await })
-            .await
-            && let Ok(value) = serde_json::from_str(&hit)
-        {
+        if let Some(value) = redis.get_json(&key).await {
             metrics::counter!("cache_requests_total", "cache" => "geocoding", "result" => "hit").increment(1);
             return Ok(value);
         }

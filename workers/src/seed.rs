@@ -56,6 +56,20 @@ struct Item {
     keywords: Vec<String>,
 }
 
+impl Item {
+    fn into_event(self) -> GuideItemSaved {
+        GuideItemSaved {
+            item_id: content_id("item", &self.slug),
+            category: self.category,
+            name_ko: self.name_ko,
+            name_en: self.name_en,
+            disposal: self.disposal,
+            donts: self.donts,
+            keywords: self.keywords,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Faq {
     slug: String,
@@ -109,16 +123,8 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
     let mut tx = db.begin().await?;
     let source = "ecoctl-seed";
     for i in content.items {
-        let id = content_id("item", &i.slug);
-        let data = GuideItemSaved {
-            item_id: id,
-            category: i.category,
-            name_ko: i.name_ko,
-            name_en: i.name_en,
-            disposal: i.disposal,
-            donts: i.donts,
-            keywords: i.keywords,
-        };
+        let data = i.into_event();
+        let id = data.item_id;
         count(&mut report.items, save(&mut tx, ContentKind::Item, id, data.into(), source, None).await?);
     }
     for f in content.faqs {
@@ -179,15 +185,7 @@ mod tests {
             assert_eq!(r.rules.len(), 9, "{}: a rule per category", r.code);
         }
         for i in content.items {
-            let data = events::EventData::from(GuideItemSaved {
-                item_id: content_id("item", &i.slug),
-                category: i.category,
-                name_ko: i.name_ko,
-                name_en: i.name_en,
-                disposal: i.disposal,
-                donts: i.donts,
-                keywords: i.keywords,
-            });
+            let data = events::EventData::from(i.into_event());
             events::EventData::from_parts("guide.item_saved", 1, data.to_json()).unwrap();
         }
     }

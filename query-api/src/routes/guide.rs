@@ -73,30 +73,16 @@ where
         return compute.await;
     }
     let redis = &state.redis;
-    let gen_key = generation_key(redis);
-    let generation: Option<i64> = redis
-        .run(move |mut c| async move { redis::cmd("GET").arg(gen_key).query_async::<Option<i64>>(&mut c).await })
-        .await
-        .unwrap_or(None);
-    let key = cache_key(redis, generation.unwrap_or(0), what);
-    let k = key.clone();
-    if let Ok(Some(hit)) = redis
-        .run(move |mut c| async move { redis::cmd("GET").arg(k).query_async::<Option<String>>(&mut c).await })
-        .await
-        && let Ok(value) = serde_json::from_str(&hit)
-    {
+    // INCR stores the generation as a bare number, which reads as JSON.
+    let generation: i64 = redis.get_json(&generation_key(redis)).await.unwrap_or(0);
+    let key = cache_key(redis, generation, what);
+    if let Some(value) = redis.get_json(&key).await {
         metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "hit").increment(1);
         return Ok(value);
     }
     metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "miss").increment(1);
     let value = compute.await?;
-    if let Ok(json) = serde_json::to_string(&value) {
-        let _ = redis
-            .run(move |mut c| async move {
-                redis::cmd("SET").arg(key).arg(json).arg("EX").arg(CACHE_TTL_SECS).query_async::<()>(&mut c).await
-            })
-            .await;
-    }
+    redis.set_json(key, &value, CACHE_TTL_SECS).await;
     Ok(value)
 }
 
