@@ -364,8 +364,10 @@ impl<'a> Incoming<'a> {
 
 /// The advisory lock namespace of projections: live batches hold it shared, the swap of a
 /// rebuild holds it exclusively, so no live batch commits between the rebuild's last catch-up
-/// and its swap.
-pub(crate) const PROJECTION_LOCK_SQL: &str = "hashtext('ecoeco.projection'), hashtext($1)";
+/// and its swap. The key arguments, with the projection name bound as `name_param`.
+pub(crate) fn projection_lock(name_param: &str) -> String {
+    format!("hashtext('ecoeco.projection'), hashtext({name_param})")
+}
 
 /// The deduplication key of a consumer.
 pub fn projection_name(spec: &ConsumerSpec) -> &'static str {
@@ -373,7 +375,8 @@ pub fn projection_name(spec: &ConsumerSpec) -> &'static str {
 }
 
 /// Applies `events` to the live read models in one transaction (under the projection's shared
-/// lock), wakes read-your-writes waiters, and returns the events that were new.
+/// lock, taken by [`apply_in`]), wakes read-your-writes waiters, and returns the events that
+/// were new.
 pub(crate) async fn apply_live<P: Projector>(
     db: &PgPool,
     projector: &P,
@@ -381,11 +384,6 @@ pub(crate) async fn apply_live<P: Projector>(
 ) -> Result<Vec<Event>, BatchError> {
     let projection = projection_name(projector.spec());
     let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
-    sqlx::query(&format!("select pg_advisory_xact_lock_shared({PROJECTION_LOCK_SQL})"))
-        .bind(projection)
-        .execute(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?;
     let applied = apply_in(&mut tx, projector, &Target::Live, events).await?;
     sqlx::query("select pg_notify($1, $2)")
         .bind(APPLIED_CHANNEL)
@@ -424,8 +422,18 @@ pub(crate) async fn apply_in<P: Projector>(
             ),
         ),
     };
-    sqlx::query("select set_config('search_path', $1, true)")
+    // Live batches also take the projection's lock shared (a rebuild's swap takes it
+    // exclusively), in the same round trip.
+    let prepare = match target {
+        Target::Live => format!(
+            "select set_config('search_path', $1, true), pg_advisory_xact_lock_shared({})",
+            projection_lock("$2")
+        ),
+        Target::Shadow(_) => "select set_config('search_path', $1, true), $2::text".to_owned(),
+    };
+    sqlx::query(&prepare)
         .bind(&search_path)
+        .bind(projection_name(spec))
         .execute(&mut *tx)
         .await
         .map_err(BatchError::from_sqlx)?;

@@ -37,7 +37,7 @@ use platform::redis::Redis;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::consumer::{
-    ApplyError, BatchError, Incoming, PROJECTION_LOCK_SQL, Projector, Target, apply_in, apply_live, projection_name,
+    ApplyError, BatchError, Incoming, Projector, Target, apply_in, apply_live, projection_lock, projection_name,
 };
 use crate::projections::{
     activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
@@ -288,7 +288,7 @@ async fn rebuild_into<P: Projector>(
     // The swap: pause the live projector, apply the tail, copy the rows over, commit.
     let swap_started = Instant::now();
     let mut tx = db.begin().await?;
-    sqlx::query(&format!("select pg_advisory_xact_lock({PROJECTION_LOCK_SQL})"))
+    sqlx::query(&format!("select pg_advisory_xact_lock({})", projection_lock("$1")))
         .bind(projection)
         .execute(&mut *tx)
         .await?;
