@@ -63,11 +63,8 @@ pub async fn broker(settings: &Settings) -> anyhow::Result<Broker> {
 
 fn describe(delivery: &lapin::message::Delivery) -> Parked {
     let headers = delivery.properties.headers().as_ref();
-    let event_id = delivery.properties.message_id().as_ref().map(|m| m.as_str().to_owned()).or_else(|| {
-        serde_json::from_slice::<serde_json::Value>(&delivery.data).ok()?["id"].as_str().map(str::to_owned)
-    });
     Parked {
-        event_id,
+        event_id: event_id_of(&delivery.properties, &delivery.data),
         routing_key: amqp::header_str(headers, "x-original-routing-key")
             .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
         reason: amqp::header_str(headers, "x-parked-reason").unwrap_or_default(),
@@ -281,12 +278,16 @@ pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
 /// the body's `id`), else the SHA-256 of its body.
 pub fn parked_key(properties: &BasicProperties, body: &[u8]) -> String {
     use sha2::{Digest, Sha256};
+    event_id_of(properties, body).unwrap_or_else(|| Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A message's event id: its `message_id`, else the body's `id`.
+fn event_id_of(properties: &BasicProperties, body: &[u8]) -> Option<String> {
     properties
         .message_id()
         .as_ref()
         .map(|m| m.as_str().to_owned())
         .or_else(|| serde_json::from_slice::<serde_json::Value>(body).ok()?["id"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Records that `consumer` parked the message with `key` now (best effort: it only dates it).

@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The nine categories: code, Korean and English name.
-const CATEGORIES: [(Category, &str, &str, &str); 9] = [
+pub(super) const CATEGORIES: [(Category, &str, &str, &str); 9] = [
     (Category::Plastic, "plastic", "플라스틱", "Plastic"),
     (Category::Paper, "paper", "종이", "Paper"),
     (Category::Metal, "metal", "금속·캔", "Metal"),

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::guide::CATEGORIES;
 use crate::{AppState, consistency::Consistency};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -67,9 +68,6 @@ pub struct Nearby {
     pub places: Vec<Place>,
 }
 
-const CATEGORY_CODES: [&str; 9] =
-    ["plastic", "paper", "metal", "glass", "general", "food", "large", "electronic", "hazardous"];
-
 async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby>, ApiError> {
     let mut errors = Vec::new();
     match p.lat {
@@ -93,9 +91,10 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
         errors.push(FieldError::new("limit", "must be between 1 and 100"));
     }
     if let Some(c) = &p.category
-        && !CATEGORY_CODES.contains(&c.as_str())
+        && !CATEGORIES.iter().any(|(_, code, _, _)| code == c)
     {
-        errors.push(FieldError::new("type", format!("must be one of {}", CATEGORY_CODES.join(", "))));
+        let codes: Vec<&str> = CATEGORIES.iter().map(|(_, code, _, _)| *code).collect();
+        errors.push(FieldError::new("type", format!("must be one of {}", codes.join(", "))));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

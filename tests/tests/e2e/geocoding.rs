@@ -7,14 +7,6 @@ use tests::{
     fake_kakao::{FakeKakao, Mode},
 };
 
-async fn post(system: &TestSystem, path: &str, body: Value) -> tests::Response {
-    system.post_query(path, &body).await
-}
-
-async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    system.get(path).await
-}
-
 async fn with_kakao() -> (TestSystem, FakeKakao) {
     let kakao = FakeKakao::start().await;
     let system = TestSystem::start_with(Options {
@@ -29,41 +21,42 @@ async fn with_kakao() -> (TestSystem, FakeKakao) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn addresses_and_positions_resolve_through_kakao_and_are_cached() {
     let (system, kakao) = with_kakao().await;
-    let res = post(&system, "/locations/geocode", json!({"address": "서울 중구  세종대로 110"})).await;
+    let res = system.post_query("/locations/geocode", &json!({"address": "서울 중구  세종대로 110"})).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.body["road_address"], "서울 중구 세종대로 110");
     assert_eq!(res.body["region"], "seoul");
     assert!((res.body["latitude"].as_f64().unwrap() - 37.5668).abs() < 0.001);
     let calls = kakao.calls();
-    let again = post(&system, "/locations/geocode", json!({"address": "서울 중구 세종대로 110"})).await;
+    let again = system.post_query("/locations/geocode", &json!({"address": "서울 중구 세종대로 110"})).await;
     assert_eq!(again.body, res.body);
     assert_eq!(kakao.calls(), calls, "the second lookup (same address, other spacing) came from the cache");
-    post(&system, "/locations/geocode", json!({"address": "없는 주소 999"}))
+    system
+        .post_query("/locations/geocode", &json!({"address": "없는 주소 999"}))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "address_not_found");
-    let busan = post(&system, "/locations/geocode", json!({"address": "부산 해운대"})).await;
+    let busan = system.post_query("/locations/geocode", &json!({"address": "부산 해운대"})).await;
     assert_eq!((busan.body["region"].as_str(), busan.body["road_address"].clone()), (Some("busan"), Value::Null));
 
-    let here = post(&system, "/locations/reverse", json!({"latitude": 37.5668, "longitude": 126.9786})).await;
+    let here = system.post_query("/locations/reverse", &json!({"latitude": 37.5668, "longitude": 126.9786})).await;
     assert_eq!(here.status, StatusCode::OK, "{}", here.body);
     assert_eq!((here.body["region"].as_str(), here.body["region_name"].as_str()), (Some("seoul"), Some("서울")));
     assert_eq!(here.body["address"], "서울 중구 태평로1가 31");
-    let jeju = post(&system, "/locations/reverse", json!({"latitude": 33.49, "longitude": 129.0})).await;
+    let jeju = system.post_query("/locations/reverse", &json!({"latitude": 33.49, "longitude": 129.0})).await;
     assert_eq!(jeju.body["region"], "jeju", "{}", jeju.body);
-    post(&system, "/locations/reverse", json!({"latitude": 0.0, "longitude": 0.0}))
+    system
+        .post_query("/locations/reverse", &json!({"latitude": 0.0, "longitude": 0.0}))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "address_not_found");
 
     let centers =
-        get(&system, "/locations/keyword?q=%EC%9E%AC%ED%99%9C%EC%9A%A9%EC%84%BC%ED%84%B0&lat=37.5665&lon=126.978")
-            .await;
+        system.get("/locations/keyword?q=%EC%9E%AC%ED%99%9C%EC%9A%A9%EC%84%BC%ED%84%B0&lat=37.5665&lon=126.978").await;
     assert_eq!(centers.status, StatusCode::OK, "{}", centers.body);
     let places = centers.body["places"].as_array().unwrap();
     assert_eq!(places.len(), 2);
     assert_eq!(places[0]["name"], "중구 재활용선별장");
     assert_eq!(places[0]["distance_m"], 1502.0);
     assert_eq!(places[1]["phone"], Value::Null, "empty strings become null");
-    let default_query = get(&system, "/locations/keyword?lat=37.5665&lon=126.978").await;
+    let default_query = system.get("/locations/keyword?lat=37.5665&lon=126.978").await;
     assert_eq!(default_query.body["places"].as_array().unwrap().len(), 2, "the default keyword is 재활용센터");
 
     for (path, body) in [
@@ -72,9 +65,10 @@ async fn addresses_and_positions_resolve_through_kakao_and_are_cached() {
         ("/locations/reverse", json!({"latitude": 91.0, "longitude": 0.0})),
         ("/locations/reverse", json!({"latitude": 0.0, "longitude": -181.0})),
     ] {
-        post(&system, path, body).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        system.post_query(path, &body).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    post(&system, "/locations/reverse", json!({"latitude": "north"}))
+    system
+        .post_query("/locations/reverse", &json!({"latitude": "north"}))
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     for bad in [
@@ -82,7 +76,7 @@ async fn addresses_and_positions_resolve_through_kakao_and_are_cached() {
         "/locations/keyword?lat=37.5&lon=127&radius=50000",
         "/locations/keyword?lat=99&lon=127",
     ] {
-        get(&system, bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        system.get(bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
 }
 
@@ -91,28 +85,29 @@ async fn kakao_errors_timeouts_and_quota_are_clear_503s_and_the_breaker_opens() 
     let (system, kakao) = with_kakao().await;
     // Over quota: Kakao's code -10.
     kakao.set_mode(Mode::OverQuota);
-    let res = post(&system, "/locations/geocode", json!({"address": "서울 중구 세종대로 110"})).await;
+    let res = system.post_query("/locations/geocode", &json!({"address": "서울 중구 세종대로 110"})).await;
     res.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "geocoding_quota_exceeded");
     assert!(res.header("retry-after").is_some());
     // Down, then slow past the 500 ms timeout: 503 geocoding_unavailable, never a 500.
     kakao.set_mode(Mode::Down);
-    post(&system, "/locations/geocode", json!({"address": "다른 주소 1"}))
+    system
+        .post_query("/locations/geocode", &json!({"address": "다른 주소 1"}))
         .await
         .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "geocoding_unavailable");
     kakao.set_mode(Mode::Slow);
     let started = std::time::Instant::now();
-    let slow = post(&system, "/locations/reverse", json!({"latitude": 37.1, "longitude": 127.1})).await;
+    let slow = system.post_query("/locations/reverse", &json!({"latitude": 37.1, "longitude": 127.1})).await;
     slow.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "geocoding_unavailable");
     assert!(slow.body["detail"].as_str().unwrap().contains("timed out"), "{}", slow.body);
     assert!(started.elapsed().as_secs_f64() < 3.0, "the timeout cut the wait");
     // Two more failures make five in a row: the breaker opens and Kakao is left alone.
     kakao.set_mode(Mode::Down);
     for i in 0..2 {
-        post(&system, "/locations/geocode", json!({"address": format!("주소 {i}")})).await;
+        system.post_query("/locations/geocode", &json!({"address": format!("주소 {i}")})).await;
     }
     let before = kakao.calls();
     kakao.set_mode(Mode::Normal);
-    let rejected = post(&system, "/locations/geocode", json!({"address": "부산 해운대"})).await;
+    let rejected = system.post_query("/locations/geocode", &json!({"address": "부산 해운대"})).await;
     rejected.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "geocoding_unavailable");
     assert!(rejected.body["detail"].as_str().unwrap().contains("not calling it"), "{}", rejected.body);
     assert_eq!(kakao.calls(), before, "an open breaker does not call Kakao");
@@ -121,7 +116,8 @@ async fn kakao_errors_timeouts_and_quota_are_clear_503s_and_the_breaker_opens() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_key_geocoding_says_it_is_not_configured() {
     let system = TestSystem::start_with(Options { workers: false, ..Default::default() }).await;
-    post(&system, "/locations/geocode", json!({"address": "서울 중구 세종대로 110"}))
+    system
+        .post_query("/locations/geocode", &json!({"address": "서울 중구 세종대로 110"}))
         .await
         .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "geocoding_not_configured");
 }

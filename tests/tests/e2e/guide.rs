@@ -20,23 +20,9 @@ async fn seeded(system: &TestSystem) {
         .await;
 }
 
-async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    system.get(path).await
-}
-
 async fn admin(system: &TestSystem) -> String {
     let admin = system.register("guidekeeper").await;
     system.promote_to_admin(&admin).await
-}
-
-async fn send(
-    system: &TestSystem,
-    method: reqwest::Method,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> tests::Response {
-    system.send(method, path, bearer, body).await
 }
 
 fn names(result: &Value) -> Vec<String> {
@@ -49,7 +35,7 @@ async fn the_shipped_guide_serves_categories_items_rules_and_questions() {
     seeded(&system).await;
     assert_eq!(seed(&system.db).await.unwrap().events(), 0, "loading the same content again writes nothing");
 
-    let categories = get(&system, "/recycle/categories").await;
+    let categories = system.get("/recycle/categories").await;
     let list = categories.body.as_array().unwrap();
     assert_eq!(list.len(), 9);
     assert!(list.iter().all(|c| c["items"].as_i64().unwrap() > 0), "{}", categories.body);
@@ -67,7 +53,7 @@ async fn the_shipped_guide_serves_categories_items_rules_and_questions() {
             Some(c) => format!("/recycle/items?category=glass&limit=3&cursor={c}"),
             None => "/recycle/items?category=glass&limit=3".to_owned(),
         };
-        let page = get(&system, &path).await;
+        let page = system.get(&path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         assert!(page.body["items"].as_array().unwrap().iter().all(|i| i["category"] == "glass"));
         seen.extend(names(&page.body));
@@ -81,46 +67,49 @@ async fn the_shipped_guide_serves_categories_items_rules_and_questions() {
     sorted.sort();
     assert_eq!(seen, sorted, "Korean alphabetical order");
 
-    let pet = get(&system, &format!("/recycle/items/{}", content_id("item", "pet-bottle"))).await;
+    let pet = system.get(&format!("/recycle/items/{}", content_id("item", "pet-bottle"))).await;
     assert_eq!(pet.body["name_ko"], "투명 페트병");
     assert_eq!(pet.body["category"], "plastic");
     assert!(pet.body["disposal"].as_str().unwrap().contains("라벨"));
     assert!(!pet.body["donts"].as_array().unwrap().is_empty());
-    get(&system, &format!("/recycle/items/{}", uuid::Uuid::now_v7()))
+    system
+        .get(&format!("/recycle/items/{}", uuid::Uuid::now_v7()))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "item_not_found");
-    get(&system, "/recycle/items/not-a-uuid").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_path");
-    get(&system, "/recycle/items?category=wood")
+    system.get("/recycle/items/not-a-uuid").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_path");
+    system
+        .get("/recycle/items?category=wood")
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    get(&system, "/recycle/items?limit=0").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    get(&system, "/recycle/items?cursor=xyz").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
+    system.get("/recycle/items?limit=0").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    system.get("/recycle/items?cursor=xyz").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
 
     // Regional rules by code, English or Korean name.
     for region in ["seoul", "Seoul", "%EC%84%9C%EC%9A%B8%ED%8A%B9%EB%B3%84%EC%8B%9C"] {
-        let rules = get(&system, &format!("/recycle/rules/{region}")).await;
+        let rules = system.get(&format!("/recycle/rules/{region}")).await;
         assert_eq!(rules.body["name_ko"], "서울특별시", "{region}: {}", rules.body);
         assert_eq!(rules.body["rules"].as_array().unwrap().len(), 9);
     }
     let codes: Vec<String> =
         sqlx::query_scalar("select code from read.guide_regions").fetch_all(&system.db).await.unwrap();
     for code in &codes {
-        assert_eq!(get(&system, &format!("/recycle/rules/{code}")).await.status, StatusCode::OK, "{code}");
+        assert_eq!(system.get(&format!("/recycle/rules/{code}")).await.status, StatusCode::OK, "{code}");
     }
-    let missing = get(&system, "/recycle/rules/atlantis").await;
+    let missing = system.get("/recycle/rules/atlantis").await;
     let problem = missing.assert_problem(StatusCode::NOT_FOUND, "region_not_found");
     assert!(problem["detail"].as_str().unwrap().contains("jeju"), "the problem lists the known regions");
 
-    let faq = get(&system, "/recycle/faq").await;
+    let faq = system.get("/recycle/faq").await;
     let questions = faq.body.as_array().unwrap();
     assert_eq!(questions.len(), 22);
     assert_eq!(questions[0]["question"], "분리수거를 왜 해야 하나요?", "in their order");
-    let glass_faq = get(&system, "/recycle/faq?category=glass").await;
+    let glass_faq = system.get("/recycle/faq?category=glass").await;
     assert!(glass_faq.body.as_array().unwrap().iter().all(|q| q["category"] == "glass"));
     assert_eq!(glass_faq.body.as_array().unwrap().len(), 2);
-    let one = get(&system, &format!("/recycle/faq/{}", questions[1]["faq_id"].as_str().unwrap())).await;
+    let one = system.get(&format!("/recycle/faq/{}", questions[1]["faq_id"].as_str().unwrap())).await;
     assert_eq!(one.body["question"], questions[1]["question"]);
-    get(&system, &format!("/recycle/faq/{}", uuid::Uuid::now_v7()))
+    system
+        .get(&format!("/recycle/faq/{}", uuid::Uuid::now_v7()))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "faq_not_found");
 }
@@ -131,7 +120,7 @@ async fn search_understands_korean_english_partial_words_typos_and_keywords() {
     seeded(&system).await;
     let search = |q: &'static str| {
         let system = &system;
-        async move { get(system, &format!("/recycle/search?q={}", urlencode(q))).await }
+        async move { system.get(&format!("/recycle/search?q={}", urlencode(q))).await }
     };
     let first = |r: &tests::Response| r.body["items"][0]["name_ko"].as_str().unwrap_or_default().to_owned();
 
@@ -156,20 +145,22 @@ async fn search_understands_korean_english_partial_words_typos_and_keywords() {
         .await
         .unwrap();
     assert_eq!(tests::Response::read(posted).await.body, typo.body, "POST answers like GET");
-    let only_glass = get(&system, "/recycle/search?q=bottle&category=glass").await;
+    let only_glass = system.get("/recycle/search?q=bottle&category=glass").await;
     assert!(only_glass.body["items"].as_array().unwrap().iter().all(|i| i["category"] == "glass"));
     assert!(!only_glass.body["items"].as_array().unwrap().is_empty());
 
-    get(&system, "/recycle/search?q=").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    get(&system, "/recycle/search").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    system.get("/recycle/search?q=").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    system.get("/recycle/search").await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let huge = "가".repeat(101);
-    get(&system, &format!("/recycle/search?q={}", urlencode(&huge)))
+    system
+        .get(&format!("/recycle/search?q={}", urlencode(&huge)))
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    get(&system, "/recycle/search?q=can&limit=51")
+    system
+        .get("/recycle/search?q=can&limit=51")
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let nothing = get(&system, "/recycle/search?q=zzqqxx").await;
+    let nothing = system.get("/recycle/search?q=zzqqxx").await;
     assert_eq!(nothing.status, StatusCode::OK);
     assert_eq!(nothing.body["items"], json!([]));
 }
@@ -186,7 +177,7 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     let user = system.register("reader").await;
     let id = content_id("item", "battery");
     let path = format!("/recycle/items/{id}");
-    let before = get(&system, &path).await; // cached now
+    let before = system.get(&path).await; // cached now
     assert_eq!(before.body["name_ko"], "폐건전지");
 
     let edit = json!({"category": "hazardous", "name_ko": "폐건전지", "name_en": "Battery",
@@ -194,7 +185,7 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     let put = |body: Value, bearer: String| {
         let system = &system;
         let path = format!("/admin/recycle/items/{id}");
-        async move { send(system, reqwest::Method::PUT, &path, &bearer, Some(body)).await }
+        async move { system.send(reqwest::Method::PUT, &path, &bearer, Some(body)).await }
     };
     put(edit.clone(), user.access_token.clone()).await.assert_problem(StatusCode::FORBIDDEN, "forbidden");
     let res = put(edit.clone(), admin.clone()).await;
@@ -206,7 +197,7 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     assert_eq!(fresh.header("x-consistency").as_deref(), Some("fresh"));
     system
         .eventually(Duration::from_secs(10), "the cached answer invalidated", || async {
-            (get(&system, &path).await.body["disposal"] == "폐건전지 전용 수거함에 넣으세요.").then_some(())
+            (system.get(&path).await.body["disposal"] == "폐건전지 전용 수거함에 넣으세요.").then_some(())
         })
         .await;
     assert_eq!(put(edit.clone(), admin.clone()).await.body["outcome"], "unchanged", "same content records nothing");
@@ -220,38 +211,38 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     let fields: Vec<&str> =
         problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["name_ko", "keywords"]);
-    let unknown = send(
-        &system,
-        reqwest::Method::PUT,
-        &format!("/admin/recycle/items/{}", uuid::Uuid::now_v7()),
-        &admin,
-        Some(edit.clone()),
-    )
-    .await;
+    let unknown = system
+        .send(
+            reqwest::Method::PUT,
+            &format!("/admin/recycle/items/{}", uuid::Uuid::now_v7()),
+            &admin,
+            Some(edit.clone()),
+        )
+        .await;
     unknown.assert_problem(StatusCode::NOT_FOUND, "item_not_found");
     let wrong_category =
         put(json!({"category": "wood", "name_ko": "a", "name_en": "a", "disposal": "a"}), admin.clone()).await;
     assert!(wrong_category.status.is_client_error(), "{}", wrong_category.body);
 
     // A new item is found by search; a removed one is gone everywhere.
-    let created = send(
-        &system,
-        reqwest::Method::POST,
-        "/admin/recycle/items",
-        &admin,
-        Some(json!({"category": "plastic", "name_ko": "치약 튜브", "name_en": "Toothpaste tube",
+    let created = system
+        .send(
+            reqwest::Method::POST,
+            "/admin/recycle/items",
+            &admin,
+            Some(json!({"category": "plastic", "name_ko": "치약 튜브", "name_en": "Toothpaste tube",
                     "disposal": "내용물을 짜내고 일반쓰레기로 배출합니다.", "keywords": ["치약"]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(created.body["outcome"], "created", "{}", created.body);
     let new_id = created.body["id"].as_str().unwrap().to_owned();
     system
         .eventually(Duration::from_secs(10), "the new item searchable", || async {
-            let hits = get(&system, "/recycle/search?q=%EC%B9%98%EC%95%BD").await;
+            let hits = system.get("/recycle/search?q=%EC%B9%98%EC%95%BD").await;
             (hits.body["items"][0]["item_id"] == new_id.as_str()).then_some(())
         })
         .await;
-    let removed = send(&system, reqwest::Method::DELETE, &format!("/admin/recycle/items/{id}"), &admin, None).await;
+    let removed = system.send(reqwest::Method::DELETE, &format!("/admin/recycle/items/{id}"), &admin, None).await;
     assert_eq!(removed.body["outcome"], "removed");
     let token = removed.header("x-consistency-token").unwrap();
     system
@@ -260,45 +251,47 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
         .assert_problem(StatusCode::NOT_FOUND, "item_not_found");
     system
         .eventually(Duration::from_secs(10), "gone from lists and counts", || async {
-            let cats = get(&system, "/recycle/categories").await.body;
+            let cats = system.get("/recycle/categories").await.body;
             let total: i64 = cats.as_array()?.iter().map(|c| c["items"].as_i64().unwrap()).sum();
-            let hits = get(&system, "/recycle/search?q=battery").await.body;
+            let hits = system.get("/recycle/search?q=battery").await.body;
             let still = hits["items"].as_array()?.iter().any(|i| i["item_id"] == id.to_string().as_str());
             (total == 104 && !still).then_some(())
         })
         .await;
-    send(&system, reqwest::Method::DELETE, &format!("/admin/recycle/items/{id}"), &admin, None)
+    system
+        .send(reqwest::Method::DELETE, &format!("/admin/recycle/items/{id}"), &admin, None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "item_not_found");
 
     // Questions and regional rules.
-    let faq = send(&system, reqwest::Method::POST, "/admin/recycle/faq", &admin,
+    let faq = system.send(reqwest::Method::POST, "/admin/recycle/faq", &admin,
         Some(json!({"question": "아이스팩은 어떻게 버리나요?", "answer": "젤형은 일반쓰레기로 버립니다.", "position": 99}))).await;
     assert_eq!(faq.status, StatusCode::ACCEPTED);
     let token = faq.header("x-consistency-token").unwrap();
     let shown =
         system.query(&format!("/api/v1/recycle/faq/{}", faq.body["id"].as_str().unwrap()), &admin, Some(&token)).await;
     assert_eq!(shown.body["answer"], "젤형은 일반쓰레기로 버립니다.");
-    send(
-        &system,
-        reqwest::Method::POST,
-        "/admin/recycle/faq",
-        &admin,
-        Some(json!({"question": " ", "answer": "a", "position": -1})),
-    )
-    .await
-    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    system
+        .send(
+            reqwest::Method::POST,
+            "/admin/recycle/faq",
+            &admin,
+            Some(json!({"question": " ", "answer": "a", "position": -1})),
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let rules = json!({"name_ko": "서울특별시", "name_en": "Seoul", "schedule": "오후 8시 ~ 자정",
                        "rules": [{"category": "food", "rule": "RFID 수거함"}]});
-    let res = send(&system, reqwest::Method::PUT, "/admin/recycle/rules/seoul", &admin, Some(rules.clone())).await;
+    let res = system.send(reqwest::Method::PUT, "/admin/recycle/rules/seoul", &admin, Some(rules.clone())).await;
     assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
     system
         .eventually(Duration::from_secs(10), "Seoul's new rules", || async {
-            let r = get(&system, "/recycle/rules/seoul").await.body;
+            let r = system.get("/recycle/rules/seoul").await.body;
             (r["schedule"] == "오후 8시 ~ 자정" && r["rules"].as_array()?.len() == 1).then_some(())
         })
         .await;
-    send(&system, reqwest::Method::PUT, "/admin/recycle/rules/atlantis", &admin, Some(rules))
+    system
+        .send(reqwest::Method::PUT, "/admin/recycle/rules/atlantis", &admin, Some(rules))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "region_not_found");
 }
@@ -350,7 +343,7 @@ async fn statistics_count_what_people_scan_and_recycle_by_category() {
     for period in ["weekly", "monthly", "all-time"] {
         let stats = system
             .eventually(Duration::from_secs(15), "statistics", || async {
-                let s = get(&system, &format!("/recycle/stats?period={period}")).await.body;
+                let s = system.get(&format!("/recycle/stats?period={period}")).await.body;
                 (s["total_scans"] == 3 && s["total_recycles"] == 1).then_some(s)
             })
             .await;
@@ -361,7 +354,8 @@ async fn statistics_count_what_people_scan_and_recycle_by_category() {
         assert_eq!(glass["recycles"], 1);
         assert!(stats["period_key"].as_str().unwrap().starts_with(period));
     }
-    get(&system, "/recycle/stats?period=daily")
+    system
+        .get("/recycle/stats?period=daily")
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }

@@ -6,20 +6,6 @@ use serde_json::{Value, json};
 use tests::{StatusCode, TestSystem};
 use workers::seed::{content_id, seed};
 
-async fn get(system: &TestSystem, path: &str) -> tests::Response {
-    system.get(path).await
-}
-
-async fn send(
-    system: &TestSystem,
-    method: reqwest::Method,
-    path: &str,
-    bearer: &str,
-    body: Option<Value>,
-) -> tests::Response {
-    system.send(method, path, bearer, body).await
-}
-
 fn names(body: &Value) -> Vec<String> {
     body["places"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
 }
@@ -34,7 +20,7 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
         })
         .await;
     // At Seoul City Hall.
-    let here = get(&system, "/locations/bins?lat=37.5665&lon=126.978&radius=1000").await;
+    let here = system.get("/locations/bins?lat=37.5665&lon=126.978&radius=1000").await;
     assert_eq!(here.status, StatusCode::OK, "{}", here.body);
     let found = names(&here.body);
     assert_eq!(found[0], "서울시청 앞 분리수거함", "{found:?}");
@@ -46,7 +32,7 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
     assert!(!found.contains(&"강남역 분리수거함".to_owned()), "Gangnam is 8 km away");
     assert!(here.body["places"].as_array().unwrap().iter().all(|p| p["kind"] == "bin"));
 
-    let batteries = get(&system, "/locations/bins?lat=37.5665&lon=126.978&radius=2000&type=hazardous").await;
+    let batteries = system.get("/locations/bins?lat=37.5665&lon=126.978&radius=2000&type=hazardous").await;
     assert!(!names(&batteries.body).is_empty());
     assert!(
         batteries.body["places"]
@@ -56,11 +42,11 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
             .all(|p| p["categories"].as_array().unwrap().contains(&json!("hazardous")))
     );
 
-    let centers = get(&system, "/locations/centers?lat=37.5665&lon=126.978&radius=20000&limit=3").await;
+    let centers = system.get("/locations/centers?lat=37.5665&lon=126.978&radius=20000&limit=3").await;
     let centers_found = names(&centers.body);
     assert_eq!(centers_found.len(), 3);
     assert_eq!(centers_found[0], "종로 폐가전 수거센터");
-    let nothing = get(&system, "/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await;
+    let nothing = system.get("/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await;
     assert_eq!(nothing.body["places"], json!([]), "no center seeded in Busan");
 
     for bad in [
@@ -72,9 +58,9 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
         "/locations/bins?lat=37.5&lon=126.9&limit=1000",
         "/locations/bins?lat=37.5&lon=126.9&type=wood",
     ] {
-        get(&system, bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        system.get(bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    get(&system, "/locations/bins?lat=abc&lon=1").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    system.get("/locations/bins?lat=abc&lon=1").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
 
     // An admin moves a bin and removes another.
     let admin = system.register("placekeeper").await;
@@ -93,27 +79,22 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
     let city_hall = content_id("place", "city-hall-bin");
     let moved = json!({"kind": "bin", "name": "서울시청 앞 분리수거함", "address": "서울 중구 세종대로 110",
                        "latitude": 37.5600, "longitude": 126.9700, "categories": ["plastic"]});
-    let res = send(
-        &system,
-        reqwest::Method::PUT,
-        &format!("/admin/locations/{city_hall}"),
-        &admin.access_token,
-        Some(moved.clone()),
-    )
-    .await;
+    let res = system
+        .send(reqwest::Method::PUT, &format!("/admin/locations/{city_hall}"), &admin.access_token, Some(moved.clone()))
+        .await;
     res.assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    let res = send(&system, reqwest::Method::PUT, &format!("/admin/locations/{city_hall}"), &token, Some(moved)).await;
+    let res = system.send(reqwest::Method::PUT, &format!("/admin/locations/{city_hall}"), &token, Some(moved)).await;
     assert_eq!(res.body["outcome"], "changed", "{}", res.body);
     let gwanghwamun = content_id("place", "gwanghwamun-bin");
-    let res = send(&system, reqwest::Method::DELETE, &format!("/admin/locations/{gwanghwamun}"), &token, None).await;
+    let res = system.send(reqwest::Method::DELETE, &format!("/admin/locations/{gwanghwamun}"), &token, None).await;
     assert_eq!(res.body["outcome"], "removed");
-    let created = send(&system, reqwest::Method::POST, "/admin/locations", &token,
+    let created = system.send(reqwest::Method::POST, "/admin/locations", &token,
         Some(json!({"kind": "center", "name": "부산 재활용센터", "latitude": 35.18, "longitude": 129.07, "categories": ["large"]}))).await;
     assert_eq!(created.body["outcome"], "created");
     system
         .eventually(Duration::from_secs(10), "the edits in the read model", || async {
-            let near = names(&get(&system, "/locations/bins?lat=37.5665&lon=126.978&radius=500").await.body);
-            let busan = names(&get(&system, "/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await.body);
+            let near = names(&system.get("/locations/bins?lat=37.5665&lon=126.978&radius=500").await.body);
+            let busan = names(&system.get("/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await.body);
             (!near.contains(&"서울시청 앞 분리수거함".to_owned())
                 && !near.contains(&"광화문광장 분리수거함".to_owned())
                 && busan == ["부산 재활용센터"])
@@ -128,11 +109,12 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
         ),
         (json!({"kind": "bin", "name": "x", "latitude": 1.0, "longitude": 1.0, "categories": []}), "categories"),
     ] {
-        let res = send(&system, reqwest::Method::POST, "/admin/locations", &token, Some(body)).await;
+        let res = system.send(reqwest::Method::POST, "/admin/locations", &token, Some(body)).await;
         let problem = res.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
         assert_eq!(problem["errors"][0]["field"], field);
     }
-    send(&system, reqwest::Method::DELETE, &format!("/admin/locations/{}", uuid::Uuid::now_v7()), &token, None)
+    system
+        .send(reqwest::Method::DELETE, &format!("/admin/locations/{}", uuid::Uuid::now_v7()), &token, None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "place_not_found");
     // The removed bin no longer makes a recycle there pay.
@@ -156,7 +138,7 @@ async fn saved_places_keep_one_default_and_stay_private() {
         let system = &system;
         let token = user.access_token.clone();
         let body = json!({"label": label, "latitude": 37.55, "longitude": 126.99, "is_default": is_default});
-        async move { send(system, reqwest::Method::POST, "/locations/me", &token, Some(body)).await }
+        async move { system.send(reqwest::Method::POST, "/locations/me", &token, Some(body)).await }
     };
     let home = add("집", false).await;
     assert_eq!(home.status, StatusCode::ACCEPTED, "{}", home.body);
@@ -173,14 +155,14 @@ async fn saved_places_keep_one_default_and_stay_private() {
     assert_eq!(defaults, ["회사"], "the first place was the default until another was made it");
 
     // Make home the default again; then delete it: the oldest remaining becomes the default.
-    let res = send(
-        &system,
-        reqwest::Method::PUT,
-        &format!("/locations/me/{home_id}"),
-        &user.access_token,
-        Some(json!({"is_default": true, "label": "우리집"})),
-    )
-    .await;
+    let res = system
+        .send(
+            reqwest::Method::PUT,
+            &format!("/locations/me/{home_id}"),
+            &user.access_token,
+            Some(json!({"is_default": true, "label": "우리집"})),
+        )
+        .await;
     assert_eq!(res.status, StatusCode::ACCEPTED);
     let token = res.header("x-consistency-token").unwrap();
     let mine = system.query("/api/v1/locations/me", &user.access_token, Some(&token)).await;
@@ -193,8 +175,7 @@ async fn saved_places_keep_one_default_and_stay_private() {
         .map(|p| p["label"].as_str().unwrap())
         .collect();
     assert_eq!(defaults, ["우리집"]);
-    let res =
-        send(&system, reqwest::Method::DELETE, &format!("/locations/me/{home_id}"), &user.access_token, None).await;
+    let res = system.send(reqwest::Method::DELETE, &format!("/locations/me/{home_id}"), &user.access_token, None).await;
     let token = res.header("x-consistency-token").unwrap();
     let mine = system.query("/api/v1/locations/me", &user.access_token, Some(&token)).await;
     let list = mine.body.as_array().unwrap();
@@ -204,7 +185,8 @@ async fn saved_places_keep_one_default_and_stay_private() {
     assert_eq!(list[0]["is_default"], true);
 
     // Someone else's place is not mine to change; bad input is refused.
-    send(&system, reqwest::Method::DELETE, &format!("/locations/me/{work_id}"), &other.access_token, None)
+    system
+        .send(reqwest::Method::DELETE, &format!("/locations/me/{work_id}"), &other.access_token, None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "place_not_found");
     assert_eq!(system.query("/api/v1/locations/me", &other.access_token, None).await.body, json!([]));
@@ -213,19 +195,20 @@ async fn saved_places_keep_one_default_and_stay_private() {
         json!({"label": "x", "latitude": -91.0, "longitude": 127.0}),
         json!({"label": "x".repeat(41), "latitude": 37.5, "longitude": 127.0}),
     ] {
-        send(&system, reqwest::Method::POST, "/locations/me", &user.access_token, Some(body))
+        system
+            .send(reqwest::Method::POST, "/locations/me", &user.access_token, Some(body))
             .await
             .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    send(
-        &system,
-        reqwest::Method::PUT,
-        &format!("/locations/me/{work_id}"),
-        &user.access_token,
-        Some(json!({"latitude": 37.0})),
-    )
-    .await
-    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    system
+        .send(
+            reqwest::Method::PUT,
+            &format!("/locations/me/{work_id}"),
+            &user.access_token,
+            Some(json!({"latitude": 37.0})),
+        )
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     for i in 0..18 {
         assert_eq!(add(&format!("p{i}"), false).await.status, StatusCode::ACCEPTED);
     }
