@@ -18,7 +18,8 @@ use platform::{
     Settings,
     auth::{Signer, Verifier},
     denylist::Denylist,
-    http::{BearerAuth, Readiness, Server},
+    http::{BearerAuth, HttpLimits, Needs, Readiness, Server},
+    ratelimit::{self, RateLimits},
     redis::Redis,
 };
 use sqlx::PgPool;
@@ -88,9 +89,12 @@ impl App {
             .nest("/api/v1", routes::router())
             .merge(routes::well_known())
             .split_for_parts();
-        let readiness = Readiness::new(db, redis, &settings.amqp_url);
+        let limits = RateLimits::new(redis.clone(), state.verifier.clone(), settings.clone());
+        let api = api.with_state(state).layer(axum::middleware::from_fn_with_state(limits, ratelimit::enforce));
+        let readiness = Readiness::new(db, redis, &settings.amqp_url, Needs::Postgres);
         let addr = settings.bind_addr_or(DEFAULT_PORT);
-        Ok(Self { server: Server::bind("command-api", addr, api.with_state(state), Some(spec), readiness).await? })
+        let http = HttpLimits::from_settings(&settings);
+        Ok(Self { server: Server::bind("command-api", addr, http, api, Some(spec), readiness).await? })
     }
 
     /// The bound port.

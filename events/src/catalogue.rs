@@ -121,12 +121,66 @@ impl EventData {
     }
 }
 
+impl EventData {
+    /// Every user the payload names: the people an event is about or pays. An event from
+    /// another service that names someone without a live account is refused (`unknown_user`).
+    pub fn users(&self) -> Vec<Uuid> {
+        match self {
+            Self::UserRegistered(e) => [Some(e.user_id), e.invited_by].into_iter().flatten().collect(),
+            Self::UserEmailVerified(e) => vec![e.user_id],
+            Self::UserDeleted(e) => vec![e.user_id],
+            Self::ScanRecorded(e) => vec![e.user_id],
+            Self::RecycleCompleted(e) => vec![e.user_id],
+            Self::AttendanceCheckedIn(e) => vec![e.user_id],
+            Self::InviteAccepted(e) => vec![e.inviter_id, e.invitee_id],
+            Self::PointsEarned(e) => vec![e.user_id],
+            Self::LevelReached(e) => vec![e.user_id],
+            Self::MailRequested(e) => vec![e.user_id],
+            Self::FaqMarkedHelpful(e) => vec![e.user_id],
+            Self::UserPlacesChanged(e) => vec![e.user_id],
+            Self::UserProfileUpdated(_)
+            | Self::UserSettingsUpdated(_)
+            | Self::GuideItemSaved(_)
+            | Self::GuideItemRemoved(_)
+            | Self::GuideFaqSaved(_)
+            | Self::GuideFaqRemoved(_)
+            | Self::GuideRegionSaved(_)
+            | Self::PlaceSaved(_)
+            | Self::PlaceRemoved(_) => Vec::new(),
+        }
+    }
+}
+
+impl crate::Event {
+    /// Every user this event is about: [`EventData::users`], plus the aggregate when it is a
+    /// user.
+    pub fn users(&self) -> Vec<Uuid> {
+        let mut users = self.data.users();
+        if self.aggregate_type == "user" && !users.contains(&self.aggregate_id) {
+            users.push(self.aggregate_id);
+        }
+        users
+    }
+}
+
 /// Checks that serde's types alone cannot express. Mirrors the constraints in the schema.
 pub(crate) trait Validate {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
 }
+
+/// Dates and times in payloads must lie in the years the read models can store.
+pub(crate) fn check_year(field: &str, year: i32) -> Result<(), String> {
+    if !(2000..=9999).contains(&year) {
+        return Err(format!("{field} must be between the years 2000 and 9999"));
+    }
+    Ok(())
+}
+
+/// The largest single award: far above any rule or admin bonus, far below what could overflow
+/// a balance.
+pub const MAX_POINTS_AMOUNT: i64 = 1_000_000;
 
 pub(crate) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
     let n = value.chars().count();
@@ -303,6 +357,7 @@ pub struct ScanRecorded {
 impl Validate for ScanRecorded {
     fn validate(&self) -> Result<(), String> {
         check_len("item_name", &self.item_name, 1, 200)?;
+        check_year("scanned_at", chrono::Datelike::year(&self.scanned_at))?;
         if let Some(c) = self.confidence
             && !(0.0..=1.0).contains(&c)
         {
@@ -380,7 +435,11 @@ pub struct AttendanceCheckedIn {
     /// The local date in the app's time zone.
     pub date: NaiveDate,
 }
-impl Validate for AttendanceCheckedIn {}
+impl Validate for AttendanceCheckedIn {
+    fn validate(&self) -> Result<(), String> {
+        check_year("date", chrono::Datelike::year(&self.date))
+    }
+}
 
 /// `invite.accepted` v1: someone registered with an invite code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -404,8 +463,8 @@ impl Validate for InviteAccepted {
 pub struct PointsEarned {
     /// Who earned.
     pub user_id: Uuid,
-    /// How many points; positive.
-    #[schemars(range(min = 1))]
+    /// How many points; positive, at most 1,000,000.
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub amount: i64,
     /// Which rule paid.
     pub reason: PointsReason,
@@ -414,8 +473,8 @@ pub struct PointsEarned {
 }
 impl Validate for PointsEarned {
     fn validate(&self) -> Result<(), String> {
-        if self.amount < 1 {
-            return Err("amount must be positive".into());
+        if !(1..=MAX_POINTS_AMOUNT).contains(&self.amount) {
+            return Err(format!("amount must be between 1 and {MAX_POINTS_AMOUNT}"));
         }
         Ok(())
     }
@@ -427,12 +486,20 @@ pub struct LevelReached {
     /// Who levelled up.
     pub user_id: Uuid,
     /// The new level.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 100))]
     pub level: i32,
     /// Points total at that moment.
+    #[schemars(range(min = 0))]
     pub points: i64,
 }
-impl Validate for LevelReached {}
+impl Validate for LevelReached {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=100).contains(&self.level) || self.points < 0 {
+            return Err("level must be between 1 and 100 and points must not be negative".into());
+        }
+        Ok(())
+    }
+}
 
 /// Which message to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

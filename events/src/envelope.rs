@@ -101,10 +101,59 @@ impl RawEnvelope {
     }
 
     /// Interprets `data` according to `(type, version)`, upcasting older versions.
+    ///
+    /// An envelope the event log could not store is refused here, before any consumer acts on
+    /// it, as a schema violation: every consumer (ingest included) parks it the same way, so no
+    /// effect can come of an event the log does not hold. See [`storable`].
     pub fn decode(mut self) -> Result<Event, DecodeError> {
+        if let Err(message) = storable(&self) {
+            return Err(DecodeError::InvalidData { event_type: self.event_type, version: self.version, message });
+        }
         let data = EventData::from_parts(&self.event_type, self.version, std::mem::take(&mut self.data))?;
         let version = data.version();
         Ok(Envelope { version, ..self.with_data(data) })
+    }
+}
+
+/// The earliest and latest `occurred_at` the log accepts. PostgreSQL's `timestamptz` spans
+/// 4713 BC to 294276 AD; an event from before 2000 or after 9999 is a producer's bug.
+const OCCURRED_AT_YEARS: std::ops::RangeInclusive<i32> = 2000..=9999;
+
+/// Why the event log could not store `envelope`, if it could not: PostgreSQL refuses the NUL
+/// character (`\u0000`) in `text` and `jsonb`, anywhere in a string or an object key, and
+/// timestamps outside its range.
+pub fn storable(envelope: &RawEnvelope) -> Result<(), String> {
+    for (field, value) in
+        [("type", &envelope.event_type), ("source", &envelope.source), ("aggregate_type", &envelope.aggregate_type)]
+    {
+        if value.contains('\0') {
+            return Err(format!("`{field}` contains a NUL character, which the event log cannot store"));
+        }
+    }
+    if !OCCURRED_AT_YEARS.contains(&chrono::Datelike::year(&envelope.occurred_at)) {
+        return Err(format!(
+            "`occurred_at` must be between the years {} and {}",
+            OCCURRED_AT_YEARS.start(),
+            OCCURRED_AT_YEARS.end()
+        ));
+    }
+    match first_nul(&envelope.data, "data") {
+        Some(path) => Err(format!("`{path}` contains a NUL character, which the event log cannot store")),
+        None => Ok(()),
+    }
+}
+
+/// The JSON path of the first string or key holding a NUL character.
+fn first_nul(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| first_nul(v, &format!("{path}[{i}]")))
+        }
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            if k.contains('\0') { Some(format!("{path} key")) } else { first_nul(v, &format!("{path}.{k}")) }
+        }),
+        _ => None,
     }
 }
 

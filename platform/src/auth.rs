@@ -229,6 +229,11 @@ fn pem_blocks(bundle: &str, label: &str) -> Vec<String> {
     blocks
 }
 
+/// An access token the rate limiter already verified for this request (a request extension,
+/// which only server middleware can set), so [`AuthUser`] does not verify it again.
+#[derive(Debug, Clone)]
+pub struct VerifiedAccess(pub Claims);
+
 /// The authenticated caller of a request: extracting it verifies the bearer access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
@@ -248,10 +253,34 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .ok_or(TokenError::Missing)?;
-        let verifier = Arc::<Verifier>::from_ref(state);
-        let claims = verifier.verify(token.trim(), TokenType::Access)?;
+        let claims = match parts.extensions.get::<VerifiedAccess>() {
+            Some(VerifiedAccess(claims)) => claims.clone(),
+            None => Arc::<Verifier>::from_ref(state).verify(token.trim(), TokenType::Access)?,
+        };
         if Denylist::from_ref(state).is_revoked(claims.jti).await? {
             return Err(TokenError::Revoked.into());
+        }
+        Ok(Self(claims))
+    }
+}
+
+/// An authenticated caller with the admin role. Extract it before the body: a caller without
+/// the role is refused with 403 before anything they sent is read or validated.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Claims);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    Arc<Verifier>: FromRef<S>,
+    Denylist: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let AuthUser(claims) = AuthUser::from_request_parts(parts, state).await?;
+        if claims.role != Role::Admin {
+            return Err(ApiError::Forbidden("This needs the admin role.".into()));
         }
         Ok(Self(claims))
     }

@@ -96,6 +96,9 @@ pub enum ApiError {
         /// Human detail.
         detail: String,
     },
+    /// 413: the body is larger than the route accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -165,6 +168,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code, "Not found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code, "Conflict"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Payload too large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported media type")
             }
@@ -240,6 +244,9 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 Self::UnsupportedMediaType("Send the body as `Content-Type: application/json`.".into())
             }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge("The body is larger than this endpoint accepts.".into())
+            }
             other => Self::bad_request("unreadable_body", other.body_text()),
         }
     }
@@ -279,6 +286,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let errors: Vec<FieldError> = form_urlencoded::parse(query.as_bytes())
+            .flat_map(|(name, value)| {
+                let key = crate::text::check("query parameter", &name).map(|mut e| {
+                    e.field = name.chars().filter(|c| !c.is_control()).collect();
+                    e.message = format!("the name {}", e.message);
+                    e
+                });
+                key.into_iter().chain(crate::text::check(&name, &value))
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(Self::Rejection::Validation(errors));
+        }
         let axum::extract::Query(value) = axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
     }
@@ -319,8 +340,25 @@ where
 {
     type Rejection = ApiError;
 
+    /// Reads the body as JSON, applies the text rule ([`crate::text`]) to every string in it,
+    /// then deserialises and validates.
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(req, state).await?;
+        let Json(json) = Json::<serde_json::Value>::from_request(req, state).await?;
+        let errors = crate::text::check_json(&json);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            let mut field = serde_field_error(&message);
+            if path != "." && field.field == "body" {
+                field.field = path;
+            } else if path != "." {
+                field.field = format!("{path}.{}", field.field);
+            }
+            ApiError::Validation(vec![field])
+        })?;
         value.validate()?;
         Ok(Self(value))
     }
@@ -338,6 +376,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            let errors: Vec<FieldError> =
+                raw.iter().filter_map(|(name, value)| crate::text::check(name, value)).collect();
+            if !errors.is_empty() {
+                return Err(ApiError::Validation(errors));
+            }
+        }
         let axum::extract::Path(value) = axum::extract::Path::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
     }

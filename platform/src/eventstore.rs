@@ -56,20 +56,29 @@ pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Resu
 /// already on the bus (ingested from other services). Returns how many were new; an id already
 /// in the log is skipped.
 pub async fn insert(conn: &mut PgConnection, events: Vec<RawEnvelope>, published: bool) -> sqlx::Result<u64> {
-    insert_into(conn, LOG_TABLE, events, published).await
+    Ok(insert_into(conn, LOG_TABLE, events, published).await?.len() as u64)
+}
+
+/// [`insert`], returning the ids that were new.
+pub async fn insert_returning_ids(
+    conn: &mut PgConnection,
+    events: Vec<RawEnvelope>,
+    published: bool,
+) -> sqlx::Result<std::collections::HashSet<Uuid>> {
+    Ok(insert_into(conn, LOG_TABLE, events, published).await?.into_iter().collect())
 }
 
 /// The event log table.
 pub const LOG_TABLE: &str = "eventstore.events";
 
 /// [`insert`] into `table`, a table shaped like the log (benchmarks measure the same statement
-/// against an index-free copy). `table` is trusted SQL.
+/// against an index-free copy), returning the ids that were new. `table` is trusted SQL.
 pub async fn insert_into(
     conn: &mut PgConnection,
     table: &str,
     events: Vec<RawEnvelope>,
     published: bool,
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<Vec<Uuid>> {
     let mut ids = Vec::with_capacity(events.len());
     let mut types = Vec::with_capacity(events.len());
     let mut versions = Vec::with_capacity(events.len());
@@ -101,9 +110,10 @@ pub async fn insert_into(
          select *, case when $12 then now() end
          from unnest($1::uuid[], $2::text[], $3::int4[], $4::text[], $5::text[], $6::uuid[], $7::int8[],
                      $8::timestamptz[], $9::uuid[], $10::uuid[], $11::jsonb[])
-         on conflict do nothing"
+         on conflict do nothing
+         returning id"
     );
-    let result = sqlx::query(&sql)
+    sqlx::query_scalar(&sql)
         .bind(ids)
         .bind(types)
         .bind(versions)
@@ -116,13 +126,12 @@ pub async fn insert_into(
         .bind(causations)
         .bind(data)
         .bind(published)
-        .execute(&mut *conn)
-        .await?;
-    Ok(result.rows_affected())
+        .fetch_all(&mut *conn)
+        .await
 }
 
 /// A row of the log, as the relay and replays read it.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
     /// Global position.
     pub position: i64,

@@ -78,19 +78,34 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// What `/ready` checks.
+/// Which dependencies a process cannot serve without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// An API: PostgreSQL. It answers from PostgreSQL while Redis is down, and command-api
+    /// never talks to the broker, so those outages are reported as `degraded`, not unready:
+    /// a short cache or broker outage must not take every API pod out of its Service.
+    Postgres,
+    /// A workers process: PostgreSQL and RabbitMQ (it consumes and publishes); Redis is only
+    /// its caches' target.
+    PostgresAndBroker,
+}
+
+/// What `/ready` checks, and what it needs to answer 200.
 #[derive(Clone)]
 pub struct Readiness {
     db: PgPool,
     redis: Redis,
     amqp_url: String,
+    /// The probe's own broker connection, opened on the first check and reused while it stays
+    /// connected; the mutex keeps concurrent probes from opening several.
     amqp: Arc<Mutex<Option<Connection>>>,
+    needs: Needs,
 }
 
 impl Readiness {
-    /// Checks `db`, `redis` and the broker at `amqp_url`.
-    pub fn new(db: PgPool, redis: Redis, amqp_url: &str) -> Self {
-        Self { db, redis, amqp_url: amqp_url.to_owned(), amqp: Arc::default() }
+    /// Checks `db`, `redis` and the broker at `amqp_url`; ready when what `needs` names is up.
+    pub fn new(db: PgPool, redis: Redis, amqp_url: &str, needs: Needs) -> Self {
+        Self { db, redis, amqp_url: amqp_url.to_owned(), amqp: Arc::default(), needs }
     }
 
     async fn check_amqp(&self) -> anyhow::Result<()> {
@@ -121,10 +136,27 @@ async fn ready(State(r): State<Readiness>) -> Response {
         tokio::time::timeout(limit, r.redis.ping()),
         tokio::time::timeout(limit, r.check_amqp()),
     );
-    let checks = json!({"postgres": status(pg), "redis": status(redis), "rabbitmq": status(rabbit)});
-    let all_up = checks.as_object().is_some_and(|m| m.values().all(|v| v == "up"));
-    let code = if all_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({"status": if all_up { "ready" } else { "not_ready" }, "checks": checks}))).into_response()
+    let (pg, redis, rabbit) = (status(pg), status(redis), status(rabbit));
+    let required = |name: &str| name == "postgres" || (name == "rabbitmq" && r.needs == Needs::PostgresAndBroker);
+    let mut ready = true;
+    let mut degraded = false;
+    let mut checks = serde_json::Map::new();
+    for (name, state) in [("postgres", pg), ("redis", redis), ("rabbitmq", rabbit)] {
+        let up = state == "up";
+        metrics::gauge!("dependency_up", "dependency" => name).set(if up { 1.0 } else { 0.0 });
+        if !up && required(name) {
+            ready = false;
+        } else if !up {
+            degraded = true;
+        }
+        checks.insert(name.to_owned(), json!(state));
+    }
+    let (code, status) = match (ready, degraded) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+        (true, true) => (StatusCode::OK, "degraded"),
+        (true, false) => (StatusCode::OK, "ready"),
+    };
+    (code, Json(json!({"status": status, "checks": checks}))).into_response()
 }
 
 async fn metrics_text() -> impl IntoResponse {
@@ -171,15 +203,245 @@ pub fn docs_routes(spec: utoipa::openapi::OpenApi) -> Router {
         )
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+/// Limits on every HTTP connection (settings `HTTP_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// `HTTP_HEADER_READ_TIMEOUT_MS`: a request's headers must arrive within this time of the
+    /// connection opening or of the previous response (so it also closes an idle keep-alive
+    /// connection that starts no new request). Slow-header ("slowloris") clients are cut off.
+    pub header_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_MS`: a connection on which no byte moved either way for this long is
+    /// closed, whatever state it is in (a stalled request body, say).
+    pub idle_timeout: Duration,
+    /// `HTTP_MAX_HEADER_BYTES`: request line and headers larger than this are refused with a
+    /// problem+json 431. (hyper itself cuts connections at four times this, with a bare 431.)
+    pub max_header_bytes: usize,
+}
+
+impl HttpLimits {
+    /// The limits `settings` asks for.
+    pub fn from_settings(settings: &crate::Settings) -> Self {
+        Self {
+            header_read_timeout: settings.http_header_read_timeout,
+            idle_timeout: settings.http_idle_timeout,
+            max_header_bytes: settings.http_max_header_bytes,
+        }
+    }
+}
+
+/// Most headers a request may carry before it gets a problem+json 431.
+const MAX_HEADERS: usize = 100;
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then drains in-flight requests
+/// (each connection finishes its current request; idle ones close at once).
+///
+/// A hand-rolled accept loop over hyper rather than `axum::serve`, for what axum's does not
+/// expose: the header-read timeout, the idle timeout and the header size limits.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::{conn::auto, graceful::GracefulShutdown},
+        service::TowerToHyperService,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(MAX_HEADERS * 4)
+        .max_buf_size((limits.max_header_bytes * 4).max(8192));
+    builder.http2().timer(TokioTimer::new()).max_header_list_size((limits.max_header_bytes * 4) as u32);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (stream, last_io) = idle::Watched::new(stream);
+        let router = router.clone();
+        let service = TowerToHyperService::new(tower::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(remote));
+            let router = router.clone();
+            async move { tower::ServiceExt::oneshot(router, req.map(axum::body::Body::new)).await }
+        }));
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned());
+        let idle_timeout = limits.idle_timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                result = conn => if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                },
+                () = idle::expired(last_io, idle_timeout) => tracing::debug!("idle connection closed"),
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Connection idleness: the time of the last byte read or written.
+mod idle {
+    use std::{
+        pin::Pin,
+        sync::{
+            Arc,
+            atomic::{AtomicU64, Ordering},
+        },
+        task::{Context, Poll},
+        time::{Duration, Instant},
+    };
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// Milliseconds since `EPOCH` of the last I/O on a connection.
+    pub type LastIo = Arc<AtomicU64>;
+
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+    fn now_ms() -> u64 {
+        EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// A stream that stamps [`LastIo`] on every read and write that moves bytes.
+    pub struct Watched<S> {
+        inner: S,
+        last: LastIo,
+    }
+
+    impl<S> Watched<S> {
+        pub fn new(inner: S) -> (Self, LastIo) {
+            let last = Arc::new(AtomicU64::new(now_ms()));
+            (Self { inner, last: last.clone() }, last)
+        }
+    }
+
+    /// Resolves once nothing moved on the connection for `limit`.
+    pub async fn expired(last: LastIo, limit: Duration) {
+        let limit_ms = limit.as_millis() as u64;
+        loop {
+            let quiet = now_ms().saturating_sub(last.load(Ordering::Relaxed));
+            if quiet >= limit_ms {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(limit_ms - quiet)).await;
+        }
+    }
+
+    impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let before = buf.filled().len();
+            let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if buf.filled().len() > before {
+                self.last.store(now_ms(), Ordering::Relaxed);
+            }
+            result
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+            if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+                self.last.store(now_ms(), Ordering::Relaxed);
+            }
+            result
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+}
+
+/// Middleware: every error response is problem+json. Handlers answer with [`ApiError`]
+/// already; this catches what the router and the layers answer by themselves (404 for an
+/// unknown route, 405 with its `Allow` header, 413 from the body limit, 415) and refuses
+/// oversized headers with 431 before any handler runs.
+pub async fn problem_responses(req: Request, next: Next) -> Response {
+    let header_bytes: usize = req.uri().to_string().len()
+        + req.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>();
+    let limit = req.extensions().get::<HttpLimits>().map_or(usize::MAX, |l| l.max_header_bytes);
+    if header_bytes > limit || req.headers().len() > MAX_HEADERS {
+        return problem(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("The request's headers are too large: at most {limit} bytes and {MAX_HEADERS} fields."),
+        );
+    }
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("route_not_found", "No such endpoint; see /openapi.json.".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = response.headers().get(axum::http::header::ALLOW).and_then(|v| v.to_str().ok());
+            (
+                "method_not_allowed",
+                format!("This endpoint does not accept that method; it allows {}.", allow.unwrap_or("other methods")),
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "The body is larger than this endpoint accepts.".to_owned())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "This content type is not accepted here.".to_owned())
+        }
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "The request took too long to arrive.".to_owned()),
+        other => ("http_error", other.canonical_reason().unwrap_or("Error").to_owned()),
+    };
+    let mut fixed = problem(status, code, detail);
+    for name in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            fixed.headers_mut().insert(name, v.clone());
+        }
+    }
+    fixed
+}
+
+/// A problem+json response outside the [`ApiError`] type (statuses the router produces).
+fn problem(status: StatusCode, code: &str, detail: String) -> Response {
+    let body = json!({
+        "type": format!("urn:ecoeco:problem:{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+        "request_id": current_request_id(),
+    });
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    response
 }
 
 /// The client's IP address: from `TRUSTED_PROXY_HEADER` when one is configured (its last,
@@ -238,6 +500,7 @@ pub struct Server {
     name: &'static str,
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: HttpLimits,
 }
 
 impl Server {
@@ -245,6 +508,7 @@ impl Server {
     pub async fn bind(
         name: &'static str,
         addr: std::net::SocketAddr,
+        limits: HttpLimits,
         api: Router,
         spec: Option<utoipa::openapi::OpenApi>,
         readiness: Readiness,
@@ -253,9 +517,12 @@ impl Server {
         if let Some(spec) = spec {
             router = router.merge(docs_routes(spec));
         }
-        let router = router.layer(axum::middleware::from_fn(request_context));
+        let router = router
+            .layer(axum::middleware::from_fn(problem_responses))
+            .layer(axum::Extension(limits))
+            .layer(axum::middleware::from_fn(request_context));
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
-        Ok(Self { name, listener, router })
+        Ok(Self { name, listener, router, limits })
     }
 
     /// The bound port.
@@ -266,6 +533,8 @@ impl Server {
     /// Serves until `shutdown`, then drains in-flight requests.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "{} listening", self.name);
-        serve(self.listener, self.router, shutdown).await.map_err(|e| anyhow::anyhow!("serving {}: {e}", self.name))
+        serve(self.listener, self.router, self.limits, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!("serving {}: {e}", self.name))
     }
 }

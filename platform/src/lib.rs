@@ -14,11 +14,13 @@ pub mod http;
 pub mod leaderboard;
 pub mod periods;
 pub mod places;
+pub mod ratelimit;
 pub mod readmodels;
 pub mod redis;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod text;
 pub mod topology;
 
 pub use settings::Settings;

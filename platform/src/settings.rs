@@ -156,6 +156,23 @@ pub struct Settings {
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
     /// nothing.
     pub scan_unique_images: bool,
+    /// `HTTP_HEADER_READ_TIMEOUT_MS` (default 10000): a request's headers must arrive within
+    /// this time of connecting or of the previous response.
+    pub http_header_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_MS` (default 60000): a connection with no byte moving either way for
+    /// this long is closed.
+    pub http_idle_timeout: Duration,
+    /// `HTTP_MAX_HEADER_BYTES` (default 16384): larger request headers get 431.
+    pub http_max_header_bytes: usize,
+    /// `RATE_LIMIT_AUTH_PER_MIN` (default 30): sign-up, sign-in, token refresh and account
+    /// recovery requests per client address per minute.
+    pub rate_limit_auth_per_min: u32,
+    /// `RATE_LIMIT_COMMANDS_PER_MIN` (default 300): other commands per user (or client address
+    /// without a token) per minute.
+    pub rate_limit_commands_per_min: u32,
+    /// `RATE_LIMIT_READS_PER_MIN` (default 3000): reads per user (or client address without a
+    /// token) per minute.
+    pub rate_limit_reads_per_min: u32,
 }
 
 impl Settings {
@@ -194,6 +211,12 @@ impl Settings {
             oauth_redirect_uri: "http://127.0.0.1:3000/oauth/callback".into(),
             scan_daily_cap: 30,
             scan_unique_images: true,
+            http_header_read_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            http_max_header_bytes: 16 * 1024,
+            rate_limit_auth_per_min: 30,
+            rate_limit_commands_per_min: 300,
+            rate_limit_reads_per_min: 3000,
         }
     }
 
@@ -314,6 +337,28 @@ impl Settings {
         if let Some(v) = parse_env("SCAN_UNIQUE_IMAGES") {
             s.scan_unique_images = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        let millis = |name: &str, v: String| -> anyhow::Result<Duration> {
+            let ms: u64 = v.parse().with_context(|| format!("{name} must be a number of milliseconds"))?;
+            Ok(Duration::from_millis(ms.max(100)))
+        };
+        if let Some(v) = parse_env("HTTP_HEADER_READ_TIMEOUT_MS") {
+            s.http_header_read_timeout = millis("HTTP_HEADER_READ_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = parse_env("HTTP_IDLE_TIMEOUT_MS") {
+            s.http_idle_timeout = millis("HTTP_IDLE_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = parse_env("HTTP_MAX_HEADER_BYTES") {
+            s.http_max_header_bytes = v.parse().context("HTTP_MAX_HEADER_BYTES must be a number of bytes")?;
+        }
+        for (name, field) in [
+            ("RATE_LIMIT_AUTH_PER_MIN", &mut s.rate_limit_auth_per_min),
+            ("RATE_LIMIT_COMMANDS_PER_MIN", &mut s.rate_limit_commands_per_min),
+            ("RATE_LIMIT_READS_PER_MIN", &mut s.rate_limit_reads_per_min),
+        ] {
+            if let Some(v) = parse_env(name) {
+                *field = v.parse().with_context(|| format!("{name} must be a number of requests (0: no limit)"))?;
+            }
+        }
         s.check()?;
         Ok(s)
     }
@@ -323,6 +368,9 @@ impl Settings {
     pub fn check(&self) -> anyhow::Result<()> {
         if self.relay_batch_size < 1 || self.projector_batch_size < 1 {
             bail!("batch sizes must be at least 1");
+        }
+        if self.http_max_header_bytes < 1024 {
+            bail!("HTTP_MAX_HEADER_BYTES must be at least 1024");
         }
         if self.retry_delays.is_empty() {
             bail!("RETRY_DELAYS_MS needs at least one delay");

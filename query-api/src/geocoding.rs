@@ -1,9 +1,11 @@
 //! The Kakao Local API (address → coordinates, coordinates → address, keyword search), behind
-//! a Redis cache, a timeout and a circuit breaker.
+//! a cache, a timeout and a circuit breaker.
 //!
-//! * **Cache**: `{prefix}:geo:{kind}:{sha256 of the normalised request}`; geocoding and reverse
-//!   geocoding for 24 h (addresses do not move), keyword searches for 1 h. Answers "nothing
-//!   found" are cached too. Redis down: calls go to Kakao directly.
+//! * **Cache**: in this process, at most [`CACHE_ENTRIES`] answers keyed by
+//!   `{kind}:{sha256 of the normalised request}` (least recently used go first); geocoding and
+//!   reverse geocoding for 24 h (addresses do not move), keyword searches for 1 h. Answers
+//!   "nothing found" are cached too. Kept out of Redis because the keys are whatever anonymous
+//!   clients ask: a shared cache would let any client grow Redis without bound.
 //! * **Timeout**: `KAKAO_LOCAL_TIMEOUT_MS` per call.
 //! * **Circuit breaker** (`failsafe`): five consecutive failures (timeouts, connection errors,
 //!   5xx, quota) open it for 30 s, during which calls fail at once with 503
@@ -15,7 +17,7 @@
 use std::time::Duration;
 
 use failsafe::{Config, Error as Breaker, StateMachine, backoff, failure_policy, futures::CircuitBreaker};
-use platform::{Settings, error::ApiError, redis::Redis};
+use platform::{Settings, error::ApiError};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -31,12 +33,17 @@ enum Failure {
     Down(String),
 }
 
+/// Answers of the geocoding cache.
+pub const CACHE_ENTRIES: usize = 10_000;
+
 /// A Kakao Local client.
 pub struct Kakao {
     http: reqwest::Client,
     base: String,
     key: Option<String>,
     breaker: StateMachine<Policy, ()>,
+    /// Answers as JSON, with the time they stop being fresh.
+    cache: quick_cache::sync::Cache<String, (std::time::Instant, std::sync::Arc<str>)>,
 }
 
 impl Kakao {
@@ -49,13 +56,13 @@ impl Kakao {
             base: settings.kakao_local_url.clone(),
             key: settings.kakao_rest_api_key.clone(),
             breaker: Config::new().failure_policy(policy).build(),
+            cache: quick_cache::sync::Cache::new(CACHE_ENTRIES),
         })
     }
 
     /// `GET {base}{path}?{query}` → JSON, cached under `kind` for `ttl`.
     pub async fn get<T: Serialize + DeserializeOwned>(
         &self,
-        redis: &Redis,
         kind: &str,
         ttl: Duration,
         path: &str,
@@ -64,8 +71,13 @@ impl Kakao {
     ) -> Result<T, ApiError> {
         let digest: String =
             Sha256::digest(format!("{path}?{query:?}").as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        let key = redis.key(format_args!("geo:{kind}:{digest}"));
-        if let Some(value) = redis.get_json(&key).await {
+        let key = format!("{kind}:{digest}");
+        let hit = self
+            .cache
+            .get(&key)
+            .filter(|(expires, _)| *expires > std::time::Instant::now())
+            .and_then(|(_, json)| serde_json::from_str(&json).ok());
+        if let Some(value) = hit {
             metrics::counter!("cache_requests_total", "cache" => "geocoding", "result" => "hit").increment(1);
             return Ok(value);
         }
@@ -131,12 +143,7 @@ impl Kakao {
         metrics::counter!("kakao_local_calls_total", "outcome" => "ok").increment(1);
         let value = parse(body);
         if let Ok(json) = serde_json::to_string(&value) {
-            let ttl = ttl.as_secs();
-            let _ = redis
-                .run(move |mut c| async move {
-                    redis::cmd("SET").arg(key).arg(json).arg("EX").arg(ttl).query_async::<()>(&mut c).await
-                })
-                .await;
+            self.cache.insert(key, (std::time::Instant::now() + ttl, json.into()));
         }
         Ok(value)
     }

@@ -16,7 +16,8 @@ use platform::{
     Settings,
     auth::Verifier,
     denylist::Denylist,
-    http::{BearerAuth, Readiness, Server},
+    http::{BearerAuth, HttpLimits, Needs, Readiness, Server},
+    ratelimit::{self, RateLimits},
     redis::Redis,
 };
 use sqlx::PgPool;
@@ -45,7 +46,13 @@ pub struct AppState {
     pub applied: Arc<Notify>,
     /// The Kakao Local API client.
     pub kakao: Arc<geocoding::Kakao>,
+    /// Answers keyed by what anonymous clients send (search queries, ids, cursors), as JSON:
+    /// kept in this process, at most [`LOCAL_CACHE_ENTRIES`], so no client can grow Redis.
+    pub local_cache: Arc<quick_cache::sync::Cache<String, Arc<str>>>,
 }
+
+/// Entries of [`AppState::local_cache`] (least recently used ones go first).
+pub const LOCAL_CACHE_ENTRIES: usize = 10_000;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -76,12 +83,16 @@ impl App {
             denylist: Denylist::new(db.clone(), redis.clone()),
             applied: Arc::new(Notify::new()),
             kakao: Arc::new(geocoding::Kakao::new(&settings)?),
+            local_cache: Arc::new(quick_cache::sync::Cache::new(LOCAL_CACHE_ENTRIES)),
         };
         let (api, spec) =
             OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();
-        let readiness = Readiness::new(db, redis, &settings.amqp_url);
+        let limits = RateLimits::new(redis.clone(), state.verifier.clone(), settings.clone());
+        let api = api.with_state(state.clone()).layer(axum::middleware::from_fn_with_state(limits, ratelimit::enforce));
+        let readiness = Readiness::new(db, redis, &settings.amqp_url, Needs::Postgres);
         let addr = settings.bind_addr_or(DEFAULT_PORT);
-        let server = Server::bind("query-api", addr, api.with_state(state.clone()), Some(spec), readiness).await?;
+        let http = HttpLimits::from_settings(&settings);
+        let server = Server::bind("query-api", addr, http, api, Some(spec), readiness).await?;
         Ok(Self { server, state })
     }
 

@@ -38,6 +38,10 @@ pub fn isolated_settings() -> Settings {
     s.retry_delays = vec![Duration::from_millis(100), Duration::from_millis(200)];
     s.database_max_connections = 5;
     s.bind_addr = Some("127.0.0.1:0".parse().unwrap());
+    // Every test talks from 127.0.0.1; the limits get a test of their own.
+    s.rate_limit_auth_per_min = 100_000;
+    s.rate_limit_commands_per_min = 100_000;
+    s.rate_limit_reads_per_min = 1_000_000;
     s
 }
 
@@ -361,6 +365,19 @@ impl TestSystem {
         platform::places::save(&mut tx, place, "tests", None).await.unwrap();
         tx.commit().await.unwrap();
         place_id
+    }
+
+    /// Makes `user_id` a live account (as registration would on the write side), so events
+    /// another service publishes about them are admitted; returns the same id.
+    pub async fn live_account(&self, user_id: Uuid) -> Uuid {
+        sqlx::query("insert into auth.users (id, username, email) values ($1, $2, $3) on conflict do nothing")
+            .bind(user_id)
+            .bind(format!("u{}", &user_id.simple().to_string()[..12]))
+            .bind(format!("{}@example.test", user_id.simple()))
+            .execute(&self.db)
+            .await
+            .expect("account row");
+        user_id
     }
 
     /// Number of rows `sql` (a `select count(*)`) returns.

@@ -19,7 +19,10 @@
 //!   the last tier. When the *database* is unreachable, nothing is retried or parked: the
 //!   consumer returns its deliveries and reconnects with backoff, because no event is at fault.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use anyhow::Context;
 use chrono::Utc;
@@ -35,14 +38,17 @@ use lapin::{
 use platform::{
     amqp::{self, header_int, long_string},
     consistency::APPLIED_CHANNEL,
-    topology::{ConsumerSpec, Topology},
+    topology::{ConsumerSpec, INGEST, Topology, headers},
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::backoff::Backoff;
+use crate::{
+    admission::{self, Admitted, Refusal},
+    backoff::Backoff,
+};
 
 /// Why a projector could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +66,19 @@ pub enum ApplyError {
     },
 }
 
+/// Parking reason: PostgreSQL refused what the event asked it to store (a data exception or
+/// an integrity violation); the same event would be refused again.
+pub const REJECTED_BY_DATABASE: &str = "rejected_by_database";
+
 impl From<sqlx::Error> for ApplyError {
+    /// Data exceptions (class 22) and integrity violations (class 23) are permanent: the same
+    /// statement with the same event fails the same way, so retrying only delays parking.
+    /// Everything else (serialization failures, deadlocks, lock timeouts, outages) may pass later.
     fn from(e: sqlx::Error) -> Self {
-        Self::Transient(e.into())
+        match db_failure(&e) {
+            DbFailure::Rejected => Self::Permanent { code: REJECTED_BY_DATABASE, detail: e.to_string() },
+            DbFailure::Unavailable | DbFailure::Transient => Self::Transient(e.into()),
+        }
     }
 }
 
@@ -74,19 +90,6 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies one event inside the batch transaction. Called at most once per event (the
     /// framework deduplicates); must still tolerate events of one user arriving out of order.
     fn apply(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), ApplyError>> + Send;
-
-    /// [`Self::apply`], given also the bytes as they arrived when the event came from the bus
-    /// (`None` in rebuilds and replays, which read the log). For a consumer that must keep
-    /// what was sent rather than its upcast form.
-    fn apply_sent(
-        &self,
-        tx: &mut PgConnection,
-        event: &Event,
-        sent: Option<&[u8]>,
-    ) -> impl Future<Output = Result<(), ApplyError>> + Send {
-        let _ = sent;
-        self.apply(tx, event)
-    }
 
     /// After the transaction committed: refresh caches. Best effort; must not fail the batch.
     fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
@@ -220,7 +223,18 @@ impl<P: Projector> Consumer<'_, P> {
             let all: Vec<Incoming> =
                 events.iter().map(|(d, event)| Incoming { event, sent: Some(&d.data[..]) }).collect();
             match self.apply_batch(&all).await {
-                Ok(applied) => self.projector.after_commit(&applied).await,
+                Ok(done) => {
+                    self.projector.after_commit(&done.applied).await;
+                    if !done.refused.is_empty() {
+                        let refused: HashMap<Uuid, Refusal> =
+                            done.refused.into_iter().map(|r| (r.event_id, r)).collect();
+                        for (delivery, event) in events {
+                            if let Some(r) = refused.get(&event.id) {
+                                failed.push((delivery, Failed::Park { code: r.code, detail: r.detail.clone() }));
+                            }
+                        }
+                    }
+                }
                 Err(BatchError::Database(e)) => {
                     self.settle_failures(channel, publish, failed, true).await?;
                     return Err(e.context("applying a batch"));
@@ -229,7 +243,13 @@ impl<P: Projector> Consumer<'_, P> {
                     tracing::warn!(consumer, error = %e, size = events.len(), "batch failed; applying its events one by one");
                     for (delivery, event) in events {
                         match self.apply_batch(&[Incoming { event: &event, sent: Some(&delivery.data[..]) }]).await {
-                            Ok(applied) => self.projector.after_commit(&applied).await,
+                            Ok(done) => {
+                                self.projector.after_commit(&done.applied).await;
+                                if let Some(refusal) = done.refused.into_iter().next() {
+                                    failed
+                                        .push((delivery, Failed::Park { code: refusal.code, detail: refusal.detail }));
+                                }
+                            }
                             Err(BatchError::Database(e)) => {
                                 self.settle_failures(channel, publish, failed, true).await?;
                                 return Err(e.context("applying an event"));
@@ -250,8 +270,8 @@ impl<P: Projector> Consumer<'_, P> {
         Ok(())
     }
 
-    /// Applies `events` in one transaction; returns those that were new.
-    async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Vec<Event>, BatchError> {
+    /// Applies `events` in one transaction; returns those that were new and those refused.
+    async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Applied, BatchError> {
         apply_live(&self.ctx.db, self.projector, events).await
     }
 
@@ -267,23 +287,24 @@ impl<P: Projector> Consumer<'_, P> {
         let spec = self.spec();
         let tiers = self.ctx.topology.retry_delays().len();
         for (delivery, failure) in failed {
-            let tried = header_int(delivery.properties.headers().as_ref(), "x-retry-count").unwrap_or(0);
-            let event_type = delivery.routing_key.as_str().to_owned();
+            let tried = header_int(delivery.properties.headers().as_ref(), headers::RETRY_COUNT).unwrap_or(0);
+            let event_type = original_routing_key(&delivery);
             let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            headers.insert(headers::ORIGINAL_ROUTING_KEY.into(), long_string(&event_type));
             let (queue, outcome) = match failure {
                 Failed::Retry(error) if (tried as usize) < tiers => {
-                    headers.insert("x-retry-count".into(), AMQPValue::LongLongInt(tried + 1));
-                    headers.insert("x-last-error".into(), long_string(truncate(&error, 1000)));
+                    headers.insert(headers::RETRY_COUNT.into(), AMQPValue::LongLongInt(tried + 1));
+                    headers.insert(headers::LAST_ERROR.into(), long_string(truncate(&error, 1000)));
                     tracing::warn!(consumer = spec.name, event.type = %event_type, attempt = tried + 1, error = %error, "event failed; retrying later");
                     (self.ctx.topology.retry_queue(spec, tried as usize + 1), "retried")
                 }
                 Failed::Retry(error) => {
-                    park_headers(&mut headers, "retries_exhausted", &error, tried, &event_type);
+                    park_headers(&mut headers, "retries_exhausted", &error, tried);
                     tracing::error!(consumer = spec.name, event.type = %event_type, error = %error, "event failed after every retry; parked");
                     (self.ctx.topology.parked_queue(spec), "parked")
                 }
                 Failed::Park { code, detail } => {
-                    park_headers(&mut headers, code, &detail, tried, &event_type);
+                    park_headers(&mut headers, code, &detail, tried);
                     tracing::warn!(consumer = spec.name, reason = code, detail = %detail, "invalid event parked");
                     (self.ctx.topology.parked_queue(spec), "parked")
                 }
@@ -324,12 +345,18 @@ impl<P: Projector> Consumer<'_, P> {
     }
 }
 
-fn park_headers(headers: &mut FieldTable, code: &str, detail: &str, tried: i64, routing_key: &str) {
-    headers.insert("x-parked-reason".into(), long_string(code));
-    headers.insert("x-parked-detail".into(), long_string(truncate(detail, 2000)));
-    headers.insert("x-parked-at".into(), long_string(Utc::now().to_rfc3339()));
-    headers.insert("x-retry-count".into(), AMQPValue::LongLongInt(tried));
-    headers.insert("x-original-routing-key".into(), long_string(routing_key));
+fn park_headers(headers: &mut FieldTable, code: &str, detail: &str, tried: i64) {
+    headers.insert(headers::PARKED_REASON.into(), long_string(code));
+    headers.insert(headers::PARKED_DETAIL.into(), long_string(truncate(detail, 2000)));
+    headers.insert(headers::PARKED_AT.into(), long_string(Utc::now().to_rfc3339()));
+    headers.insert(headers::RETRY_COUNT.into(), AMQPValue::LongLongInt(tried));
+}
+
+/// The routing key the message was first published with: kept in a header from its first
+/// retry or parking on, since retry tiers re-route it under the consumer queue's name.
+pub fn original_routing_key(delivery: &Delivery) -> String {
+    amqp::header_str(delivery.properties.headers().as_ref(), headers::ORIGINAL_ROUTING_KEY)
+        .unwrap_or_else(|| delivery.routing_key.as_str().to_owned())
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -374,17 +401,33 @@ pub fn projection_name(spec: &ConsumerSpec) -> &'static str {
     spec.projection.unwrap_or(spec.name)
 }
 
+/// What a live batch did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// The events that were new to the projection.
+    pub applied: Vec<Event>,
+    /// Deliveries admission refused (to park).
+    pub refused: Vec<Refusal>,
+}
+
 /// Applies `events` to the live read models in one transaction (under the projection's shared
 /// lock, taken by [`apply_in`]), wakes read-your-writes waiters, and returns the events that
-/// were new.
+/// were new. Deliveries from the bus are admitted first, in the same transaction (see
+/// [`crate::admission`]); events read from the log (replays) need not be.
 pub(crate) async fn apply_live<P: Projector>(
     db: &PgPool,
     projector: &P,
     events: &[Incoming<'_>],
-) -> Result<Vec<Event>, BatchError> {
-    let projection = projection_name(projector.spec());
+) -> Result<Applied, BatchError> {
+    let spec = projector.spec();
+    let projection = projection_name(spec);
     let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
-    let applied = apply_in(&mut tx, projector, &Target::Live, events).await?;
+    let admitted = if events.iter().any(|i| i.sent.is_some()) {
+        admission::admit(&mut tx, events, spec.name == INGEST.name).await.map_err(BatchError::from_sqlx)?
+    } else {
+        Admitted { events: events.iter().map(|i| i.event.clone()).collect(), refused: Vec::new() }
+    };
+    let applied = apply_in(&mut tx, projector, &Target::Live, &admitted.events).await?;
     sqlx::query("select pg_notify($1, $2)")
         .bind(APPLIED_CHANNEL)
         .bind(projection)
@@ -392,7 +435,7 @@ pub(crate) async fn apply_live<P: Projector>(
         .await
         .map_err(BatchError::from_sqlx)?;
     tx.commit().await.map_err(BatchError::from_sqlx)?;
-    Ok(applied)
+    Ok(Applied { applied, refused: admitted.refused })
 }
 
 /// Applies `events` inside the caller's transaction to `target`: records each id as applied,
@@ -403,10 +446,10 @@ pub(crate) async fn apply_in<P: Projector>(
     tx: &mut PgConnection,
     projector: &P,
     target: &Target,
-    events: &[Incoming<'_>],
+    events: &[Event],
 ) -> Result<Vec<Event>, BatchError> {
     let spec = projector.spec();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.event.id).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let (search_path, dedup_sql) = match target {
         Target::Live => (
             "read, public".to_owned(),
@@ -448,7 +491,7 @@ pub(crate) async fn apply_in<P: Projector>(
     let live = matches!(target, Target::Live);
     let mut applied = Vec::with_capacity(fresh.len());
     let mut seen = HashSet::with_capacity(fresh.len());
-    for &Incoming { event, sent } in events {
+    for event in events {
         let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
             let span = tracing::debug_span!(
                 "apply_event",
@@ -457,7 +500,7 @@ pub(crate) async fn apply_in<P: Projector>(
                 event.type = %event.event_type,
                 correlation_id = ?event.correlation_id,
             );
-            projector.apply_sent(&mut *tx, event, sent).instrument(span).await.map_err(BatchError::from_apply)?;
+            projector.apply(&mut *tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
             applied.push(event.clone());
             "applied"
         } else {
@@ -479,13 +522,16 @@ pub(crate) enum BatchError {
 
 impl BatchError {
     fn from_sqlx(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) { Self::Database(e.into()) } else { Self::Apply(ApplyError::Transient(e.into())) }
+        match db_failure(&e) {
+            DbFailure::Unavailable => Self::Database(e.into()),
+            DbFailure::Rejected | DbFailure::Transient => Self::Apply(e.into()),
+        }
     }
 
     fn from_apply(e: ApplyError) -> Self {
         match e {
             ApplyError::Transient(inner) => match inner.downcast_ref::<sqlx::Error>() {
-                Some(db) if is_unavailable(db) => Self::Database(inner),
+                Some(db) if matches!(db_failure(db), DbFailure::Unavailable) => Self::Database(inner),
                 _ => Self::Apply(ApplyError::Transient(inner)),
             },
             permanent => Self::Apply(permanent),
@@ -493,19 +539,33 @@ impl BatchError {
     }
 }
 
-/// Connection-level failures: class 08 (connection exception), 57P (operator intervention),
-/// 53 (insufficient resources), and the pool's own errors.
-fn is_unavailable(e: &sqlx::Error) -> bool {
+/// How a database error bears on the events being applied.
+enum DbFailure {
+    /// The database is unreachable or refused service: no event is at fault. Class 08
+    /// (connection exception), 57P (operator intervention), 53 (insufficient resources), and
+    /// the pool's own errors.
+    Unavailable,
+    /// Refused what was asked of it, and would again: class 22 (data exception, e.g. a value
+    /// out of range) and class 23 (integrity violation; our dedup conflicts are
+    /// `on conflict do nothing` and never raise).
+    Rejected,
+    /// Anything else (serialization failures, deadlocks, lock timeouts): may pass on a retry.
+    Transient,
+}
+
+fn db_failure(e: &sqlx::Error) -> DbFailure {
     match e {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("53"))
-        }
-        _ => false,
+        | sqlx::Error::Protocol(_) => DbFailure::Unavailable,
+        sqlx::Error::Database(db) => match db.code() {
+            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => DbFailure::Unavailable,
+            Some(c) if c.starts_with("22") || c.starts_with("23") => DbFailure::Rejected,
+            _ => DbFailure::Transient,
+        },
+        _ => DbFailure::Transient,
     }
 }

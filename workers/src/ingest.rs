@@ -2,17 +2,18 @@
 //! so replays and rebuilds include what other services published (e.g. the scan service's
 //! `scan.recorded`).
 //!
-//! Idempotent by event id: `eventstore.events` has a unique id, and an event already in the log
-//! (all of ours, which the relay published from there, and any redelivery) is skipped. Stored
-//! rows are born `published_at = now()`: they are on the bus already and the relay must not
-//! publish them again. Bytes that are not a valid event of a known type and version never get
-//! here: the consumer framework parks them in `{prefix}.ingest.parked` with the reason.
+//! Its queue is bound to every routing key, so it is the one consumer that sees every message
+//! another service sends, whatever its type: what can never be an event (bad JSON, unknown type
+//! or version, schema violation, a user without a live account) is parked in
+//! `{prefix}.ingest.parked` with its reason, and so is a second body under an id the log already
+//! holds (`conflicting_duplicate`), so the sender can find out. The storing itself is
+//! [`crate::admission`], which every live consumer runs in its own transaction before acting on
+//! an event: whichever sees another service's event first stores it, exactly as sent and born
+//! published, so the relay never re-sends it. Idempotent by event id (`eventstore.events` has a
+//! unique id); an event already in the log (all of ours) is skipped.
 
-use events::{Event, RawEnvelope};
-use platform::{
-    eventstore,
-    topology::{ConsumerSpec, INGEST},
-};
+use events::Event;
+use platform::topology::{ConsumerSpec, INGEST};
 use sqlx::PgConnection;
 
 use crate::consumer::{ApplyError, Projector};
@@ -25,18 +26,8 @@ impl Projector for Ingest {
         &INGEST
     }
 
-    async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
-        self.apply_sent(tx, event, None).await
-    }
-
-    /// Stores the envelope as it was sent (an older version stays that version: events never
-    /// change once written; readers upcast), falling back to the decoded form without bytes.
-    async fn apply_sent(&self, tx: &mut PgConnection, event: &Event, sent: Option<&[u8]>) -> Result<(), ApplyError> {
-        let raw = sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()).unwrap_or_else(|| event.to_raw());
-        let stored = eventstore::insert(tx, vec![raw], true).await?;
-        if stored == 1 {
-            metrics::counter!("events_ingested_total", "type" => event.event_type.clone(), "source" => event.source.clone()).increment(1);
-        }
+    /// Nothing beyond admission, which stored the event.
+    async fn apply(&self, _tx: &mut PgConnection, _event: &Event) -> Result<(), ApplyError> {
         Ok(())
     }
 

@@ -1,11 +1,13 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`, `projection.guide`, `projection.places`, `mailer`, `ingest`)
-//! narrows it, so roles can be scaled separately. All roles share one
+//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`,
+//! `projection.guide`, `projection.places`, `mailer`, `ingest`, or the groups `relay`,
+//! `projections`, `policies`, `mailer`, `ingest`) narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
+pub mod admission;
 mod backoff;
 pub mod consumer;
 pub mod gauges;
@@ -24,7 +26,7 @@ use anyhow::Context;
 use axum::Router;
 use platform::{
     Settings, amqp,
-    http::{Readiness, Server},
+    http::{HttpLimits, Needs, Readiness, Server},
     redis::Redis,
     topology::{ACTIVITIES, CONSUMERS, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, Topology},
 };
@@ -97,21 +99,38 @@ impl Role {
         }
     }
 
-    /// Parses `WORKER_ROLES`; empty means all.
+    /// The deployment group a role belongs to (`WORKER_ROLES` accepts group names, so the Helm
+    /// chart runs one Deployment per group): `relay`, `projections`, `policies`, `mailer`,
+    /// `ingest`.
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::PointsPolicy => "policies",
+            Self::Profiles | Self::Activities | Self::Leaderboards | Self::Guide | Self::Places => "projections",
+            Self::Mailer => "mailer",
+            Self::Ingest => "ingest",
+        }
+    }
+
+    /// Parses `WORKER_ROLES` (role or group names); empty means all.
     pub fn parse_list(list: &str) -> anyhow::Result<Vec<Role>> {
         let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         if names.is_empty() {
             return Ok(Self::ALL.to_vec());
         }
-        names
-            .into_iter()
-            .map(|n| {
-                Self::ALL.into_iter().find(|r| r.name() == n).with_context(|| {
-                    let known: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
-                    format!("unknown worker role `{n}`; known roles: {}", known.join(", "))
-                })
-            })
-            .collect()
+        let mut roles = Vec::new();
+        for n in names {
+            let matched: Vec<Role> = Self::ALL.into_iter().filter(|r| r.name() == n || r.group() == n).collect();
+            if matched.is_empty() {
+                let known: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
+                anyhow::bail!(
+                    "unknown worker role `{n}`; known roles: {}; groups: relay, projections, policies, mailer, ingest",
+                    known.join(", ")
+                );
+            }
+            roles.extend(matched.into_iter().filter(|r| !roles.contains(r)).collect::<Vec<_>>());
+        }
+        Ok(roles)
     }
 }
 
@@ -130,9 +149,11 @@ impl App {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
         declare_topology(&settings).await?;
-        let readiness = Readiness::new(db.clone(), redis.clone(), &settings.amqp_url);
+        let readiness = Readiness::new(db.clone(), redis.clone(), &settings.amqp_url, Needs::PostgresAndBroker);
+        let limits = HttpLimits::from_settings(&settings);
         let server =
-            Server::bind("workers", settings.bind_addr_or(DEFAULT_PORT), Router::new(), None, readiness).await?;
+            Server::bind("workers", settings.bind_addr_or(DEFAULT_PORT), limits, Router::new(), None, readiness)
+                .await?;
         Ok(Self { db, redis, settings, roles, server })
     }
 
@@ -233,4 +254,24 @@ pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
     Topology::new(&settings.amqp_prefix, &settings.retry_delays).declare(&channel, CONSUMERS).await?;
     let _ = conn.close(200, "topology declared").await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_name_the_chart_deployments() {
+        assert_eq!(Role::parse_list("").unwrap(), Role::ALL.to_vec());
+        assert_eq!(
+            Role::parse_list("projections").unwrap(),
+            [Role::Profiles, Role::Activities, Role::Leaderboards, Role::Guide, Role::Places]
+        );
+        assert_eq!(
+            Role::parse_list("relay, policies, mailer").unwrap(),
+            [Role::Relay, Role::PointsPolicy, Role::Mailer]
+        );
+        assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::Ingest]);
+        assert!(Role::parse_list("projection.nope").unwrap_err().to_string().contains("groups"));
+    }
 }

@@ -13,7 +13,7 @@ use lapin::{
 };
 use platform::{
     Settings, amqp,
-    topology::{CONSUMERS, ConsumerSpec, Topology},
+    topology::{self, CONSUMERS, ConsumerSpec, Topology},
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -65,12 +65,11 @@ fn describe(delivery: &lapin::message::Delivery) -> Parked {
     let headers = delivery.properties.headers().as_ref();
     Parked {
         event_id: event_id_of(&delivery.properties, &delivery.data),
-        routing_key: amqp::header_str(headers, "x-original-routing-key")
-            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned()),
-        reason: amqp::header_str(headers, "x-parked-reason").unwrap_or_default(),
-        detail: amqp::header_str(headers, "x-parked-detail").unwrap_or_default(),
-        parked_at: amqp::header_str(headers, "x-parked-at").unwrap_or_default(),
-        retry_count: amqp::header_int(headers, "x-retry-count").unwrap_or(0),
+        routing_key: crate::consumer::original_routing_key(delivery),
+        reason: amqp::header_str(headers, topology::headers::PARKED_REASON).unwrap_or_default(),
+        detail: amqp::header_str(headers, topology::headers::PARKED_DETAIL).unwrap_or_default(),
+        parked_at: amqp::header_str(headers, topology::headers::PARKED_AT).unwrap_or_default(),
+        retry_count: amqp::header_int(headers, topology::headers::RETRY_COUNT).unwrap_or(0),
         body: delivery.data.clone(),
     }
 }
@@ -126,9 +125,10 @@ async fn walk(
                 let mut headers = message.delivery.properties.headers().clone().unwrap_or_default();
                 let mut clean = FieldTable::default();
                 for (k, v) in headers.inner().iter() {
+                    // The original routing key stays: the type is still the message's type.
                     if !k.as_str().starts_with("x-parked-")
-                        && k.as_str() != "x-retry-count"
-                        && k.as_str() != "x-last-error"
+                        && k.as_str() != topology::headers::RETRY_COUNT
+                        && k.as_str() != topology::headers::LAST_ERROR
                         && k.as_str() != "x-death"
                     {
                         clean.insert(k.clone(), v.clone());

@@ -136,9 +136,8 @@ async fn apply_skipping<P: Projector>(
     events: &[Event],
     skipped: &mut Vec<String>,
 ) -> anyhow::Result<u64> {
-    let all = Incoming::from_log(events);
     sqlx::query("savepoint batch").execute(&mut *conn).await?;
-    match apply_in(&mut *conn, projector, target, &all).await {
+    match apply_in(&mut *conn, projector, target, events).await {
         Ok(applied) => {
             sqlx::query("release savepoint batch").execute(&mut *conn).await?;
             return Ok(applied.len() as u64);
@@ -149,7 +148,7 @@ async fn apply_skipping<P: Projector>(
     let mut applied = 0;
     for event in events {
         sqlx::query("savepoint one").execute(&mut *conn).await?;
-        match apply_in(&mut *conn, projector, target, &[Incoming { event, sent: None }]).await {
+        match apply_in(&mut *conn, projector, target, std::slice::from_ref(event)).await {
             Ok(done) => {
                 sqlx::query("release savepoint one").execute(&mut *conn).await?;
                 applied += done.len() as u64;
@@ -422,13 +421,13 @@ pub async fn replay<P: Projector>(
         let (events, bad) = decode(rows);
         skipped.extend(bad);
         let applied = match apply_live(db, projector, &Incoming::from_log(&events)).await {
-            Ok(applied) => applied,
+            Ok(done) => done.applied,
             Err(BatchError::Database(e)) => return Err(e.context("replaying a batch")),
             Err(BatchError::Apply(_)) => {
                 let mut applied = Vec::new();
                 for event in &events {
                     match apply_live(db, projector, &[Incoming { event, sent: None }]).await {
-                        Ok(done) => applied.extend(done),
+                        Ok(done) => applied.extend(done.applied),
                         Err(BatchError::Database(e)) => return Err(e.context("replaying an event")),
                         Err(BatchError::Apply(e)) => skipped.push(format!("{}: {e}", event.id)),
                     }

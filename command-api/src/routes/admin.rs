@@ -3,7 +3,7 @@
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use events::{Event, PointsEarned, PointsReason};
 use platform::{
-    auth::{AuthUser, Role},
+    auth::AdminUser,
     error::{ApiError, ApiJson},
     eventstore,
     http::RequestId,
@@ -18,11 +18,6 @@ use crate::{AppState, SOURCE};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(bonus))
-}
-
-/// Refuses anyone but an admin.
-pub fn require_admin(user: &AuthUser) -> Result<(), ApiError> {
-    if user.0.role == Role::Admin { Ok(()) } else { Err(ApiError::Forbidden("This needs the admin role.".into())) }
 }
 
 /// A bonus grant.
@@ -51,11 +46,10 @@ pub struct BonusGranted {
     ))]
 async fn bonus(
     State(state): State<AppState>,
-    admin: AuthUser,
+    AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<BonusRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
             .bind(body.user_id)
@@ -75,6 +69,6 @@ async fn bonus(
     let mut tx = state.db.begin().await?;
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
-    tracing::info!(admin.id = %admin.0.sub, user.id = %body.user_id, amount = body.amount, "bonus granted");
+    tracing::info!(admin.id = %admin.sub, user.id = %body.user_id, amount = body.amount, "bonus granted");
     Ok((StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), Json(BonusGranted { event_id: events[0].id })))
 }

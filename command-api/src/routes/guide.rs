@@ -8,7 +8,7 @@ use events::{
     GuideRegionSaved, RegionRule,
 };
 use platform::{
-    auth::AuthUser,
+    auth::{AdminUser, AuthUser},
     error::{ApiError, ApiJson, ApiPath},
     eventstore,
     guide::{ContentKind, Saved, exists, save},
@@ -20,7 +20,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    admin::require_admin,
     consistency_headers,
     content::{Checks, Edited, edited},
 };
@@ -97,15 +96,14 @@ async fn record(
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn create_item(
     State(state): State<AppState>,
-    admin: AuthUser,
+    AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<ItemRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let id = Uuid::now_v7();
     let data = body.into_event(id)?;
     let saved = record(&state, ContentKind::Item, id, data.into(), request_id).await?;
-    tracing::info!(admin.id = %admin.0.sub, item.id = %id, "guide item added");
+    tracing::info!(admin.id = %admin.sub, item.id = %id, "guide item added");
     Ok(edited(id, saved, false))
 }
 
@@ -117,12 +115,11 @@ async fn create_item(
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_item(
     State(state): State<AppState>,
-    admin: AuthUser,
+    AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ItemRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let data = body.into_event(id)?;
     if !exists(&state.db, ContentKind::Item, id).await? {
         return Err(ApiError::not_found(
@@ -131,7 +128,7 @@ async fn put_item(
         ));
     }
     let saved = record(&state, ContentKind::Item, id, data.into(), request_id).await?;
-    tracing::info!(admin.id = %admin.0.sub, item.id = %id, outcome = saved.as_str(), "guide item edited");
+    tracing::info!(admin.id = %admin.sub, item.id = %id, outcome = saved.as_str(), "guide item edited");
     Ok(edited(id, saved, false))
 }
 
@@ -142,16 +139,15 @@ async fn put_item(
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn delete_item(
     State(state): State<AppState>,
-    admin: AuthUser,
+    AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     if !exists(&state.db, ContentKind::Item, id).await? {
         return Err(ApiError::not_found("item_not_found", format!("no item {id}")));
     }
     let saved = record(&state, ContentKind::Item, id, GuideItemRemoved { item_id: id }.into(), request_id).await?;
-    tracing::info!(admin.id = %admin.0.sub, item.id = %id, "guide item removed");
+    tracing::info!(admin.id = %admin.sub, item.id = %id, "guide item removed");
     Ok(edited(id, saved, true))
 }
 
@@ -193,11 +189,10 @@ impl FaqRequest {
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn create_faq(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<FaqRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let id = Uuid::now_v7();
     let data = body.into_event(id)?;
     let saved = record(&state, ContentKind::Faq, id, data.into(), request_id).await?;
@@ -212,12 +207,11 @@ async fn create_faq(
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_faq(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<FaqRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let data = body.into_event(id)?;
     if !exists(&state.db, ContentKind::Faq, id).await? {
         return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
@@ -233,11 +227,10 @@ async fn put_faq(
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn delete_faq(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     if !exists(&state.db, ContentKind::Faq, id).await? {
         return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
     }
@@ -267,12 +260,11 @@ pub struct RulesRequest {
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_rules(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(region): ApiPath<String>,
     ApiJson(body): ApiJson<RulesRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let mut checks = Checks::default();
     checks.text("name_ko", &body.name_ko, 1, 50).text("name_en", &body.name_en, 1, 50).text(
         "schedule",

@@ -5,7 +5,7 @@
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use events::{Category, Event, GeoPoint, PlaceKind, PlaceSaved, SavedPlace, UserPlacesChanged};
 use platform::{
-    auth::AuthUser,
+    auth::{AdminUser, AuthUser},
     error::{ApiError, ApiJson, ApiPath},
     eventstore,
     guide::{ContentKind, exists},
@@ -19,7 +19,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    admin::require_admin,
     consistency_headers,
     content::{Checks, Edited, edited},
 };
@@ -97,17 +96,16 @@ impl PlaceRequest {
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn create_place(
     State(state): State<AppState>,
-    admin: AuthUser,
+    AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<PlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let id = Uuid::now_v7();
     let place = body.into_event(id)?;
     let mut tx = state.db.begin().await?;
     let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
-    tracing::info!(admin.id = %admin.0.sub, place.id = %id, "place added");
+    tracing::info!(admin.id = %admin.sub, place.id = %id, "place added");
     Ok(edited(id, saved, false))
 }
 
@@ -119,12 +117,11 @@ async fn create_place(
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_place(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     let place = body.into_event(id)?;
     if !exists(&state.db, ContentKind::Place, id).await? {
         return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
@@ -142,11 +139,10 @@ async fn put_place(
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn delete_place(
     State(state): State<AppState>,
-    admin: AuthUser,
+    _admin: AdminUser,
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&admin)?;
     if !exists(&state.db, ContentKind::Place, id).await? {
         return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
     }

@@ -67,7 +67,7 @@ async fn geocode(
     }
     let found: Option<Geocoded> = state
         .kakao
-        .get(&state.redis, "addr", DAY, "/v2/local/search/address.json", &[("query", address.clone())], |body| {
+        .get("addr", DAY, "/v2/local/search/address.json", &[("query", address.clone())], |body| {
             let doc = body["documents"].get(0)?;
             Some(Geocoded {
                 latitude: number(&doc["y"])?,
@@ -132,7 +132,7 @@ async fn reverse(
     let query = [("x", format!("{:.5}", body.longitude)), ("y", format!("{:.5}", body.latitude))];
     let found: Option<Reversed> = state
         .kakao
-        .get(&state.redis, "rev", DAY, "/v2/local/geo/coord2address.json", &query, |body| {
+        .get("rev", DAY, "/v2/local/geo/coord2address.json", &query, |body| {
             let doc = body["documents"].get(0)?;
             let region_name = text(&doc["address"]["region_1depth_name"])?;
             Some(Reversed {
@@ -148,6 +148,7 @@ async fn reverse(
 
 /// A keyword search near a point.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct KeywordParams {
     /// What to look for, 1 to 100 characters (default `재활용센터`).
     pub q: Option<String>,
@@ -221,7 +222,7 @@ async fn keyword(
     ];
     let places = state
         .kakao
-        .get(&state.redis, "kw", HOUR, "/v2/local/search/keyword.json", &query, |body| {
+        .get("kw", HOUR, "/v2/local/search/keyword.json", &query, |body| {
             body["documents"]
                 .as_array()
                 .into_iter()

@@ -62,9 +62,20 @@ fn category_code(value: &str) -> Result<&'static str, ApiError> {
     })
 }
 
+/// Where a cached answer lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Redis, shared by every replica: answers from a fixed, small set of keys.
+    Shared,
+    /// This process, bounded ([`crate::LOCAL_CACHE_ENTRIES`]): answers keyed by what a client
+    /// sends (queries, ids, cursors), which anyone could vary without end.
+    Local,
+}
+
 /// Answers `what` from the cache of the current guide generation, or computes and caches it.
-/// `fresh`: the caller waited for a token; read PostgreSQL and leave the cache alone.
-async fn cached<T, F>(state: &AppState, what: &str, fresh: bool, compute: F) -> Result<T, ApiError>
+/// `fresh`: the caller waited for a token; read PostgreSQL and leave the cache alone. While
+/// Redis is down the generation is unknown, so nothing is cached or served from a cache.
+async fn cached<T, F>(state: &AppState, what: &str, scope: Scope, fresh: bool, compute: F) -> Result<T, ApiError>
 where
     T: Serialize + DeserializeOwned,
     F: Future<Output = Result<T, ApiError>>,
@@ -74,15 +85,29 @@ where
     }
     let redis = &state.redis;
     // INCR stores the generation as a bare number, which reads as JSON.
-    let generation: i64 = redis.get_json(&generation_key(redis)).await.unwrap_or(0);
-    let key = cache_key(redis, generation, what);
-    if let Some(value) = redis.get_json(&key).await {
+    let generation: Option<i64> = redis.get_json(&generation_key(redis)).await;
+    if scope == Scope::Local && generation.is_none() {
+        return compute.await;
+    }
+    let key = cache_key(redis, generation.unwrap_or(0), what);
+    let hit: Option<T> = match scope {
+        Scope::Shared => redis.get_json(&key).await,
+        Scope::Local => state.local_cache.get(&key).and_then(|json| serde_json::from_str(&json).ok()),
+    };
+    if let Some(value) = hit {
         metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "hit").increment(1);
         return Ok(value);
     }
     metrics::counter!("cache_requests_total", "cache" => "guide", "result" => "miss").increment(1);
     let value = compute.await?;
-    redis.set_json(key, &value, CACHE_TTL_SECS).await;
+    match scope {
+        Scope::Shared => redis.set_json(key, &value, CACHE_TTL_SECS).await,
+        Scope::Local => {
+            if let Ok(json) = serde_json::to_string(&value) {
+                state.local_cache.insert(key, json.into());
+            }
+        }
+    }
     Ok(value)
 }
 
@@ -102,7 +127,7 @@ pub struct CategoryInfo {
 /// The nine waste categories.
 #[utoipa::path(get, path = "/recycle/categories", tag = "guide", responses((status = 200, body = Vec<CategoryInfo>)))]
 async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryInfo>>, ApiError> {
-    let answer = cached(&state, "categories", false, async {
+    let answer = cached(&state, "categories", Scope::Shared, false, async {
         let counts: Vec<(String, i64)> =
             sqlx::query_as("select category, count(*) from read.guide_items where not removed group by category")
                 .fetch_all(&state.db)
@@ -153,6 +178,7 @@ pub struct ItemPage {
 
 /// Query parameters of the item list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ItemsParams {
     /// Only this category (`plastic`, `paper`, …).
     pub category: Option<String>,
@@ -189,7 +215,7 @@ async fn items(
         ),
     };
     let what = format!("items:{}:{limit}:{}", category.unwrap_or("*"), params.cursor.as_deref().unwrap_or(""));
-    let page = cached(&state, &what, false, async {
+    let page = cached(&state, &what, Scope::Local, false, async {
         let mut rows: Vec<Item> = sqlx::query_as(&format!(
             "select {ITEM_COLUMNS} from read.guide_items
              where not removed and ($1::text is null or category = $1)
@@ -224,7 +250,7 @@ async fn item(
     consistency: Consistency,
 ) -> Result<(HeaderMap, Json<Item>), ApiError> {
     let fresh = consistency.wait(&state, &[&GUIDE]).await?;
-    let found: Option<Item> = cached(&state, &format!("item:{id}"), fresh.requires_primary(), async {
+    let found: Option<Item> = cached(&state, &format!("item:{id}"), Scope::Local, fresh.requires_primary(), async {
         Ok(sqlx::query_as(&format!("select {ITEM_COLUMNS} from read.guide_items where item_id = $1 and not removed"))
             .bind(id)
             .fetch_optional(&state.db)
@@ -257,6 +283,7 @@ pub struct SearchResult {
 
 /// A search.
 #[derive(Debug, Deserialize, IntoParams, ToSchema, validator::Validate)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What to look for, 1 to 100 characters, Korean or English.
     pub q: Option<String>,
@@ -281,7 +308,7 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
         _ => return Err(ApiError::invalid("limit", "must be between 1 and 50")),
     };
     let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
-    cached(state, &what, false, async {
+    cached(state, &what, Scope::Local, false, async {
         let mut items: Vec<Hit> = sqlx::query_as(
             "with scored as (
                select i.*,
@@ -357,7 +384,7 @@ async fn rules(State(state): State<AppState>, ApiPath(region): ApiPath<String>) 
     if wanted.is_empty() || wanted.chars().count() > 50 {
         return Err(ApiError::invalid("region", "must be 1 to 50 characters"));
     }
-    let found: Option<RegionRules> = cached(&state, &format!("rules:{wanted}"), false, async {
+    let found: Option<RegionRules> = cached(&state, &format!("rules:{wanted}"), Scope::Local, false, async {
         Ok(sqlx::query_as(
             "select code, name_ko, name_en, schedule, rules from read.guide_regions
              where code = $1 or lower(name_en) = $1 or name_ko = $1",
@@ -394,6 +421,7 @@ pub struct Faq {
 
 /// Query parameters of the FAQ.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FaqParams {
     /// Only questions about this category.
     pub category: Option<String>,
@@ -407,7 +435,7 @@ async fn faqs(
     ApiQuery(params): ApiQuery<FaqParams>,
 ) -> Result<Json<Vec<Faq>>, ApiError> {
     let category = params.category.as_deref().map(category_code).transpose()?;
-    let list = cached(&state, &format!("faq:{}", category.unwrap_or("*")), false, async {
+    let list = cached(&state, &format!("faq:{}", category.unwrap_or("*")), Scope::Shared, false, async {
         Ok(sqlx::query_as(
             "select faq_id, category, question, answer, helpful from read.guide_faqs
              where not removed and ($1::text is null or category = $1) order by position, faq_id",
@@ -430,7 +458,7 @@ async fn faq(
     consistency: Consistency,
 ) -> Result<(HeaderMap, Json<Faq>), ApiError> {
     let fresh = consistency.wait(&state, &[&GUIDE]).await?;
-    let found: Option<Faq> = cached(&state, &format!("faq-one:{id}"), fresh.requires_primary(), async {
+    let found: Option<Faq> = cached(&state, &format!("faq-one:{id}"), Scope::Local, fresh.requires_primary(), async {
         Ok(sqlx::query_as(
             "select faq_id, category, question, answer, helpful from read.guide_faqs where faq_id = $1 and not removed",
         )
@@ -469,6 +497,7 @@ pub struct Stats {
 
 /// Query parameters of the statistics.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsParams {
     /// `weekly`, `monthly` or `all-time` (default `weekly`): the current period.
     pub period: Option<String>,

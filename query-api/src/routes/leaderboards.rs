@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Query parameters of a board.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BoardParams {
     /// Entries per page, 1 to 100 (default 20).
     pub limit: Option<i64>,

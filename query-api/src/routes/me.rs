@@ -138,6 +138,7 @@ async fn level(
 
 /// Page parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Items per page, 1 to 100 (default 20).
     pub limit: Option<i64>,

@@ -50,13 +50,13 @@ async fn nickname(system: &TestSystem, user_id: Uuid) -> Option<(String, i64)> {
 async fn malformed_messages_are_parked_with_their_reason_and_the_next_event_still_flows() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let good = registered(Uuid::now_v7(), 1);
+    let good = registered(system.live_account(Uuid::now_v7()).await, 1);
     let mut wrong_version = good.to_raw();
     wrong_version.id = Uuid::now_v7();
     wrong_version.version = 9;
     let mut bad_data = good.to_raw();
     bad_data.id = Uuid::now_v7();
-    bad_data.data = json!({"user_id": Uuid::now_v7(), "username": "x", "nickname": "n", "provider": "myspace"});
+    bad_data.data = json!({"user_id": good.aggregate_id, "username": "x", "nickname": "n", "provider": "myspace"});
 
     let poison: Vec<(Vec<u8>, &str)> = vec![
         (b"this is not json".to_vec(), "malformed_envelope"),
@@ -93,7 +93,7 @@ async fn malformed_messages_are_parked_with_their_reason_and_the_next_event_stil
 async fn redelivered_events_are_applied_once() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let user = Uuid::now_v7();
+    let user = system.live_account(Uuid::now_v7()).await;
     let reg = registered(user, 1);
     let rename = renamed(user, "초록이", 2);
     for _ in 0..3 {
@@ -118,7 +118,7 @@ async fn redelivered_events_are_applied_once() {
 async fn an_update_that_overtakes_its_registration_waits_and_a_stale_one_is_ignored() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let user = Uuid::now_v7();
+    let user = system.live_account(Uuid::now_v7()).await;
     // Sequence 3 arrives first, before the profile exists; then 1 (registration), then 2 (older).
     support::publish_raw(&channel, &system, "user.profile_updated", &renamed(user, "newest", 3).to_json_bytes()).await;
     support::publish_raw(&channel, &system, "user.registered", &registered(user, 1).to_json_bytes()).await;
@@ -141,13 +141,15 @@ async fn an_update_that_overtakes_its_registration_waits_and_a_stale_one_is_igno
 async fn an_event_that_keeps_failing_is_retried_with_delay_then_parked() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let ghost = renamed(Uuid::now_v7(), "nobody", 2);
+    // A live account whose profile never arrives: the projector cannot apply the rename.
+    let ghost = renamed(system.live_account(Uuid::now_v7()).await, "nobody", 2);
     support::publish_raw(&channel, &system, "user.profile_updated", &ghost.to_json_bytes()).await;
     let parked = support::take_parked(&channel, &system.topology().parked_queue(&PROFILES), 1).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].reason, "retries_exhausted");
     assert_eq!(parked[0].retry_count, system.settings.retry_delays.len() as i64, "went through every retry tier");
     assert!(parked[0].detail.contains("does not exist yet"), "{}", parked[0].detail);
+    assert_eq!(parked[0].routing_key, "user.profile_updated", "the type survives the retry tiers' re-routing");
     assert_eq!(Event::decode(&parked[0].body).unwrap().id, ghost.id);
     assert_eq!(system.count("select count(*) from projection.applied_events where projection = 'profiles'").await, 0);
 }
@@ -188,7 +190,7 @@ async fn the_relay_never_publishes_past_a_transaction_that_commits_late() {
 async fn events_from_other_services_are_stored_in_the_log_once_and_bad_ones_parked() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let user = Uuid::now_v7();
+    let user = system.live_account(Uuid::now_v7()).await;
     let external = registered(user, 1);
     for _ in 0..3 {
         support::publish_raw(&channel, &system, "user.registered", &external.to_json_bytes()).await;

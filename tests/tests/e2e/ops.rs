@@ -14,7 +14,7 @@ use crate::support;
 async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     let system = TestSystem::start().await;
     let (_conn, channel) = support::broker(&system).await;
-    let user = Uuid::now_v7();
+    let user = system.live_account(Uuid::now_v7()).await;
     let mut rename = Event::new(
         "profile-service",
         user,
@@ -80,8 +80,10 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     assert!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().is_empty());
     // Both events are in the log (ingest stored the rename first, then the registration) and
     // both are applied: the projection is at the end of the log.
+    // Positions may skip (a consumer's transaction that stored an event and rolled back spent
+    // one); what counts is that both events are there and the projection reached the last.
+    assert_eq!(system.count("select count(*) from eventstore.events").await, 2);
     let last = system.count("select max(position) from eventstore.events").await;
-    assert_eq!(last, 2);
     let status = ops::status(&system.settings, &system.db).await.unwrap();
     let profiles = status.iter().find(|s| s.consumer == "projection.profiles").unwrap();
     assert_eq!(profiles.last_position, Some(last));
@@ -111,12 +113,13 @@ async fn operator_gauges_show_backlog_lag_and_parked_messages() {
         async move { tests::scrape(&http, &url, metric, labels).await }
     };
     // Someone signs up (the relay publishes, the API serves), then the trouble starts: a rename
-    // for a user nobody registered, which the profiles projector retries, then parks.
+    // for an account whose profile never arrives, which the profiles projector retries, then
+    // parks.
     let signed_up = system.register("gauged").await;
     let (_conn, channel) = support::broker(&system).await;
     let mut rename = Event::new(
         "profile-service",
-        Uuid::now_v7(),
+        system.live_account(Uuid::now_v7()).await,
         UserProfileUpdated { nickname: Some("유령".into()), ..Default::default() }.into(),
     );
     rename.sequence = Some(2);

@@ -7,7 +7,7 @@ use lapin::{
     options::{BasicGetOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable},
 };
-use platform::amqp;
+use platform::{amqp, topology};
 use tests::TestSystem;
 
 /// A connection and confirm channel to the test's broker.
@@ -46,6 +46,7 @@ pub async fn publish_unconfirmed(
 
 /// A parked message: its reason header and body.
 pub struct Parked {
+    pub routing_key: String,
     pub reason: String,
     pub detail: String,
     pub retry_count: i64,
@@ -61,9 +62,11 @@ pub async fn take_parked(channel: &Channel, queue: &str, n: usize) -> Vec<Parked
             Some(msg) => {
                 let headers = msg.delivery.properties.headers().clone();
                 found.push(Parked {
-                    reason: amqp::header_str(headers.as_ref(), "x-parked-reason").unwrap_or_default(),
-                    detail: amqp::header_str(headers.as_ref(), "x-parked-detail").unwrap_or_default(),
-                    retry_count: amqp::header_int(headers.as_ref(), "x-retry-count").unwrap_or(-1),
+                    routing_key: amqp::header_str(headers.as_ref(), topology::headers::ORIGINAL_ROUTING_KEY)
+                        .unwrap_or_default(),
+                    reason: amqp::header_str(headers.as_ref(), topology::headers::PARKED_REASON).unwrap_or_default(),
+                    detail: amqp::header_str(headers.as_ref(), topology::headers::PARKED_DETAIL).unwrap_or_default(),
+                    retry_count: amqp::header_int(headers.as_ref(), topology::headers::RETRY_COUNT).unwrap_or(-1),
                     body: msg.delivery.data.clone(),
                 });
             }
