@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL, Redis and RabbitMQ answer on their standard local ports.
 #
-# Already running: nothing to do. A Docker engine available: `docker compose up`. Otherwise the
-# Debian packages are installed where missing and the servers started directly (works with or
-# without systemd, as root or through sudo).
+# Already running: nothing to do. A Docker engine available: `docker compose up` of those three
+# services. Otherwise the Debian packages are installed where missing and the servers started
+# directly (works with or without systemd, as root or through sudo). First, the build and test
+# prerequisites a machine with only Rust lacks (scripts/system-deps.sh: gcc, python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/system-deps.sh
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 all_up() { port_open 5432 && port_open 6379 && port_open 5672; }
@@ -22,8 +24,8 @@ if all_up; then
 fi
 
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-  say "starting services with docker compose"
-  docker compose up -d --wait
+  say "starting PostgreSQL, Redis and RabbitMQ with docker compose"
+  docker compose up -d --wait postgres redis rabbitmq
   exit 0
 fi
 
@@ -43,7 +45,7 @@ fi
 if ! port_open 5432; then
   version=$(ls /etc/postgresql | sort -V | tail -n 1)
   say "starting PostgreSQL $version"
-  $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || $SUDO pg_ctlcluster "$version" main start
+  (cd / && { $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || $SUDO pg_ctlcluster "$version" main start; })
 fi
 if ! port_open 6379; then
   say "starting Redis"
@@ -51,7 +53,7 @@ if ! port_open 6379; then
 fi
 if ! port_open 5672; then
   say "starting RabbitMQ"
-  $SUDO rabbitmq-server -detached
+  (cd / && $SUDO rabbitmq-server -detached)
 fi
 wait_for PostgreSQL 5432 60
 wait_for Redis 6379 30
@@ -62,10 +64,11 @@ command -v rabbitmqctl >/dev/null 2>&1 && $SUDO rabbitmqctl -q await_startup >/d
 # default one (postgres/postgres) when it has none that works.
 if command -v psql >/dev/null 2>&1 && ! PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
   say "setting the local development password of the postgres role"
+  # From /: the postgres user may not be allowed into the checkout's directory.
   if [ "$(id -u)" -eq 0 ]; then
-    su postgres -c "psql -q -c \"alter role postgres password 'postgres'\""
+    (cd / && runuser -u postgres -- psql -q -c "alter role postgres password 'postgres'")
   else
-    sudo -u postgres psql -q -c "alter role postgres password 'postgres'"
+    (cd / && sudo -u postgres psql -q -c "alter role postgres password 'postgres'")
   fi
 fi
 say "PostgreSQL, Redis and RabbitMQ are up"
