@@ -385,6 +385,13 @@ pub struct GeoPoint {
 }
 
 impl GeoPoint {
+    /// `degrees` rounded to 1e-7 (about a centimetre): the precision positions are computed
+    /// at. Finer digits locate nothing, and subnormal values (`5e-324`) make PostgreSQL's
+    /// earthdistance functions fail with an underflow.
+    pub fn round(degrees: f64) -> f64 {
+        (degrees * 1e7).round() / 1e7
+    }
+
     /// The problem with these coordinates, if any.
     pub fn check(latitude: f64, longitude: f64) -> Result<(), String> {
         if !(-90.0..=90.0).contains(&latitude) {

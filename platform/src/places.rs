@@ -26,8 +26,8 @@ pub async fn save(
     )
     .bind(place.place_id)
     .bind(kind)
-    .bind(place.location.latitude)
-    .bind(place.location.longitude)
+    .bind(events::GeoPoint::round(place.location.latitude))
+    .bind(events::GeoPoint::round(place.location.longitude))
     .execute(&mut *conn)
     .await?;
     let id = place.place_id;
@@ -68,8 +68,8 @@ pub async fn nearest(
          where not removed and earth_box(ll_to_earth($1, $2), $3) @> ll_to_earth(latitude, longitude)
          order by d limit 1",
     )
-    .bind(latitude)
-    .bind(longitude)
+    .bind(events::GeoPoint::round(latitude))
+    .bind(events::GeoPoint::round(longitude))
     .bind(within_m)
     .fetch_optional(db)
     .await?;

@@ -38,8 +38,8 @@ pub const CONFLICTING_DUPLICATE: &str = "conflicting_duplicate";
 /// A delivery that must not be applied, and why.
 #[derive(Debug, Clone)]
 pub struct Refusal {
-    /// The delivered event's id.
-    pub event_id: Uuid,
+    /// The delivery's index in the batch (several deliveries may carry one event id).
+    pub index: usize,
     /// Machine-readable parking reason.
     pub code: &'static str,
     /// Human detail.
@@ -74,7 +74,7 @@ pub async fn admit(
             unseen.push(i);
         }
     }
-    let mut refused: HashMap<Uuid, Refusal> = HashMap::new();
+    let mut refused: HashMap<Uuid, (&'static str, String)> = HashMap::new();
     if !unseen.is_empty() {
         let named: Vec<Uuid> =
             unseen.iter().flat_map(|i| i.event.users()).collect::<HashSet<_>>().into_iter().collect();
@@ -91,14 +91,7 @@ pub async fn admit(
         let mut to_store = Vec::new();
         for i in unseen {
             if let Some(missing) = i.event.users().into_iter().find(|u| !live.contains(u)) {
-                refused.insert(
-                    i.event.id,
-                    Refusal {
-                        event_id: i.event.id,
-                        code: UNKNOWN_USER,
-                        detail: format!("user {missing} has no live account"),
-                    },
-                );
+                refused.insert(i.event.id, (UNKNOWN_USER, format!("user {missing} has no live account")));
                 continue;
             }
             // Stored as sent (an older version stays that version; readers upcast).
@@ -113,37 +106,38 @@ pub async fn admit(
                         .increment(1);
                 }
             }
-            // Ids another transaction logged meanwhile: read what it stored.
-            let raced: Vec<Uuid> = to_store.iter().map(|r| r.id).filter(|id| !stored.contains(id)).collect();
-            if !raced.is_empty() {
-                logged.extend(read_logged(tx, &raced).await?);
-            }
+            // Read back what the log now holds for these ids: what this batch stored (so a
+            // second body under the same id later in the batch is told apart), or what another
+            // transaction stored meanwhile.
+            let ids: Vec<Uuid> = to_store.iter().map(|r| r.id).collect();
+            logged.extend(read_logged(tx, &ids).await?);
         }
     }
 
     let mut admitted = Admitted::default();
-    let mut reported = HashSet::new();
-    for i in incoming {
+    for (index, i) in incoming.iter().enumerate() {
         let id = i.event.id;
-        if let Some(refusal) = refused.get(&id) {
-            if reported.insert(id) {
-                admitted.refused.push(refusal.clone());
-            }
+        if let Some((code, detail)) = refused.get(&id) {
+            admitted.refused.push(Refusal { index, code, detail: detail.clone() });
             continue;
         }
         match logged.get(&id) {
-            Some(stored) if !same_event(stored, i) => {
+            Some(stored) if let Some(field) = differing_field(stored, i) => {
                 if park_conflicts {
                     admitted.refused.push(Refusal {
-                        event_id: id,
+                        index,
                         code: CONFLICTING_DUPLICATE,
-                        detail: format!("event {id} is in the log with a different body; the logged one stands"),
+                        detail: format!(
+                            "event {id} is in the log with a different `{field}` (logged {}, sent {}); the logged one stands",
+                            stored.data.0,
+                            i.sent.map(String::from_utf8_lossy).unwrap_or_default()
+                        ),
                     });
                     continue;
                 }
                 match stored.clone().into_envelope().decode() {
                     Ok(event) => admitted.events.push(event),
-                    Err(e) => admitted.refused.push(Refusal { event_id: id, code: e.code(), detail: e.to_string() }),
+                    Err(e) => admitted.refused.push(Refusal { index, code: e.code(), detail: e.to_string() }),
                 }
             }
             _ => admitted.events.push(i.event.clone()),
@@ -161,22 +155,25 @@ async fn read_logged(tx: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid
     Ok(rows.into_iter().map(|r| (r.id, r)).collect())
 }
 
-/// Whether the delivery carries the event the log holds. Compared as sent (the log keeps
-/// envelopes as sent); timestamps at the log's microsecond precision.
-fn same_event(stored: &StoredEvent, delivered: &Incoming<'_>) -> bool {
-    let Some(sent) = delivered.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()) else {
-        return true;
-    };
+/// The first envelope field in which the delivery differs from the event the log holds, if
+/// any. Compared as sent (the log keeps envelopes as sent); timestamps at the log's microsecond
+/// precision.
+fn differing_field(stored: &StoredEvent, delivered: &Incoming<'_>) -> Option<&'static str> {
+    let sent = delivered.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok())?;
     let logged = stored.clone().into_envelope();
     let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
-    sent.event_type == logged.event_type
-        && sent.version == logged.version
-        && sent.source == logged.source
-        && sent.aggregate_type == logged.aggregate_type
-        && sent.aggregate_id == logged.aggregate_id
-        && sent.sequence == logged.sequence
-        && micros(sent.occurred_at) == micros(logged.occurred_at)
-        && sent.correlation_id == logged.correlation_id
-        && sent.causation_id == logged.causation_id
-        && sent.data == logged.data
+    [
+        ("type", sent.event_type == logged.event_type),
+        ("version", sent.version == logged.version),
+        ("source", sent.source == logged.source),
+        ("aggregate_type", sent.aggregate_type == logged.aggregate_type),
+        ("aggregate_id", sent.aggregate_id == logged.aggregate_id),
+        ("sequence", sent.sequence == logged.sequence),
+        ("occurred_at", micros(sent.occurred_at) == micros(logged.occurred_at)),
+        ("correlation_id", sent.correlation_id == logged.correlation_id),
+        ("causation_id", sent.causation_id == logged.causation_id),
+        ("data", sent.data == logged.data),
+    ]
+    .into_iter()
+    .find_map(|(field, same)| (!same).then_some(field))
 }

@@ -226,11 +226,11 @@ impl<P: Projector> Consumer<'_, P> {
                 Ok(done) => {
                     self.projector.after_commit(&done.applied).await;
                     if !done.refused.is_empty() {
-                        let refused: HashMap<Uuid, Refusal> =
-                            done.refused.into_iter().map(|r| (r.event_id, r)).collect();
-                        for (delivery, event) in events {
-                            if let Some(r) = refused.get(&event.id) {
-                                failed.push((delivery, Failed::Park { code: r.code, detail: r.detail.clone() }));
+                        let mut refused: HashMap<usize, Refusal> =
+                            done.refused.into_iter().map(|r| (r.index, r)).collect();
+                        for (index, (delivery, _)) in events.into_iter().enumerate() {
+                            if let Some(r) = refused.remove(&index) {
+                                failed.push((delivery, Failed::Park { code: r.code, detail: r.detail }));
                             }
                         }
                     }

@@ -100,7 +100,8 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (lat, lon) = (p.lat.unwrap_or_default(), p.lon.unwrap_or_default());
+    let (lat, lon) =
+        (events::GeoPoint::round(p.lat.unwrap_or_default()), events::GeoPoint::round(p.lon.unwrap_or_default()));
     let places: Vec<Place> = sqlx::query_as(
         "select * from (
            select place_id, kind, name, address, latitude, longitude, categories, opening_hours, phone,

@@ -11,6 +11,8 @@ mod delivery;
 mod game;
 mod geocoding;
 mod guide;
+mod http_errors;
+mod integrity;
 mod mail;
 mod ops;
 mod places;

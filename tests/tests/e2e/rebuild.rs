@@ -17,7 +17,7 @@ use workers::rebuild::Named;
 /// Every user-visible column of the three projections, as JSON, rows in a fixed order.
 /// Left out: `updated_at`/`forgotten_at` (wall-clock bookkeeping) and `profiles.version` (the
 /// cache's change counter, which counts stale updates skipped differently in another order).
-async fn read_models(system: &TestSystem) -> Value {
+pub(crate) async fn read_models(system: &TestSystem) -> Value {
     let queries = [
         (
             "profiles",
@@ -56,7 +56,7 @@ async fn scan(system: &TestSystem, user: &Registered) -> bool {
     res.status == StatusCode::ACCEPTED
 }
 
-fn projector(system: &TestSystem, name: &str) -> Named {
+pub(crate) fn projector(system: &TestSystem, name: &str) -> Named {
     let redis = Redis::new(&system.settings).unwrap();
     Named::find(name, &system.db, &redis, system.settings.app_timezone).unwrap()
 }

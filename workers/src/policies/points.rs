@@ -115,7 +115,10 @@ impl PointsPolicy {
         amount: i64,
         earned: Option<EventData>,
     ) -> Result<(), ApplyError> {
-        let after = before + amount;
+        let after = before.checked_add(amount).ok_or_else(|| ApplyError::Permanent {
+            code: crate::consumer::REJECTED_BY_DATABASE,
+            detail: format!("a balance of {before} cannot take {amount} more points"),
+        })?;
         sqlx::query("update points.balances set points = $2, level = $3 where user_id = $1")
             .bind(user_id)
             .bind(after)
