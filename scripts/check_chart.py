@@ -37,6 +37,11 @@ SECRET_KEYS = {
     "KAKAO_REST_API_KEY", "GOOGLE_CLIENT_SECRET", "KAKAO_CLIENT_SECRET", "MAIL_TRANSPORT",
 }
 CRD_GROUPS = ("monitoring.coreos.com/",)
+# Settings every process reads, with the values.yaml defaults (README "Configuration").
+CONFIG_DEFAULTS = {
+    "HTTP_HEADER_READ_TIMEOUT_MS": "10000", "HTTP_IDLE_TIMEOUT_MS": "60000", "HTTP_MAX_HEADER_BYTES": "16384",
+    "RATE_LIMIT_AUTH_PER_MIN": "30", "RATE_LIMIT_COMMANDS_PER_MIN": "300", "RATE_LIMIT_READS_PER_MIN": "3000",
+}
 
 failures: list[str] = []
 
@@ -233,12 +238,24 @@ def check_render(label: str, docs: list[dict], values: dict) -> None:
         refs = [s.get("secretRef", {}).get("name") for s in c.get("envFrom") or []]
         if not any(refs):
             problems.append(f"{name}: reads no Secret")
-    if "relay" in {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments.values()}:
-        relay = deployments[f"{fullname}-relay"]["spec"]
-        if relay["strategy"]["type"] != "Recreate" or relay.get("replicas", 1) > 1:
-            problems.append("relay: not a Recreate singleton")
+        strategy = dep["spec"].get("strategy") or {}
+        if strategy.get("type") != "RollingUpdate" or strategy.get("rollingUpdate", {}).get("maxUnavailable") != 0:
+            problems.append(f"{name}: not a RollingUpdate with maxUnavailable 0")
     check(not problems, f"{label}: Deployments (binary, WORKER_ROLES, 0.0.0.0:8080, MIGRATE_ON_START=false, "
-          "probes, resources, preStop and grace, /tmp, Secret)", "; ".join(problems))
+          "probes, resources, preStop and grace, /tmp, Secret, RollingUpdate)", "; ".join(problems))
+    relay = deployments.get(f"{fullname}-relay")
+    want_relays = merged["components"]["relay"]["replicas"]
+    if label.startswith("production"):
+        check(want_relays == 2 and relay is not None and relay["spec"].get("replicas") == 2,
+              f"{label}: the relay runs 2 replicas (one publishes under the advisory lock, one hot standby)",
+              f"got {None if relay is None else relay['spec'].get('replicas')}")
+
+    configmap = by_kind(docs, "ConfigMap").get(fullname) or {}
+    got = {k: (configmap.get("data") or {}).get(k) for k in CONFIG_DEFAULTS}
+    want_config = {k: str(merged["config"].get(k)) for k in CONFIG_DEFAULTS}
+    check(got == want_config and (production or got == CONFIG_DEFAULTS),
+          f"{label}: ConfigMap/{fullname} sets the HTTP limits and rate limits"
+          f"{'' if production else ' to their defaults'}", f"got {got}")
 
     for cm in by_kind(docs, "ConfigMap").values():
         leaked = SECRET_KEYS & set(cm.get("data") or {})
@@ -280,8 +297,14 @@ def check_render(label: str, docs: list[dict], values: dict) -> None:
     if merged["metrics"]["prometheusRule"]["enabled"]:
         (rule,) = by_kind(docs, "PrometheusRule").values()
         alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-        want = {"EcoEcoOutboxBacklog", "EcoEcoParkedMessages", "EcoEcoProjectionLag", "EcoEcoHTTPErrorRate"}
+        want = {"EcoEcoOutboxBacklog", "EcoEcoParkedMessages", "EcoEcoProjectionLag", "EcoEcoHTTPErrorRate",
+                "EcoEcoDependencyDown"}
         check(want <= alerts, f"{label}: PrometheusRule alerts {sorted(want)}", f"got {sorted(alerts)}")
+        dep = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == "EcoEcoDependencyDown"]
+        check(len(dep) == 1 and dep[0]["expr"].startswith("min by (dependency) (dependency_up{")
+              and dep[0]["expr"].endswith(") == 0") and dep[0]["for"] == "5m",
+              f"{label}: EcoEcoDependencyDown fires on min by (dependency) (dependency_up) == 0 for 5m",
+              str(dep))
     if merged["grafanaDashboard"]["enabled"]:
         dash = by_kind(docs, "ConfigMap").get(f"{fullname}-dashboard")
         check(dash is not None and dash["metadata"]["labels"].get("grafana_dashboard") == "1"
@@ -372,7 +395,6 @@ def main() -> int:
     must_fail("production with only some secrets",
               {"config": {"APP_ENV": "production"}, "secrets": {"DATABASE_URL": "postgres://x"}}, "Missing: REDIS_URL")
     must_fail("a secret in config (ConfigMap)", {"config": {"DATABASE_URL": "postgres://x"}}, "is a secret")
-    must_fail("two relays", {"components": {"relay": {"replicas": 2}}}, "relay")
     must_fail("ingress without rules", {"ingress": {"enabled": True}}, "ingress")
 
     dashboard = ROOT / "ops" / "grafana" / "ecoeco-pipeline.json"

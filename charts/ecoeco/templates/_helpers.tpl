@@ -121,10 +121,6 @@ DATABASE_URL REDIS_URL AMQP_URL JWT_PRIVATE_KEY JWT_PUBLIC_KEY
 {{- if and .Values.ingress.enabled (not .Values.ingress.rules) }}
 {{- fail "ingress.enabled is true but ingress.rules is empty: give at least one {host, service}" }}
 {{- end }}
-{{- $relay := index .Values.components "relay" }}
-{{- if and $relay.enabled (gt (int $relay.replicas) 1) }}
-{{- fail "components.relay.replicas must be 0 or 1: the outbox relay publishes in log order and runs as a singleton" }}
-{{- end }}
 {{- end }}
 
 {{/* Pod pieces ---------------------------------------------------------------------------- */}}
