@@ -393,11 +393,12 @@ pub async fn problem_responses(req: Request, next: Next) -> Response {
     }
     let response = next.run(req).await;
     let status = response.status();
-    let is_problem = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    // A JSON body is deliberate (problem+json from a handler, `/ready`'s report); what the
+    // router and the layers answer by themselves is empty or plain text.
+    let is_json = response.headers().get(axum::http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/problem+json") || v.as_bytes().starts_with(b"application/json")
+    });
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
     let (code, detail) = match status {

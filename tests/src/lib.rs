@@ -415,6 +415,19 @@ impl WorkersProcess {
         scrape(http, &self.url, metric, labels).await.unwrap_or(0.0)
     }
 
+    /// SIGTERM, as Kubernetes sends it; waits (at most 30 s) for the process to exit and
+    /// returns whether it exited cleanly.
+    pub async fn terminate(mut self) -> bool {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the workers process stops within 30 s of SIGTERM")
+            .unwrap();
+        status.success()
+    }
+
     /// SIGKILL: no shutdown, no acknowledgements, no goodbye.
     pub async fn kill(mut self) {
         self.child.kill().await.unwrap();

@@ -11,6 +11,12 @@
 //! no row can appear below them any more. It publishes in `(transaction_id, position)` order, a
 //! total order that no later commit can insert into.
 //!
+//! **One at a time.** Several relays may run (replicas, a rolling update), but only the one
+//! holding the session advisory lock `hashtext('ecoeco.relay')` publishes; the others stand by
+//! and take over within a second when it goes. The holder reads and stamps the outbox on the
+//! very connection that holds the lock, so if that connection dies (and the lock with it) its
+//! next statement fails and it stops publishing before another relay can start.
+//!
 //! **Marked only after the ack.** Rows are published with `mandatory` on a confirm channel and
 //! stamped `published_at` only after the broker acked them, in order: the stamped set is always
 //! the acked prefix of the batch. A broker restart mid-batch loses nothing: the unacked rest is
@@ -24,7 +30,7 @@ use platform::{
     amqp,
     eventstore::{OUTBOX_CHANNEL, STORED_EVENT_COLUMNS, StoredEvent},
 };
-use sqlx::{PgPool, postgres::PgListener};
+use sqlx::{PgConnection, PgPool, postgres::PgListener};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -80,6 +86,7 @@ impl Relay {
     }
 
     async fn session(&self, shutdown: &CancellationToken, backoff: &mut Backoff) -> anyhow::Result<()> {
+        let Some(mut lock) = self.take_the_lock(shutdown).await? else { return Ok(()) };
         let mut listener = PgListener::connect_with(&self.db).await.context("connecting the outbox listener")?;
         listener.listen(OUTBOX_CHANNEL).await.context("LISTEN on the outbox channel")?;
         let conn = amqp::connect(&self.amqp_url, "relay").await?;
@@ -89,9 +96,10 @@ impl Relay {
         loop {
             if shutdown.is_cancelled() {
                 let _ = conn.close(200, "shutting down").await;
+                let _ = sqlx::Connection::close(lock).await;
                 return Ok(());
             }
-            let round = self.publish_round(&channel).await?;
+            let round = self.publish_round(&mut lock, &channel).await?;
             backoff.reset();
             let wait = match round {
                 Round::Full => continue,
@@ -118,7 +126,31 @@ impl Relay {
         }
     }
 
-    async fn publish_round(&self, channel: &Channel) -> anyhow::Result<Round> {
+    /// Waits until this relay holds the relay lock, on a connection of its own (returned), or
+    /// until `shutdown` (`None`).
+    async fn take_the_lock(&self, shutdown: &CancellationToken) -> anyhow::Result<Option<PgConnection>> {
+        let mut conn = self.db.acquire().await.context("connecting for the relay lock")?.detach();
+        let mut said = false;
+        loop {
+            let held: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtext('ecoeco.relay'))")
+                .fetch_one(&mut conn)
+                .await
+                .context("taking the relay lock")?;
+            if held {
+                return Ok(Some(conn));
+            }
+            if !said {
+                tracing::info!("another relay is publishing; standing by");
+                said = true;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(None),
+                _ = tokio::time::sleep(FALLBACK_TICK) => {}
+            }
+        }
+    }
+
+    async fn publish_round(&self, db: &mut PgConnection, channel: &Channel) -> anyhow::Result<Round> {
         let rows: Vec<StoredEvent> = sqlx::query_as(&format!(
             "select {STORED_EVENT_COLUMNS} from eventstore.events
              where published_at is null and transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -126,13 +158,13 @@ impl Relay {
              limit $1"
         ))
         .bind(self.batch_size)
-        .fetch_all(&self.db)
+        .fetch_all(&mut *db)
         .await
         .context("reading the outbox")?;
         if rows.is_empty() {
             let pending: bool =
                 sqlx::query_scalar("select exists (select 1 from eventstore.events where published_at is null)")
-                    .fetch_one(&self.db)
+                    .fetch_one(&mut *db)
                     .await
                     .context("checking the outbox")?;
             return Ok(if pending { Round::HeldBack } else { Round::Drained });
@@ -184,7 +216,7 @@ impl Relay {
         if !acked.is_empty() {
             sqlx::query("update eventstore.events set published_at = now() where position = any($1)")
                 .bind(&acked)
-                .execute(&self.db)
+                .execute(&mut *db)
                 .await
                 .context("marking events published")?;
             metrics::histogram!("relay_batch_seconds").record(started.elapsed().as_secs_f64());
