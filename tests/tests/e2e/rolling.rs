@@ -37,6 +37,10 @@ async fn sigterm_to_each_role_under_load_fails_no_request_and_loses_or_doubles_n
     let old_url = format!("http://127.0.0.1:{}", old_api.port());
     let old_task = tokio::spawn(old_api.run_until_stopped(old_stop.clone()));
     let target = Arc::new(RwLock::new(old_url));
+    let old_query = query_api::App::build(settings.clone()).await.unwrap();
+    let old_query_stop = CancellationToken::new();
+    let read_target = Arc::new(RwLock::new(format!("http://127.0.0.1:{}", old_query.port())));
+    let old_query_task = tokio::spawn(old_query.run_until_stopped(old_query_stop.clone()));
 
     // The load: every user scans SCANS_PER_USER times, four requests in flight at a time.
     let sent = Arc::new(AtomicUsize::new(0));
@@ -67,6 +71,24 @@ async fn sigterm_to_each_role_under_load_fails_no_request_and_loses_or_doubles_n
             failures
         }));
     }
+    // And reads, all along, from whichever query-api replica is current.
+    let reading = CancellationToken::new();
+    let reader = {
+        let (http, target, reading, token) =
+            (http.clone(), read_target.clone(), reading.clone(), users[0].access_token.clone());
+        tokio::spawn(async move {
+            let (mut reads, mut failures) = (0, Vec::new());
+            while !reading.is_cancelled() {
+                let url = format!("{}/api/v1/users/me", target.read().await);
+                match http.get(url).bearer_auth(&token).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => reads += 1,
+                    Ok(r) => failures.push(format!("{}", r.status())),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (reads, failures)
+        })
+    };
     let total = USERS * SCANS_PER_USER;
     let wait_for = |n: usize| {
         let sent = sent.clone();
@@ -87,6 +109,14 @@ async fn sigterm_to_each_role_under_load_fails_no_request_and_loses_or_doubles_n
     old_stop.cancel();
     tokio::time::timeout(Duration::from_secs(30), old_task).await.expect("drained in time").unwrap().unwrap();
 
+    // Half way: roll query-api the same way, under the reads.
+    wait_for(total / 2).await;
+    let new_query = query_api::App::build(settings.clone()).await.unwrap();
+    *read_target.write().await = format!("http://127.0.0.1:{}", new_query.port());
+    let new_query_task = tokio::spawn(new_query.run_until_stopped(new_stop.clone()));
+    old_query_stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), old_query_task).await.expect("drained in time").unwrap().unwrap();
+
     // Two thirds: roll the workers. The replacement starts, then the old process gets SIGTERM
     // in the middle of its batches.
     wait_for(2 * total / 3).await;
@@ -98,7 +128,10 @@ async fn sigterm_to_each_role_under_load_fails_no_request_and_loses_or_doubles_n
     for c in clients {
         failures.extend(c.await.unwrap());
     }
-    assert!(failures.is_empty(), "no request failed across both restarts: {failures:?}");
+    assert!(failures.is_empty(), "no command failed across the restarts: {failures:?}");
+    reading.cancel();
+    let (reads, read_failures) = reader.await.unwrap();
+    assert!(reads > 0 && read_failures.is_empty(), "{reads} reads; failed: {read_failures:?}");
 
     // Every scan paid exactly once and reached every read model exactly once.
     let expected = (SCANS_PER_USER * 10) as i64;
@@ -129,5 +162,6 @@ async fn sigterm_to_each_role_under_load_fails_no_request_and_loses_or_doubles_n
     );
     new_stop.cancel();
     let _ = new_task.await;
+    let _ = new_query_task.await;
     drop(second_workers);
 }
