@@ -76,7 +76,7 @@ macro_rules! catalogue {
         pub fn schemas() -> Vec<(String, serde_json::Value)> {
             let mut all = vec![$((format!("{}.v{}", $type, $version), schemars::schema_for!($payload).to_value()),)+];
             all.extend(crate::legacy::schemas());
-            all
+            all.into_iter().map(|(stem, schema)| { let published = crate::contract::published(&stem, schema); (stem, published) }).collect()
         }
     };
 }

@@ -10,6 +10,7 @@
 //! current Rust type.
 
 mod catalogue;
+pub mod contract;
 mod envelope;
 mod guide;
 pub mod legacy;

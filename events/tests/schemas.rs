@@ -17,7 +17,7 @@ fn schema_dir() -> PathBuf {
 
 fn all_schemas() -> Vec<(String, serde_json::Value)> {
     let mut all = schemas();
-    all.push(("envelope".into(), schemars::schema_for!(RawEnvelope).to_value()));
+    all.push(("envelope".into(), events::contract::envelope_schema(&all)));
     all
 }
 
@@ -273,4 +273,72 @@ fn recycle_completed_v1_upcasts_to_the_v2_it_means() {
         EventData::from_parts("recycle.completed", 3, serde_json::json!({})).unwrap_err().code(),
         "unsupported_version"
     );
+}
+
+/// `docs/asyncapi.yaml` is generated from the catalogue; it must equal what the code produces.
+#[test]
+fn the_committed_asyncapi_document_is_generated_from_the_catalogue() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/asyncapi.yaml");
+    let generated = events::contract::asyncapi(&schemas());
+    if std::env::var_os("UPDATE_SCHEMAS").is_some() {
+        let header = "# Generated from the `events` crate (events::contract::asyncapi); do not edit.\n\
+                      # Regenerate with: UPDATE_SCHEMAS=1 cargo test -p events\n";
+        std::fs::write(&path, format!("{header}{}", serde_yaml::to_string(&generated).unwrap())).unwrap();
+    }
+    let text = std::fs::read_to_string(&path).expect("docs/asyncapi.yaml; run UPDATE_SCHEMAS=1 cargo test -p events");
+    let committed: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    assert_eq!(committed, generated, "docs/asyncapi.yaml is out of date; run UPDATE_SCHEMAS=1 cargo test -p events");
+    // One message per type and version the consumers accept, each naming its routing key.
+    let messages = generated["components"]["messages"].as_object().unwrap();
+    for (stem, _) in schemas() {
+        let key = stem.replace('.', "_");
+        let (event_type, _) = stem.rsplit_once(".v").unwrap();
+        assert_eq!(messages[&key]["bindings"]["amqp"]["messageType"], event_type, "{stem}");
+    }
+    assert_eq!(messages.len(), schemas().len() + 1, "every type and version, and the parked message");
+}
+
+/// Published schemas carry an `$id`, use JSON Schema's own formats only, and the envelope's
+/// schema checks `data` against the schema of its `type` and `version`.
+#[test]
+fn published_schemas_are_self_describing_and_the_envelope_selects_the_data_schema() {
+    let standard = ["date-time", "date", "uuid"];
+    fn formats(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::String(f)) = m.get("format") {
+                    out.push(f.clone());
+                }
+                m.values().for_each(|x| formats(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| formats(x, out)),
+            _ => {}
+        }
+    }
+    for (stem, schema) in all_schemas() {
+        assert_eq!(schema["$id"], format!("urn:ecoeco:events:{stem}"), "{stem}");
+        let mut found = Vec::new();
+        formats(&schema, &mut found);
+        assert!(found.iter().all(|f| standard.contains(&f.as_str())), "{stem}: {found:?}");
+        assert!(!schema.to_string().contains("[`"), "{stem}: Rust doc links in descriptions");
+    }
+    let envelope = jsonschema::validator_for(&committed_schema("envelope")).unwrap();
+    let mut wrong = Event::new(
+        "test",
+        Uuid::now_v7(),
+        ScanRecorded {
+            scan_id: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            category: Category::Paper,
+            item_name: "box".into(),
+            confidence: None,
+            image_sha256: None,
+            scanned_at: Utc::now(),
+        }
+        .into(),
+    )
+    .to_raw();
+    assert!(envelope.is_valid(&serde_json::to_value(&wrong).unwrap()));
+    wrong.data["category"] = serde_json::json!("gold");
+    assert!(!envelope.is_valid(&serde_json::to_value(&wrong).unwrap()), "data is checked by type and version");
 }

@@ -66,6 +66,9 @@ pub enum ApplyError {
     },
 }
 
+/// Parking reason: the event failed in every retry tier.
+pub const RETRIES_EXHAUSTED: &str = "retries_exhausted";
+
 /// Parking reason: PostgreSQL refused what the event asked it to store (a data exception or
 /// an integrity violation); the same event would be refused again.
 pub const REJECTED_BY_DATABASE: &str = "rejected_by_database";
@@ -299,7 +302,7 @@ impl<P: Projector> Consumer<'_, P> {
                     (self.ctx.topology.retry_queue(spec, tried as usize + 1), "retried")
                 }
                 Failed::Retry(error) => {
-                    park_headers(&mut headers, "retries_exhausted", &error, tried);
+                    park_headers(&mut headers, RETRIES_EXHAUSTED, &error, tried);
                     tracing::error!(consumer = spec.name, event.type = %event_type, error = %error, "event failed after every retry; parked");
                     (self.ctx.topology.parked_queue(spec), "parked")
                 }

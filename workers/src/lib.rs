@@ -274,4 +274,24 @@ mod tests {
         assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::Ingest]);
         assert!(Role::parse_list("projection.nope").unwrap_err().to_string().contains("groups"));
     }
+
+    #[test]
+    fn every_parking_reason_is_in_the_published_contract() {
+        let published: Vec<&str> = events::contract::PARKING_REASONS.iter().map(|(code, _)| *code).collect();
+        let decode = [
+            events::DecodeError::MalformedEnvelope(String::new()),
+            events::DecodeError::UnknownType(String::new()),
+            events::DecodeError::UnsupportedVersion { event_type: String::new(), version: 0 },
+            events::DecodeError::InvalidData { event_type: String::new(), version: 0, message: String::new() },
+        ];
+        let ours = [
+            admission::UNKNOWN_USER,
+            admission::CONFLICTING_DUPLICATE,
+            consumer::REJECTED_BY_DATABASE,
+            consumer::RETRIES_EXHAUSTED,
+        ];
+        for code in decode.iter().map(events::DecodeError::code).chain(ours) {
+            assert!(published.contains(&code), "`{code}` is parked but not in events::contract::PARKING_REASONS");
+        }
+    }
 }
