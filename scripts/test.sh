@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit tests and the end-to-end suite against
 # real PostgreSQL, Redis and RabbitMQ (started or installed by scripts/services.sh), the chart
-# and image checks, and schemathesis against both running APIs.
+# and image checks, and, against the whole system running, schemathesis, the TypeScript client,
+# the OpenAPI and AsyncAPI validators and /docs in headless Chromium.
 # Tests isolate themselves (own database, AMQP prefix and Redis prefix) and run in parallel.
 # Every stage runs even when an earlier one failed; the last line sums up, and the exit status
 # is non-zero when anything failed.
@@ -31,8 +32,8 @@ failed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed; [0-9]+ failed' "$log
 echo "[test] chart and image checks"
 scripts/check-chart.sh || failures+=(chart)
 
-echo "[test] schemathesis against both APIs"
-scripts/fuzz-system.sh || failures+=(fuzz)
+echo "[test] the running system: schemathesis, the TypeScript client, the contracts, /docs"
+scripts/system-checks.sh || failures+=("system checks")
 
 echo "[test] finished in $(( $(date +%s) - started )) s"
 if [ "${#failures[@]}" -gt 0 ]; then

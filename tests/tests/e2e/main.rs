@@ -20,6 +20,6 @@ mod readiness;
 mod rebuild;
 mod rolling;
 mod scale;
-mod specs;
 mod social;
+mod specs;
 mod support;

@@ -16,8 +16,7 @@ async fn the_served_specs_are_the_committed_ones() {
     let system = TestSystem::start_with(Options { workers: false, ..Default::default() }).await;
     let update = std::env::var_os("UPDATE_SPECS").is_some();
     for (name, base) in [("command-api", &system.command_url), ("query-api", &system.query_url)] {
-        let served: Value =
-            system.http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+        let served: Value = system.http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
         let path = committed(name);
         if update {
             std::fs::write(&path, serde_json::to_string_pretty(&served).unwrap() + "\n").unwrap();

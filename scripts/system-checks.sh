@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Starts the whole system (`ecoeco`, debug build) on spare ports with a database, AMQP prefix and
-# Redis prefix of its own, runs scripts/fuzz.sh against both APIs, stops it and drops the
-# database. Rate limits are lifted for the run (the fuzzer sends thousands of requests from one
+# Redis prefix of its own, and checks it from outside as a client would:
+#   scripts/fuzz.sh            schemathesis against both APIs' specs
+#   scripts/check-client.sh    the typed TypeScript client: drift, tsc, the example flow
+#   scripts/check-contracts.sh the specs' validity (OpenAPI, AsyncAPI) and /docs in headless Chromium
+# then stops it and drops the database. Every check runs; the exit status says whether all
+# passed. Rate limits are lifted for the run (the fuzzer sends thousands of requests from one
 # address; the limits have an end-to-end test of their own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-say() { printf '[fuzz-system] %s\n' "$*"; }
+say() { printf '[system-checks] %s\n' "$*"; }
 
 : "${ECOECO_PYTHON:=$(scripts/python-env.sh)}"
 export ECOECO_PYTHON
@@ -39,4 +43,14 @@ done
 # status in its documented content type and schema. (Undocumented statuses, i.e.
 # status_code_conformance, are left to the contract work that documents every status.)
 export FUZZ_CHECKS=${FUZZ_CHECKS:-not_a_server_error,problem_json,content_type_conformance,response_schema_conformance}
-ECOECO_DATABASE_URL=$db_url scripts/fuzz.sh "http://127.0.0.1:$port" "http://127.0.0.1:$((port + 1))"
+command_url="http://127.0.0.1:$port"
+query_url="http://127.0.0.1:$((port + 1))"
+failed=()
+ECOECO_DATABASE_URL=$db_url scripts/fuzz.sh "$command_url" "$query_url" || failed+=(fuzz)
+COMMAND_API_URL=$command_url QUERY_API_URL=$query_url scripts/check-client.sh || failed+=(client)
+COMMAND_API_URL=$command_url QUERY_API_URL=$query_url CONTRACTS_REQUIRE_DOCS=1 scripts/check-contracts.sh || failed+=(contracts)
+if [ "${#failed[@]}" -gt 0 ]; then
+  say "failed: ${failed[*]}"
+  exit 1
+fi
+say "all passed"
