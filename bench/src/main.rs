@@ -312,7 +312,7 @@ async fn guide(http: &reqwest::Client, cli: &Cli, concurrency: usize, requests: 
     throughput("GET /recycle/search (every query new)", requests, elapsed, lat);
     let (elapsed, lat) = drive(requests, concurrency, |i| {
         let (lat, lon) = (37.45 + (i % 97) as f64 * 0.002, 126.85 + (i % 89) as f64 * 0.003);
-        get(format!("/locations/bins?lat={lat:.4}&lon={lon:.4}&radius=2000"))
+        get(format!("/locations/bins?latitude={lat:.4}&longitude={lon:.4}&radius=2000"))
     })
     .await?;
     throughput("GET /locations/bins (2 km)", requests, elapsed, lat);

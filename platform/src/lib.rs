@@ -5,6 +5,7 @@
 pub mod amqp;
 pub mod auth;
 pub mod consistency;
+pub mod cursor;
 pub mod db;
 pub mod denylist;
 pub mod error;

@@ -45,6 +45,12 @@ impl Period {
         }
     }
 
+    /// A key as clients see it, in every answer: `2026-W47`, `2026-11` or `all` (the stored key
+    /// without its period prefix).
+    pub fn public_key(key: &str) -> &str {
+        key.split_once(':').map_or(key, |(_, k)| k)
+    }
+
     /// Checks a past period's key as a client writes it (`2026-W47`, `2026-11`), returning the
     /// full key.
     pub fn parse_key(self, value: &str) -> Option<String> {

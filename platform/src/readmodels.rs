@@ -18,7 +18,8 @@ pub const PROFILE_CACHE_TTL_SECS: u64 = 3600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Profile {
     /// User id.
-    pub user_id: Uuid,
+    #[sqlx(rename = "user_id")]
+    pub id: Uuid,
     /// Handle.
     pub username: String,
     /// Display name.

@@ -153,9 +153,11 @@ pub struct KeywordParams {
     /// What to look for, 1 to 100 characters (default `재활용센터`).
     pub q: Option<String>,
     /// Latitude, -90 to 90.
-    pub lat: Option<f64>,
+    #[param(minimum = -90.0, maximum = 90.0)]
+    pub latitude: Option<f64>,
     /// Longitude, -180 to 180.
-    pub lon: Option<f64>,
+    #[param(minimum = -180.0, maximum = 180.0)]
+    pub longitude: Option<f64>,
     /// Radius in metres, 1 to 20000 (default 5000).
     pub radius: Option<u32>,
 }
@@ -185,7 +187,9 @@ pub struct KakaoPlace {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct KeywordResult {
     /// Nearest first.
-    pub places: Vec<KakaoPlace>,
+    pub items: Vec<KakaoPlace>,
+    /// Always `null`: one page of Kakao's answers.
+    pub next_cursor: Option<String>,
 }
 
 /// Search recycling centers (or anything) by keyword near a point, through Kakao (cached 1 h).
@@ -202,10 +206,10 @@ async fn keyword(
     if !(1..=100).contains(&q.chars().count()) {
         errors.push(FieldError::new("q", "must be 1 to 100 characters"));
     }
-    let (Some(lat), Some(lon)) = (p.lat, p.lon) else {
-        return Err(ApiError::invalid("lat", "lat and lon are required"));
+    let (Some(lat), Some(lon)) = (p.latitude, p.longitude) else {
+        return Err(ApiError::invalid("latitude", "latitude and longitude are required"));
     };
-    check_point(&mut errors, lat, lon, ("lat", "lon"));
+    check_point(&mut errors, lat, lon, ("latitude", "longitude"));
     let radius = p.radius.unwrap_or(5000);
     if !(1..=20_000).contains(&radius) {
         errors.push(FieldError::new("radius", "must be between 1 and 20000 metres"));
@@ -242,5 +246,5 @@ async fn keyword(
                 .collect::<Vec<_>>()
         })
         .await?;
-    Ok(Json(KeywordResult { places }))
+    Ok(Json(KeywordResult { items: places, next_cursor: None }))
 }

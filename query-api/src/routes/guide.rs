@@ -13,7 +13,6 @@
 //! exact names first, then name similarity, then keyword similarity and text rank.
 
 use axum::{Json, extract::State, http::HeaderMap};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use events::Category;
 use platform::{
@@ -121,12 +120,21 @@ pub struct CategoryInfo {
     /// English name.
     pub name_en: String,
     /// Items of the guide in it.
-    pub items: i64,
+    pub item_count: i64,
+}
+
+/// The categories (one page).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryList {
+    /// The nine categories, in a fixed order.
+    pub items: Vec<CategoryInfo>,
+    /// Always `null`: they fit in one page.
+    pub next_cursor: Option<String>,
 }
 
 /// The nine waste categories.
-#[utoipa::path(get, path = "/recycle/categories", tag = "guide", responses((status = 200, body = Vec<CategoryInfo>)))]
-async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryInfo>>, ApiError> {
+#[utoipa::path(get, path = "/recycle/categories", tag = "guide", responses((status = 200, body = CategoryList)))]
+async fn categories(State(state): State<AppState>) -> Result<Json<CategoryList>, ApiError> {
     let answer = cached(&state, "categories", Scope::Shared, false, async {
         let counts: Vec<(String, i64)> =
             sqlx::query_as("select category, count(*) from read.guide_items where not removed group by category")
@@ -138,19 +146,20 @@ async fn categories(State(state): State<AppState>) -> Result<Json<Vec<CategoryIn
                 code: (*code).into(),
                 name_ko: (*ko).into(),
                 name_en: (*en).into(),
-                items: counts.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n),
+                item_count: counts.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n),
             })
             .collect())
     })
     .await?;
-    Ok(Json(answer))
+    Ok(Json(CategoryList { items: answer, next_cursor: None }))
 }
 
 /// An item of the guide: what it is and how to dispose of it.
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Item {
     /// Id.
-    pub item_id: Uuid,
+    #[sqlx(rename = "item_id")]
+    pub id: Uuid,
     /// Category code.
     pub category: String,
     /// Korean name.
@@ -164,6 +173,9 @@ pub struct Item {
     /// Search keywords.
     pub keywords: Vec<String>,
 }
+
+/// The list name in item cursors.
+const ITEMS_CURSOR: &str = "guide-items";
 
 const ITEM_COLUMNS: &str = "item_id, category, name_ko, name_en, disposal, donts, keywords";
 
@@ -204,16 +216,8 @@ async fn items(
 ) -> Result<Json<ItemPage>, ApiError> {
     let category = params.category.as_deref().map(category_code).transpose()?;
     let limit = limit(params.limit)?;
-    let after: Option<(String, Uuid)> = match &params.cursor {
-        None => None,
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this API gave out"))?,
-        ),
-    };
+    let after: Option<(String, Uuid)> =
+        params.cursor.as_deref().map(|c| platform::cursor::decode(ITEMS_CURSOR, c)).transpose()?;
     let what = format!("items:{}:{limit}:{}", category.unwrap_or("*"), params.cursor.as_deref().unwrap_or(""));
     let page = cached(&state, &what, Scope::Local, false, async {
         let mut rows: Vec<Item> = sqlx::query_as(&format!(
@@ -230,7 +234,7 @@ async fn items(
         .await?;
         let next_cursor = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
-            rows.last().map(|last| URL_SAFE_NO_PAD.encode(serde_json::json!([last.name_ko, last.item_id]).to_string()))
+            rows.last().map(|last| platform::cursor::encode(ITEMS_CURSOR, &(last.name_ko.clone(), last.id)))
         } else {
             None
         };
@@ -275,10 +279,12 @@ pub struct Hit {
 /// Search results, best first.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SearchResult {
-    /// The query as understood (trimmed).
-    pub query: String,
     /// Hits, best first.
     pub items: Vec<Hit>,
+    /// Always `null`: the best `limit` hits are the whole answer.
+    pub next_cursor: Option<String>,
+    /// The query as understood (trimmed, lower-cased).
+    pub query: String,
 }
 
 /// A search.
@@ -333,7 +339,7 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
         for hit in &mut items {
             hit.score = (hit.score * 1000.0).round() / 1000.0;
         }
-        Ok(SearchResult { query: q.clone(), items })
+        Ok(SearchResult { items, next_cursor: None, query: q.clone() })
     })
     .await
 }
@@ -408,7 +414,8 @@ async fn rules(State(state): State<AppState>, ApiPath(region): ApiPath<String>) 
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Faq {
     /// Id.
-    pub faq_id: Uuid,
+    #[sqlx(rename = "faq_id")]
+    pub id: Uuid,
     /// Category it is about, if one.
     pub category: Option<String>,
     /// Question.
@@ -429,11 +436,8 @@ pub struct FaqParams {
 
 /// The FAQ, in order.
 #[utoipa::path(get, path = "/recycle/faq", tag = "guide", params(FaqParams),
-    responses((status = 200, body = Vec<Faq>), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
-async fn faqs(
-    State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<FaqParams>,
-) -> Result<Json<Vec<Faq>>, ApiError> {
+    responses((status = 200, body = FaqList), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn faqs(State(state): State<AppState>, ApiQuery(params): ApiQuery<FaqParams>) -> Result<Json<FaqList>, ApiError> {
     let category = params.category.as_deref().map(category_code).transpose()?;
     let list = cached(&state, &format!("faq:{}", category.unwrap_or("*")), Scope::Shared, false, async {
         Ok(sqlx::query_as(
@@ -445,7 +449,16 @@ async fn faqs(
         .await?)
     })
     .await?;
-    Ok(Json(list))
+    Ok(Json(FaqList { items: list, next_cursor: None }))
+}
+
+/// The FAQ (one page: a few dozen questions).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FaqList {
+    /// Questions, in order.
+    pub items: Vec<Faq>,
+    /// Always `null`: they fit in one page.
+    pub next_cursor: Option<String>,
 }
 
 /// One question.
@@ -485,7 +498,7 @@ pub struct CategoryStats {
 /// What people scan and recycle.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Stats {
-    /// The period, e.g. `weekly:2026-W47`.
+    /// The period, e.g. `2026-W47`, `2026-11` or `all` (as on the leaderboards).
     pub period_key: String,
     /// Every category, most scanned first.
     pub categories: Vec<CategoryStats>,
@@ -532,5 +545,6 @@ async fn stats(
     categories.sort_by(|a, b| b.scans.cmp(&a.scans).then(b.recycles.cmp(&a.recycles)));
     let total_scans = categories.iter().map(|c| c.scans).sum();
     let total_recycles = categories.iter().map(|c| c.recycles).sum();
+    let period_key = Period::public_key(&period_key).to_owned();
     Ok(Json(Stats { period_key, categories, total_scans, total_recycles }))
 }

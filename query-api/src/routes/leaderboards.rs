@@ -63,7 +63,7 @@ pub struct Board {
     /// When the current period ends (app time zone); `null` for all-time and past periods.
     pub next_reset_at: Option<DateTime<Utc>>,
     /// Entries, best first.
-    pub entries: Vec<Entry>,
+    pub items: Vec<Entry>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -103,7 +103,7 @@ fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, 
         None => current.clone(),
     };
     let next_reset_at = if key == current { period.next_reset_at(now, state.settings.app_timezone) } else { None };
-    let client_key = key.split_once(':').map_or(key.clone(), |(_, k)| k.to_owned());
+    let client_key = Period::public_key(&key).to_owned();
     Ok(Target { key, client_key, next_reset_at })
 }
 
@@ -286,14 +286,22 @@ async fn named(state: &AppState, scored: Vec<Scored>) -> Result<Vec<Entry>, ApiE
         .collect())
 }
 
+/// The list name in board cursors; the position is the offset of the next entry.
+const BOARD_CURSOR: &str = "leaderboard";
+
 fn parse_offset(cursor: Option<&str>) -> Result<i64, ApiError> {
     match cursor {
         None => Ok(0),
-        Some(c) => c
-            .strip_prefix("o")
-            .and_then(|n| n.parse::<i64>().ok())
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not a cursor this API returned")),
+        Some(c) => {
+            let offset: i64 = platform::cursor::decode(BOARD_CURSOR, c)?;
+            if offset < 0 {
+                return Err(ApiError::bad_request(
+                    "invalid_cursor",
+                    "`cursor` must be a `next_cursor` this list returned",
+                ));
+            }
+            Ok(offset)
+        }
     }
 }
 
@@ -316,11 +324,11 @@ async fn board(
     let mut scored = page(&state, &target.key, offset, limit + 1, freshness.requires_primary()).await?;
     let more = scored.len() as i64 > limit;
     scored.truncate(limit as usize);
-    let entries = named(&state, scored).await?;
-    let next_cursor = more.then(|| format!("o{}", offset + limit));
+    let items = named(&state, scored).await?;
+    let next_cursor = more.then(|| platform::cursor::encode(BOARD_CURSOR, &(offset + limit)));
     Ok((
         freshness.headers(),
-        Json(Board { period_key: target.client_key, next_reset_at: target.next_reset_at, entries, next_cursor }),
+        Json(Board { period_key: target.client_key, next_reset_at: target.next_reset_at, items, next_cursor }),
     ))
 }
 

@@ -1,7 +1,6 @@
 //! My points, level and activity history.
 
 use axum::{Json, extract::State, http::HeaderMap};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use events::rules::{LEVEL_STARTS, MAX_LEVEL, level_start};
 use platform::{
@@ -182,14 +181,19 @@ pub struct ActivityPage {
     pub next_cursor: Option<String>,
 }
 
+/// The list name in activity cursors; the position is `(created_at in microseconds, id)`.
+const ACTIVITIES_CURSOR: &str = "activities";
+
 fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
+    platform::cursor::encode(ACTIVITIES_CURSOR, &(at.timestamp_micros(), id))
 }
 
-fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
-    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
-    let (micros, id) = text.split_once('|')?;
-    Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let (micros, id): (i64, Uuid) = platform::cursor::decode(ACTIVITIES_CURSOR, cursor)?;
+    let at = DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+        ApiError::bad_request("invalid_cursor", "`cursor` must be a `next_cursor` this list returned")
+    })?;
+    Ok((at, id))
 }
 
 /// My activity history, newest first.
@@ -205,13 +209,7 @@ async fn activities(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<(HeaderMap, Json<ActivityPage>), ApiError> {
     let limit = page.limit()?;
-    let after = match page.cursor.as_deref() {
-        Some(c) => Some(
-            decode_cursor(c)
-                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not a cursor this API returned"))?,
-        ),
-        None => None,
-    };
+    let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
     let freshness = consistency.wait(&state, &[&ACTIVITIES]).await?;
     let mut items: Vec<Activity> = sqlx::query_as(
         "select id, action, points_earned, metadata, created_at from read.activities

@@ -24,9 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct NearParams {
     /// Latitude, -90 to 90.
-    pub lat: Option<f64>,
+    #[param(minimum = -90.0, maximum = 90.0)]
+    pub latitude: Option<f64>,
     /// Longitude, -180 to 180.
-    pub lon: Option<f64>,
+    #[param(minimum = -180.0, maximum = 180.0)]
+    pub longitude: Option<f64>,
     /// Radius in metres, 1 to 20000 (default 1000).
     pub radius: Option<f64>,
     /// Only places that take this category (`plastic`, `hazardous`, …).
@@ -41,7 +43,8 @@ pub struct NearParams {
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Place {
     /// Id.
-    pub place_id: Uuid,
+    #[sqlx(rename = "place_id")]
+    pub id: Uuid,
     /// `bin` or `center`.
     pub kind: String,
     /// Name.
@@ -62,24 +65,28 @@ pub struct Place {
     pub distance_m: f64,
 }
 
-/// Places near a point, nearest first.
+/// Places near a point, nearest first (one page: `limit` is the page size).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Nearby {
     /// The places.
-    pub places: Vec<Place>,
+    pub items: Vec<Place>,
+    /// Always `null`: the nearest `limit` places are the whole answer.
+    pub next_cursor: Option<String>,
 }
 
 async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby>, ApiError> {
     let mut errors = Vec::new();
-    match p.lat {
-        None => errors.push(FieldError::new("lat", "is required")),
-        Some(v) if !(-90.0..=90.0).contains(&v) => errors.push(FieldError::new("lat", "must be between -90 and 90")),
+    match p.latitude {
+        None => errors.push(FieldError::new("latitude", "is required")),
+        Some(v) if !(-90.0..=90.0).contains(&v) => {
+            errors.push(FieldError::new("latitude", "must be between -90 and 90"))
+        }
         _ => {}
     }
-    match p.lon {
-        None => errors.push(FieldError::new("lon", "is required")),
+    match p.longitude {
+        None => errors.push(FieldError::new("longitude", "is required")),
         Some(v) if !(-180.0..=180.0).contains(&v) => {
-            errors.push(FieldError::new("lon", "must be between -180 and 180"))
+            errors.push(FieldError::new("longitude", "must be between -180 and 180"))
         }
         _ => {}
     }
@@ -100,8 +107,10 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (lat, lon) =
-        (events::GeoPoint::round(p.lat.unwrap_or_default()), events::GeoPoint::round(p.lon.unwrap_or_default()));
+    let (lat, lon) = (
+        events::GeoPoint::round(p.latitude.unwrap_or_default()),
+        events::GeoPoint::round(p.longitude.unwrap_or_default()),
+    );
     let places: Vec<Place> = sqlx::query_as(
         "select * from (
            select place_id, kind, name, address, latitude, longitude, categories, opening_hours, phone,
@@ -120,8 +129,8 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
     .bind(limit)
     .fetch_all(&state.db)
     .await?;
-    let places = places.into_iter().map(|p| Place { distance_m: p.distance_m.round(), ..p }).collect();
-    Ok(Json(Nearby { places }))
+    let items = places.into_iter().map(|p| Place { distance_m: p.distance_m.round(), ..p }).collect();
+    Ok(Json(Nearby { items, next_cursor: None }))
 }
 
 /// Bins near a point, nearest first.
@@ -142,7 +151,8 @@ async fn centers(State(state): State<AppState>, ApiQuery(p): ApiQuery<NearParams
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct SavedPlace {
     /// Id.
-    pub saved_place_id: Uuid,
+    #[sqlx(rename = "saved_place_id")]
+    pub id: Uuid,
     /// My name for it.
     pub label: String,
     /// Latitude.
@@ -158,12 +168,12 @@ pub struct SavedPlace {
 /// My saved places, in the order I added them.
 #[utoipa::path(get, path = "/locations/me", tag = "locations", security(("bearer" = [])),
     params(("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
-    responses((status = 200, body = Vec<SavedPlace>)))]
+    responses((status = 200, body = SavedPlaces)))]
 async fn my_places(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
     consistency: Consistency,
-) -> Result<(HeaderMap, Json<Vec<SavedPlace>>), ApiError> {
+) -> Result<(HeaderMap, Json<SavedPlaces>), ApiError> {
     let freshness = consistency.wait(&state, &[&PLACES]).await?;
     let places: Vec<SavedPlace> = sqlx::query_as(
         "select saved_place_id, label, latitude, longitude, address, is_default from read.saved_places
@@ -172,5 +182,14 @@ async fn my_places(
     .bind(claims.sub)
     .fetch_all(&state.db)
     .await?;
-    Ok((freshness.headers(), Json(places)))
+    Ok((freshness.headers(), Json(SavedPlaces { items: places, next_cursor: None })))
+}
+
+/// My saved places (at most 20: one page).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavedPlaces {
+    /// In the order I added them.
+    pub items: Vec<SavedPlace>,
+    /// Always `null`: every saved place fits in one page.
+    pub next_cursor: Option<String>,
 }

@@ -80,7 +80,7 @@ async fn me(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     /// User id (`sub`).
-    pub user_id: Uuid,
+    pub id: Uuid,
     /// Handle.
     pub username: String,
     /// Display name, once the profile exists.
@@ -107,7 +107,7 @@ async fn auth_me(
     let freshness = consistency.wait(&state, &[&PROFILES]).await?;
     let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?;
     let me = Me {
-        user_id: claims.sub,
+        id: claims.sub,
         username: claims.username,
         nickname: profile.map(|p| p.nickname),
         role: claims.role,

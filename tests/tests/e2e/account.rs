@@ -115,7 +115,7 @@ async fn a_deleted_account_is_forgotten_everywhere_and_its_email_is_free() {
     system
         .eventually(Duration::from_secs(15), "on the board", || async {
             let b = system.query("/api/v1/leaderboards/all-time", &rival.access_token, None).await;
-            (b.body["entries"].as_array().map(Vec::len) == Some(1)).then_some(())
+            (b.body["items"].as_array().map(Vec::len) == Some(1)).then_some(())
         })
         .await;
 
@@ -151,7 +151,7 @@ async fn a_deleted_account_is_forgotten_everywhere_and_its_email_is_free() {
         .eventually(Duration::from_secs(15), "history and boards forget", || async {
             let h = system.query("/api/v1/users/me/activities", &other_access, None).await;
             let b = system.query("/api/v1/leaderboards/all-time", &rival.access_token, None).await;
-            (h.body["items"] == json!([]) && b.body["entries"] == json!([])).then_some(())
+            (h.body["items"] == json!([]) && b.body["items"] == json!([])).then_some(())
         })
         .await;
     let _ = history;

@@ -11,7 +11,7 @@ async fn a_new_user_reads_their_profile_immediately_with_the_consistency_token()
     let res = system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.header("x-consistency").as_deref(), Some("fresh"));
-    assert_eq!(res.body["user_id"], user.user_id.to_string());
+    assert_eq!(res.body["id"], user.user_id.to_string());
     assert_eq!(res.body["username"], user.username);
     assert_eq!(res.body["nickname"], user.username);
     assert_eq!((res.body["points"].as_i64(), res.body["level"].as_i64()), (Some(0), Some(1)));
@@ -20,7 +20,7 @@ async fn a_new_user_reads_their_profile_immediately_with_the_consistency_token()
 
     let me = system.query("/api/v1/auth/me", &user.access_token, None).await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.body["user_id"], user.user_id.to_string());
+    assert_eq!(me.body["id"], user.user_id.to_string());
     assert_eq!(me.body["role"], "user");
     assert_eq!(me.body["nickname"], user.username);
 
@@ -137,7 +137,7 @@ async fn bad_input_gets_a_problem_that_says_what_is_wrong() {
         .await;
     assert_eq!(owner_login.status, StatusCode::OK);
     let me = system.query("/api/v1/auth/me", owner_login.body["access_token"].as_str().unwrap(), None).await;
-    assert_eq!(me.body["user_id"], user.user_id.to_string());
+    assert_eq!(me.body["id"], user.user_id.to_string());
     let res = system
         .post(
             "/api/v1/auth/register",
@@ -182,9 +182,14 @@ async fn every_process_serves_health_readiness_metrics_and_docs() {
             system.http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
         assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
         assert!(!spec["paths"].as_object().unwrap().is_empty());
+        // Swagger UI, every asset served by the process itself (a browser test renders it).
         let docs = system.http.get(format!("{base}/docs")).send().await.unwrap();
         assert_eq!(docs.status(), StatusCode::OK);
-        assert!(docs.text().await.unwrap().contains("/openapi.json"));
+        assert!(docs.text().await.unwrap().contains("swagger-ui"));
+        let init = system.http.get(format!("{base}/docs/swagger-initializer.js")).send().await.unwrap();
+        assert!(init.text().await.unwrap().contains("\"url\": \"/openapi.json\""));
+        let bundle = system.http.get(format!("{base}/docs/swagger-ui-bundle.js")).send().await.unwrap();
+        assert_eq!(bundle.status(), StatusCode::OK, "the script is served, not fetched from a CDN");
     }
     let spec: serde_json::Value =
         system.http.get(format!("{}/openapi.json", system.command_url)).send().await.unwrap().json().await.unwrap();

@@ -298,7 +298,7 @@ async fn board(system: &TestSystem, bearer: &str, path: &str) -> Value {
 }
 
 fn ranks(board: &Value) -> Vec<(i64, i64)> {
-    board["entries"]
+    board["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -324,16 +324,12 @@ async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
     let weekly = system
         .eventually(Duration::from_secs(15), "weekly board", || async {
             let b = board(&system, viewer, "/api/v1/leaderboards/weekly").await;
-            (b["entries"].as_array().unwrap().len() == 4).then_some(b)
+            (b["items"].as_array().unwrap().len() == 4).then_some(b)
         })
         .await;
     assert_eq!(ranks(&weekly), [(1, 50), (2, 10), (2, 10), (4, 5)], "competition ranking");
-    assert_eq!(
-        weekly["entries"][1]["user_id"],
-        users[1].user_id.to_string(),
-        "the tie goes to whoever got there first"
-    );
-    assert_eq!(weekly["entries"][0]["nickname"], users[0].username);
+    assert_eq!(weekly["items"][1]["user_id"], users[1].user_id.to_string(), "the tie goes to whoever got there first");
+    assert_eq!(weekly["items"][0]["nickname"], users[0].username);
     assert!(weekly["next_reset_at"].as_str().is_some());
     assert_eq!(
         weekly["period_key"],
@@ -414,7 +410,7 @@ async fn points_land_in_the_week_and_month_of_seoul_time() {
     assert_eq!(ranks(&week), [(1, 1)]);
     let past = board(&system, token, "/api/v1/leaderboards/weekly?period_key=2025-W40").await;
     assert_eq!(past["next_reset_at"], Value::Null, "a past period does not reset");
-    assert_eq!(past["entries"], json!([]));
+    assert_eq!(past["items"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,16 +48,17 @@ async fn addresses_and_positions_resolve_through_kakao_and_are_cached() {
         .await
         .assert_problem(StatusCode::NOT_FOUND, "address_not_found");
 
-    let centers =
-        system.get("/locations/keyword?q=%EC%9E%AC%ED%99%9C%EC%9A%A9%EC%84%BC%ED%84%B0&lat=37.5665&lon=126.978").await;
+    let centers = system
+        .get("/locations/keyword?q=%EC%9E%AC%ED%99%9C%EC%9A%A9%EC%84%BC%ED%84%B0&latitude=37.5665&longitude=126.978")
+        .await;
     assert_eq!(centers.status, StatusCode::OK, "{}", centers.body);
-    let places = centers.body["places"].as_array().unwrap();
+    let places = centers.body["items"].as_array().unwrap();
     assert_eq!(places.len(), 2);
     assert_eq!(places[0]["name"], "중구 재활용선별장");
     assert_eq!(places[0]["distance_m"], 1502.0);
     assert_eq!(places[1]["phone"], Value::Null, "empty strings become null");
-    let default_query = system.get("/locations/keyword?lat=37.5665&lon=126.978").await;
-    assert_eq!(default_query.body["places"].as_array().unwrap().len(), 2, "the default keyword is 재활용센터");
+    let default_query = system.get("/locations/keyword?latitude=37.5665&longitude=126.978").await;
+    assert_eq!(default_query.body["items"].as_array().unwrap().len(), 2, "the default keyword is 재활용센터");
 
     for (path, body) in [
         ("/locations/geocode", json!({"address": ""})),
@@ -72,9 +73,9 @@ async fn addresses_and_positions_resolve_through_kakao_and_are_cached() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     for bad in [
-        "/locations/keyword?lat=37.5",
-        "/locations/keyword?lat=37.5&lon=127&radius=50000",
-        "/locations/keyword?lat=99&lon=127",
+        "/locations/keyword?latitude=37.5",
+        "/locations/keyword?latitude=37.5&longitude=127&radius=50000",
+        "/locations/keyword?latitude=99&longitude=127",
     ] {
         system.get(bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }

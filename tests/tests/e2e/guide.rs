@@ -36,10 +36,11 @@ async fn the_shipped_guide_serves_categories_items_rules_and_questions() {
     assert_eq!(seed(&system.db).await.unwrap().events(), 0, "loading the same content again writes nothing");
 
     let categories = system.get("/recycle/categories").await;
-    let list = categories.body.as_array().unwrap();
+    let list = categories.body["items"].as_array().unwrap();
     assert_eq!(list.len(), 9);
-    assert!(list.iter().all(|c| c["items"].as_i64().unwrap() > 0), "{}", categories.body);
-    assert_eq!(list.iter().map(|c| c["items"].as_i64().unwrap()).sum::<i64>(), 104);
+    assert!(list.iter().all(|c| c["item_count"].as_i64().unwrap() > 0), "{}", categories.body);
+    assert_eq!(list.iter().map(|c| c["item_count"].as_i64().unwrap()).sum::<i64>(), 104);
+    assert_eq!(categories.body["next_cursor"], serde_json::Value::Null);
     let plastic = list.iter().find(|c| c["code"] == "plastic").unwrap();
     assert_eq!((plastic["name_ko"].as_str(), plastic["name_en"].as_str()), (Some("플라스틱"), Some("Plastic")));
 
@@ -100,13 +101,13 @@ async fn the_shipped_guide_serves_categories_items_rules_and_questions() {
     assert!(problem["detail"].as_str().unwrap().contains("jeju"), "the problem lists the known regions");
 
     let faq = system.get("/recycle/faq").await;
-    let questions = faq.body.as_array().unwrap();
+    let questions = faq.body["items"].as_array().unwrap();
     assert_eq!(questions.len(), 22);
     assert_eq!(questions[0]["question"], "분리수거를 왜 해야 하나요?", "in their order");
     let glass_faq = system.get("/recycle/faq?category=glass").await;
-    assert!(glass_faq.body.as_array().unwrap().iter().all(|q| q["category"] == "glass"));
-    assert_eq!(glass_faq.body.as_array().unwrap().len(), 2);
-    let one = system.get(&format!("/recycle/faq/{}", questions[1]["faq_id"].as_str().unwrap())).await;
+    assert!(glass_faq.body["items"].as_array().unwrap().iter().all(|q| q["category"] == "glass"));
+    assert_eq!(glass_faq.body["items"].as_array().unwrap().len(), 2);
+    let one = system.get(&format!("/recycle/faq/{}", questions[1]["id"].as_str().unwrap())).await;
     assert_eq!(one.body["question"], questions[1]["question"]);
     system
         .get(&format!("/recycle/faq/{}", uuid::Uuid::now_v7()))
@@ -239,7 +240,7 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     system
         .eventually(Duration::from_secs(10), "the new item searchable", || async {
             let hits = system.get("/recycle/search?q=%EC%B9%98%EC%95%BD").await;
-            (hits.body["items"][0]["item_id"] == new_id.as_str()).then_some(())
+            (hits.body["items"][0]["id"] == new_id.as_str()).then_some(())
         })
         .await;
     let removed = system.send(reqwest::Method::DELETE, &format!("/admin/recycle/items/{id}"), &admin, None).await;
@@ -252,9 +253,9 @@ async fn admin_edits_reach_the_guide_and_its_cache_and_others_are_refused() {
     system
         .eventually(Duration::from_secs(10), "gone from lists and counts", || async {
             let cats = system.get("/recycle/categories").await.body;
-            let total: i64 = cats.as_array()?.iter().map(|c| c["items"].as_i64().unwrap()).sum();
+            let total: i64 = cats["items"].as_array()?.iter().map(|c| c["item_count"].as_i64().unwrap()).sum();
             let hits = system.get("/recycle/search?q=battery").await.body;
-            let still = hits["items"].as_array()?.iter().any(|i| i["item_id"] == id.to_string().as_str());
+            let still = hits["items"].as_array()?.iter().any(|i| i["id"] == id.to_string().as_str());
             (total == 104 && !still).then_some(())
         })
         .await;
@@ -352,7 +353,14 @@ async fn statistics_count_what_people_scan_and_recycle_by_category() {
         assert_eq!(categories[0], json!({"category": "plastic", "scans": 2, "recycles": 0}), "most scanned first");
         let glass = categories.iter().find(|c| c["category"] == "glass").unwrap();
         assert_eq!(glass["recycles"], 1);
-        assert!(stats["period_key"].as_str().unwrap().starts_with(period));
+        // The same key format as the leaderboards: `2026-W47`, `2026-11`, `all`.
+        let key = stats["period_key"].as_str().unwrap();
+        let expected_shape = match period {
+            "weekly" => key.len() == 8 && key.contains("-W"),
+            "monthly" => key.len() == 7 && !key.contains('W'),
+            _ => key == "all",
+        };
+        assert!(expected_shape, "{period}: {key}");
     }
     system
         .get("/recycle/stats?period=daily")

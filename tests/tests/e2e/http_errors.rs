@@ -242,3 +242,40 @@ async fn rate_limits_per_route_class_answer_429_with_their_headers() {
     let health = system.http.get(format!("{}/health", system.query_url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_list_has_one_shape_and_one_cursor_format() {
+    let system = TestSystem::start().await;
+    workers::seed::seed(&system.db).await.unwrap();
+    let user = system.register("lister").await;
+    system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
+    let public = [
+        "/recycle/categories",
+        "/recycle/faq",
+        "/recycle/items?limit=2",
+        "/recycle/search?q=bottle",
+        "/locations/bins?latitude=37.5665&longitude=126.978",
+        "/locations/centers?latitude=37.5665&longitude=126.978&radius=20000",
+    ];
+    for path in public {
+        let res = system.get(path).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
+        assert!(res.body["items"].is_array(), "{path}: {}", res.body);
+        assert!(res.body.get("next_cursor").is_some(), "{path}: next_cursor is always there");
+    }
+    for path in ["/api/v1/users/me/activities", "/api/v1/leaderboards/weekly", "/api/v1/locations/me"] {
+        let res = system.query(path, &user.access_token, None).await;
+        assert_eq!(res.status, StatusCode::OK, "{path}: {}", res.body);
+        assert!(res.body["items"].is_array() && res.body.get("next_cursor").is_some(), "{path}: {}", res.body);
+    }
+    // A cursor belongs to its list: another list's cursor, or anything made up, is one clear 400.
+    let page = system.get("/recycle/items?limit=2").await;
+    let items_cursor = page.body["next_cursor"].as_str().unwrap().to_owned();
+    let wrong =
+        system.query(&format!("/api/v1/users/me/activities?cursor={items_cursor}"), &user.access_token, None).await;
+    wrong.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
+    let made_up = system.get("/recycle/items?cursor=bm90LWEtY3Vyc29y").await;
+    made_up.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
+    let board = system.query("/api/v1/leaderboards/weekly?cursor=o5", &user.access_token, None).await;
+    board.assert_problem(StatusCode::BAD_REQUEST, "invalid_cursor");
+}

@@ -7,7 +7,7 @@ use tests::{StatusCode, TestSystem};
 use workers::seed::{content_id, seed};
 
 fn names(body: &Value) -> Vec<String> {
-    body["places"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
+    body["items"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,47 +20,50 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
         })
         .await;
     // At Seoul City Hall.
-    let here = system.get("/locations/bins?lat=37.5665&lon=126.978&radius=1000").await;
+    let here = system.get("/locations/bins?latitude=37.5665&longitude=126.978&radius=1000").await;
     assert_eq!(here.status, StatusCode::OK, "{}", here.body);
     let found = names(&here.body);
     assert_eq!(found[0], "서울시청 앞 분리수거함", "{found:?}");
     let distances: Vec<f64> =
-        here.body["places"].as_array().unwrap().iter().map(|p| p["distance_m"].as_f64().unwrap()).collect();
+        here.body["items"].as_array().unwrap().iter().map(|p| p["distance_m"].as_f64().unwrap()).collect();
     assert!(distances.windows(2).all(|w| w[0] <= w[1]), "nearest first: {distances:?}");
     assert!(distances.iter().all(|d| *d <= 1000.0));
     assert!(found.contains(&"광화문광장 분리수거함".to_owned()), "{found:?}");
     assert!(!found.contains(&"강남역 분리수거함".to_owned()), "Gangnam is 8 km away");
-    assert!(here.body["places"].as_array().unwrap().iter().all(|p| p["kind"] == "bin"));
+    assert!(here.body["items"].as_array().unwrap().iter().all(|p| p["kind"] == "bin"));
 
-    let batteries = system.get("/locations/bins?lat=37.5665&lon=126.978&radius=2000&type=hazardous").await;
+    let batteries = system.get("/locations/bins?latitude=37.5665&longitude=126.978&radius=2000&type=hazardous").await;
     assert!(!names(&batteries.body).is_empty());
     assert!(
-        batteries.body["places"]
+        batteries.body["items"]
             .as_array()
             .unwrap()
             .iter()
             .all(|p| p["categories"].as_array().unwrap().contains(&json!("hazardous")))
     );
 
-    let centers = system.get("/locations/centers?lat=37.5665&lon=126.978&radius=20000&limit=3").await;
+    let centers = system.get("/locations/centers?latitude=37.5665&longitude=126.978&radius=20000&limit=3").await;
     let centers_found = names(&centers.body);
     assert_eq!(centers_found.len(), 3);
     assert_eq!(centers_found[0], "종로 폐가전 수거센터");
-    let nothing = system.get("/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await;
-    assert_eq!(nothing.body["places"], json!([]), "no center seeded in Busan");
+    let nothing = system.get("/locations/centers?latitude=35.1796&longitude=129.0756&radius=5000").await;
+    assert_eq!(nothing.body["items"], json!([]), "no center seeded in Busan");
 
     for bad in [
-        "/locations/bins?lat=91&lon=126.9",
-        "/locations/bins?lat=37.5&lon=181",
-        "/locations/bins?lon=126.9",
-        "/locations/bins?lat=37.5&lon=126.9&radius=0",
-        "/locations/bins?lat=37.5&lon=126.9&radius=50000",
-        "/locations/bins?lat=37.5&lon=126.9&limit=1000",
-        "/locations/bins?lat=37.5&lon=126.9&type=wood",
+        "/locations/bins?latitude=91&longitude=126.9",
+        "/locations/bins?latitude=37.5&longitude=181",
+        "/locations/bins?longitude=126.9",
+        "/locations/bins?latitude=37.5&longitude=126.9&radius=0",
+        "/locations/bins?latitude=37.5&longitude=126.9&radius=50000",
+        "/locations/bins?latitude=37.5&longitude=126.9&limit=1000",
+        "/locations/bins?latitude=37.5&longitude=126.9&type=wood",
     ] {
         system.get(bad).await.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     }
-    system.get("/locations/bins?lat=abc&lon=1").await.assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
+    system
+        .get("/locations/bins?latitude=abc&longitude=1")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_query");
 
     // An admin moves a bin and removes another.
     let admin = system.register("placekeeper").await;
@@ -93,8 +96,9 @@ async fn bins_and_centers_near_a_point_come_nearest_first_and_bad_queries_are_re
     assert_eq!(created.body["outcome"], "created");
     system
         .eventually(Duration::from_secs(10), "the edits in the read model", || async {
-            let near = names(&system.get("/locations/bins?lat=37.5665&lon=126.978&radius=500").await.body);
-            let busan = names(&system.get("/locations/centers?lat=35.1796&lon=129.0756&radius=5000").await.body);
+            let near = names(&system.get("/locations/bins?latitude=37.5665&longitude=126.978&radius=500").await.body);
+            let busan =
+                names(&system.get("/locations/centers?latitude=35.1796&longitude=129.0756&radius=5000").await.body);
             (!near.contains(&"서울시청 앞 분리수거함".to_owned())
                 && !near.contains(&"광화문광장 분리수거함".to_owned())
                 && busan == ["부산 재활용센터"])
@@ -148,7 +152,7 @@ async fn saved_places_keep_one_default_and_stay_private() {
     let gym = add("헬스장", false).await;
     let token = gym.header("x-consistency-token").unwrap();
     let mine = system.query("/api/v1/locations/me", &user.access_token, Some(&token)).await;
-    let list = mine.body.as_array().unwrap();
+    let list = mine.body["items"].as_array().unwrap();
     assert_eq!(list.iter().map(|p| p["label"].as_str().unwrap()).collect::<Vec<_>>(), ["집", "회사", "헬스장"]);
     let defaults: Vec<&str> =
         list.iter().filter(|p| p["is_default"] == true).map(|p| p["label"].as_str().unwrap()).collect();
@@ -166,8 +170,7 @@ async fn saved_places_keep_one_default_and_stay_private() {
     assert_eq!(res.status, StatusCode::ACCEPTED);
     let token = res.header("x-consistency-token").unwrap();
     let mine = system.query("/api/v1/locations/me", &user.access_token, Some(&token)).await;
-    let defaults: Vec<&str> = mine
-        .body
+    let defaults: Vec<&str> = mine.body["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -178,10 +181,10 @@ async fn saved_places_keep_one_default_and_stay_private() {
     let res = system.send(reqwest::Method::DELETE, &format!("/locations/me/{home_id}"), &user.access_token, None).await;
     let token = res.header("x-consistency-token").unwrap();
     let mine = system.query("/api/v1/locations/me", &user.access_token, Some(&token)).await;
-    let list = mine.body.as_array().unwrap();
+    let list = mine.body["items"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list.iter().filter(|p| p["is_default"] == true).count(), 1);
-    assert_eq!(list[0]["saved_place_id"], work_id.as_str());
+    assert_eq!(list[0]["id"], work_id.as_str());
     assert_eq!(list[0]["is_default"], true);
 
     // Someone else's place is not mine to change; bad input is refused.
@@ -189,7 +192,10 @@ async fn saved_places_keep_one_default_and_stay_private() {
         .send(reqwest::Method::DELETE, &format!("/locations/me/{work_id}"), &other.access_token, None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "place_not_found");
-    assert_eq!(system.query("/api/v1/locations/me", &other.access_token, None).await.body, json!([]));
+    assert_eq!(
+        system.query("/api/v1/locations/me", &other.access_token, None).await.body,
+        json!({"items": [], "next_cursor": null})
+    );
     for body in [
         json!({"label": "", "latitude": 37.5, "longitude": 127.0}),
         json!({"label": "x", "latitude": -91.0, "longitude": 127.0}),

@@ -40,7 +40,7 @@ async fn google_sign_up_then_sign_in_with_pkce() {
     assert_eq!(first.body["created"], true);
     let access = first.body["access_token"].as_str().unwrap();
     let me = system.query("/api/v1/auth/me", access, None).await;
-    assert_eq!(me.body["user_id"], first.body["user_id"]);
+    assert_eq!(me.body["id"], first.body["user_id"]);
     let provider: String =
         sqlx::query_scalar("select data->>'provider' from eventstore.events where type = 'user.registered'")
             .fetch_one(&system.db)

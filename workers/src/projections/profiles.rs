@@ -203,7 +203,7 @@ impl Projector for ProfilesProjector {
             };
         for user_id in changed {
             let key = profile_key(&self.redis, user_id);
-            let result = match rows.iter().find(|p| p.user_id == user_id) {
+            let result = match rows.iter().find(|p| p.id == user_id) {
                 Some(p) => match serde_json::to_string(p) {
                     Ok(json) => self.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await,
                     Err(e) => Err(e.into()),

@@ -440,7 +440,7 @@ export interface components {
         /** @description A page of a board. */
         Board: {
             /** @description Entries, best first. */
-            entries: components["schemas"]["Entry"][];
+            items: components["schemas"]["Entry"][];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
             /**
@@ -459,11 +459,18 @@ export interface components {
              * Format: int64
              * @description Items of the guide in it.
              */
-            items: number;
+            item_count: number;
             /** @description English name. */
             name_en: string;
             /** @description Korean name. */
             name_ko: string;
+        };
+        /** @description The categories (one page). */
+        CategoryList: {
+            /** @description The nine categories, in a fixed order. */
+            items: components["schemas"]["CategoryInfo"][];
+            /** @description Always `null`: they fit in one page. */
+            next_cursor?: string | null;
         };
         /** @description Scans and recycles of a category in a period. */
         CategoryStats: {
@@ -512,17 +519,24 @@ export interface components {
             /** @description Category it is about, if one. */
             category?: string | null;
             /**
-             * Format: uuid
-             * @description Id.
-             */
-            faq_id: string;
-            /**
              * Format: int64
              * @description How many people found it helpful.
              */
             helpful: number;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
             /** @description Question. */
             question: string;
+        };
+        /** @description The FAQ (one page: a few dozen questions). */
+        FaqList: {
+            /** @description Questions, in order. */
+            items: components["schemas"]["Faq"][];
+            /** @description Always `null`: they fit in one page. */
+            next_cursor?: string | null;
         };
         /** @description One invalid field. */
         FieldError: {
@@ -575,7 +589,7 @@ export interface components {
              * Format: uuid
              * @description Id.
              */
-            item_id: string;
+            id: string;
             /** @description Search keywords. */
             keywords: string[];
             /** @description English name. */
@@ -621,7 +635,9 @@ export interface components {
         /** @description Places found by keyword. */
         KeywordResult: {
             /** @description Nearest first. */
-            places: components["schemas"]["KakaoPlace"][];
+            items: components["schemas"]["KakaoPlace"][];
+            /** @description Always `null`: one page of Kakao's answers. */
+            next_cursor?: string | null;
         };
         /** @description My level and progress. */
         Level: {
@@ -655,6 +671,11 @@ export interface components {
         };
         /** @description Who the token belongs to. */
         Me: {
+            /**
+             * Format: uuid
+             * @description User id (`sub`).
+             */
+            id: string;
             /** @description Display name, once the profile exists. */
             nickname?: string | null;
             /** @description `user` or `admin`. */
@@ -664,11 +685,6 @@ export interface components {
              * @description When this access token expires.
              */
             token_expires_at: string;
-            /**
-             * Format: uuid
-             * @description User id (`sub`).
-             */
-            user_id: string;
             /** @description Handle. */
             username: string;
         };
@@ -694,10 +710,12 @@ export interface components {
              */
             rank?: number | null;
         };
-        /** @description Places near a point, nearest first. */
+        /** @description Places near a point, nearest first (one page: `limit` is the page size). */
         Nearby: {
             /** @description The places. */
-            places: components["schemas"]["Place"][];
+            items: components["schemas"]["Place"][];
+            /** @description Always `null`: the nearest `limit` places are the whole answer. */
+            next_cursor?: string | null;
         };
         /** @description A bin or center, with how far it is. */
         Place: {
@@ -710,6 +728,11 @@ export interface components {
              * @description Metres from the point asked about.
              */
             distance_m: number;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
             /** @description `bin` or `center`. */
             kind: string;
             /**
@@ -728,11 +751,6 @@ export interface components {
             opening_hours?: string | null;
             /** @description Phone (centers). */
             phone?: string | null;
-            /**
-             * Format: uuid
-             * @description Id.
-             */
-            place_id: string;
         };
         /** @description My points. */
         Points: {
@@ -788,6 +806,11 @@ export interface components {
              * @description Sign-up time.
              */
             created_at: string;
+            /**
+             * Format: uuid
+             * @description User id.
+             */
+            id: string;
             /** @description Code friends register with. */
             invite_code: string;
             /**
@@ -812,11 +835,6 @@ export interface components {
              * @description Scans recorded.
              */
             total_scans: number;
-            /**
-             * Format: uuid
-             * @description User id.
-             */
-            user_id: string;
             /** @description Handle. */
             username: string;
         };
@@ -861,6 +879,11 @@ export interface components {
         SavedPlace: {
             /** @description Address, if known. */
             address?: string | null;
+            /**
+             * Format: uuid
+             * @description Id.
+             */
+            id: string;
             /** @description My default place. */
             is_default: boolean;
             /** @description My name for it. */
@@ -875,11 +898,13 @@ export interface components {
              * @description Longitude.
              */
             longitude: number;
-            /**
-             * Format: uuid
-             * @description Id.
-             */
-            saved_place_id: string;
+        };
+        /** @description My saved places (at most 20: one page). */
+        SavedPlaces: {
+            /** @description In the order I added them. */
+            items: components["schemas"]["SavedPlace"][];
+            /** @description Always `null`: every saved place fits in one page. */
+            next_cursor?: string | null;
         };
         /** @description A search. */
         SearchParams: {
@@ -897,7 +922,9 @@ export interface components {
         SearchResult: {
             /** @description Hits, best first. */
             items: components["schemas"]["Hit"][];
-            /** @description The query as understood (trimmed). */
+            /** @description Always `null`: the best `limit` hits are the whole answer. */
+            next_cursor?: string | null;
+            /** @description The query as understood (trimmed, lower-cased). */
             query: string;
         };
         /** @description My settings. */
@@ -913,7 +940,7 @@ export interface components {
         Stats: {
             /** @description Every category, most scanned first. */
             categories: components["schemas"]["CategoryStats"][];
-            /** @description The period, e.g. `weekly:2026-W47`. */
+            /** @description The period, e.g. `2026-W47`, `2026-11` or `all` (as on the leaderboards). */
             period_key: string;
             /**
              * Format: int64
@@ -1058,9 +1085,9 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Latitude, -90 to 90. */
-                lat?: number;
+                latitude?: number;
                 /** @description Longitude, -180 to 180. */
-                lon?: number;
+                longitude?: number;
                 /** @description Radius in metres, 1 to 20000 (default 1000). */
                 radius?: number;
                 /** @description Only places that take this category (`plastic`, `hazardous`, …). */
@@ -1096,9 +1123,9 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Latitude, -90 to 90. */
-                lat?: number;
+                latitude?: number;
                 /** @description Longitude, -180 to 180. */
-                lon?: number;
+                longitude?: number;
                 /** @description Radius in metres, 1 to 20000 (default 1000). */
                 radius?: number;
                 /** @description Only places that take this category (`plastic`, `hazardous`, …). */
@@ -1184,9 +1211,9 @@ export interface operations {
                 /** @description What to look for, 1 to 100 characters (default `재활용센터`). */
                 q?: string;
                 /** @description Latitude, -90 to 90. */
-                lat?: number;
+                latitude?: number;
                 /** @description Longitude, -180 to 180. */
-                lon?: number;
+                longitude?: number;
                 /** @description Radius in metres, 1 to 20000 (default 5000). */
                 radius?: number;
             };
@@ -1239,7 +1266,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["SavedPlace"][];
+                    "application/json": components["schemas"]["SavedPlaces"];
                 };
             };
         };
@@ -1305,7 +1332,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CategoryInfo"][];
+                    "application/json": components["schemas"]["CategoryList"];
                 };
             };
         };
@@ -1327,7 +1354,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Faq"][];
+                    "application/json": components["schemas"]["FaqList"];
                 };
             };
             422: {
