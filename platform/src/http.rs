@@ -494,7 +494,7 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let mut router = api.merge(ops_routes(readiness));
         if let Some(spec) = spec {
-            router = router.merge(docs_routes(spec));
+            router = router.merge(docs_routes(crate::openapi::complete(spec)));
         }
         let router = router
             .layer(axum::middleware::from_fn(problem_responses))

@@ -13,6 +13,7 @@ pub mod eventstore;
 pub mod guide;
 pub mod http;
 pub mod leaderboard;
+pub mod openapi;
 pub mod periods;
 pub mod places;
 pub mod ratelimit;

@@ -508,7 +508,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description The account as its owner sees it. */
+        /**
+         * @description The account as its owner sees it.
+         * @example {
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "email": "mina@example.com",
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "nickname": "미나",
+         *       "username": "mina"
+         *     }
+         */
         AccountView: {
             /**
              * Format: date-time
@@ -527,14 +536,25 @@ export interface components {
             /** @description Handle. */
             username: string;
         };
-        /** @description Where to send the user. */
+        /**
+         * @description Where to send the user.
+         * @example {
+         *       "authorization_url": "https://kauth.kakao.com/oauth/authorize?client_id=…",
+         *       "state": "0b1c2d3e4f"
+         *     }
+         */
         Authorization: {
             /** @description Open this in a browser. */
             authorization_url: string;
             /** @description Must come back with the code; single use, ten minutes. */
             state: string;
         };
-        /** @description Accepted grant. */
+        /**
+         * @description Accepted grant.
+         * @example {
+         *       "event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         BonusGranted: {
             /**
              * Format: uuid
@@ -542,7 +562,13 @@ export interface components {
              */
             event_id: string;
         };
-        /** @description A bonus grant. */
+        /**
+         * @description A bonus grant.
+         * @example {
+         *       "amount": 100,
+         *       "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         BonusRequest: {
             /**
              * Format: int64
@@ -555,14 +581,25 @@ export interface components {
              */
             user_id: string;
         };
-        /** @description The provider's answer, as the app received it on the redirect URI. */
+        /**
+         * @description The provider's answer, as the app received it on the redirect URI.
+         * @example {
+         *       "code": "seoul",
+         *       "state": "0b1c2d3e4f"
+         *     }
+         */
         CallbackRequest: {
             /** @description The authorization code. */
             code: string;
             /** @description The `state` from the start. */
             state: string;
         };
-        /** @description Accepted check-in. */
+        /**
+         * @description Accepted check-in.
+         * @example {
+         *       "date": "2026-11-22"
+         *     }
+         */
         CheckedIn: {
             /**
              * Format: date
@@ -570,12 +607,23 @@ export interface components {
              */
             date: string;
         };
-        /** @description Confirmation of a deletion. */
+        /**
+         * @description Confirmation of a deletion.
+         * @example {
+         *       "password": "recycle2026"
+         *     }
+         */
         DeleteRequest: {
             /** @description The password, for accounts that have one. */
             password?: string | null;
         };
-        /** @description What an edit did. */
+        /**
+         * @description What an edit did.
+         * @example {
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "outcome": "created"
+         *     }
+         */
         Edited: {
             /**
              * Format: uuid
@@ -585,7 +633,15 @@ export interface components {
             /** @description `created`, `changed`, `unchanged` (same content: nothing recorded) or `removed`. */
             outcome: string;
         };
-        /** @description A question of the FAQ, whole. */
+        /**
+         * @description A question of the FAQ, whole.
+         * @example {
+         *       "answer": "No: food-soiled paper is general waste.",
+         *       "category": "plastic",
+         *       "position": 1,
+         *       "question": "Does a greasy pizza box go to paper?"
+         *     }
+         */
         FaqRequest: {
             /** @description The answer, 1 to 4000 characters. */
             answer: string;
@@ -599,24 +655,54 @@ export interface components {
             /** @description The question, 1 to 300 characters. */
             question: string;
         };
-        /** @description One invalid field. */
+        /**
+         * @description One invalid field.
+         * @example {
+         *       "field": "item_name",
+         *       "message": "must not be empty"
+         *     }
+         */
         FieldError: {
             /** @description The JSON field, e.g. `email`. */
             field: string;
             /** @description What is wrong with it. */
             message: string;
         };
-        /** @description An address that forgot its password. */
+        /**
+         * @description An address that forgot its password.
+         * @example {
+         *       "email": "mina@example.com"
+         *     }
+         */
         ForgotRequest: {
             /** @description The account's e-mail address. */
             email: string;
         };
-        /** @description Whether the mark counted. */
+        /**
+         * @description Whether the mark counted.
+         * @example {
+         *       "counted": true
+         *     }
+         */
         Helpful: {
             /** @description `true` the first time; `false` when this user had marked it already (nothing changes). */
             counted: boolean;
         };
-        /** @description An item of the guide, whole. */
+        /**
+         * @description An item of the guide, whole.
+         * @example {
+         *       "category": "plastic",
+         *       "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "donts": [
+         *         "example"
+         *       ],
+         *       "keywords": [
+         *         "example"
+         *       ],
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
         ItemRequest: {
             /** @description `plastic`, `paper`, `metal`, `glass`, `general`, `food`, `large`, `electronic` or `hazardous`. */
             category: string;
@@ -631,31 +717,67 @@ export interface components {
             /** @description Korean name, 1 to 100 characters. */
             name_ko: string;
         };
-        /** @description Credentials. */
+        /**
+         * @description Credentials.
+         * @example {
+         *       "email": "mina@example.com",
+         *       "password": "recycle2026"
+         *     }
+         */
         LoginRequest: {
             /** @description E-mail address. */
             email: string;
             /** @description Password. */
             password: string;
         };
-        /** @description What to sign out. */
+        /**
+         * @description What to sign out.
+         * @example {
+         *       "refresh_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *     }
+         */
         LogoutRequest: {
             /** @description Also end this refresh token's session. */
             refresh_token?: string | null;
         };
-        /** @description What the mail endpoints answer, whatever the case. */
+        /**
+         * @description What the mail endpoints answer, whatever the case.
+         * @example {
+         *       "status": "ready"
+         *     }
+         */
         MailQueued: {
             /** @description Always `accepted`. */
             status: string;
         };
-        /** @description A password change. */
+        /**
+         * @description A password change.
+         * @example {
+         *       "current_password": "recycle2026",
+         *       "new_password": "recycle2026"
+         *     }
+         */
         PasswordRequest: {
             /** @description The password now. */
             current_password: string;
             /** @description The new password (8 to 128 characters with a letter and a digit). */
             new_password: string;
         };
-        /** @description A bin or center, whole. */
+        /**
+         * @description A bin or center, whole.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "categories": [
+         *         "example"
+         *       ],
+         *       "kind": "bin",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "name": "Mapo recycling center",
+         *       "opening_hours": "Mon–Sat 09:00–18:00",
+         *       "phone": "02-300-5000"
+         *     }
+         */
         PlaceRequest: {
             /** @description Address, up to 200 characters. */
             address?: string;
@@ -680,7 +802,23 @@ export interface components {
             /** @description Phone number. */
             phone?: string | null;
         };
-        /** @description The problem+json body. */
+        /**
+         * @description The problem+json body.
+         * @example {
+         *       "code": "seoul",
+         *       "detail": "item_name: must not be empty",
+         *       "errors": [
+         *         {
+         *           "field": "item_name",
+         *           "message": "must not be empty"
+         *         }
+         *       ],
+         *       "request_id": "example",
+         *       "status": 1,
+         *       "title": "Validation failed",
+         *       "type": "urn:ecoeco:problem:validation_failed"
+         *     }
+         */
         Problem: {
             /** @description Stable machine-readable code. */
             code: string;
@@ -700,7 +838,14 @@ export interface components {
             /** @description A URI naming the problem type: `urn:ecoeco:problem:{code}`. */
             type: string;
         };
-        /** @description Profile fields to change. */
+        /**
+         * @description Profile fields to change.
+         * @example {
+         *       "avatar_url": "https://example.com/avatars/mina.png",
+         *       "bio": "I sort my plastics.",
+         *       "nickname": "미나"
+         *     }
+         */
         ProfileRequest: {
             /** @description Picture URL (http or https); empty clears it. */
             avatar_url?: string | null;
@@ -709,7 +854,16 @@ export interface components {
             /** @description Display name, 1 to 40 characters. */
             nickname?: string | null;
         };
-        /** @description Accepted recycle. */
+        /**
+         * @description Accepted recycle.
+         * @example {
+         *       "distance_m": 120,
+         *       "place_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "points_eligible": true,
+         *       "reason": "near_known_place",
+         *       "recycle_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         RecycleAccepted: {
             /**
              * Format: double
@@ -734,7 +888,16 @@ export interface components {
              */
             recycle_id: string;
         };
-        /** @description A recycle. */
+        /**
+         * @description A recycle.
+         * @example {
+         *       "bin_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "category": "plastic",
+         *       "center_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978
+         *     }
+         */
         RecycleRequest: {
             /**
              * Format: uuid
@@ -759,12 +922,26 @@ export interface components {
              */
             longitude?: number | null;
         };
-        /** @description A refresh token. */
+        /**
+         * @description A refresh token.
+         * @example {
+         *       "refresh_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *     }
+         */
         RefreshRequest: {
             /** @description The refresh token of the current pair. */
             refresh_token: string;
         };
-        /** @description A local sign-up. */
+        /**
+         * @description A local sign-up.
+         * @example {
+         *       "email": "mina@example.com",
+         *       "invite_code": "example",
+         *       "nickname": "미나",
+         *       "password": "recycle2026",
+         *       "username": "mina"
+         *     }
+         */
         RegisterRequest: {
             /** @description Unique; never shared with other services. */
             email: string;
@@ -777,19 +954,43 @@ export interface components {
             /** @description 3 to 32 letters, digits, `_` or `.`; unique. */
             username: string;
         };
-        /** @description Answer to a sign-up. */
+        /**
+         * @description Answer to a sign-up.
+         * @example {
+         *       "access_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "expires_in": 1800,
+         *       "refresh_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "token_type": "Bearer"
+         *     }
+         */
         RegisterResponse: components["schemas"]["Tokens"] & {
             /** @description The new account. */
             user: components["schemas"]["AccountView"];
         };
-        /** @description A new password, with the token from the reset mail. */
+        /**
+         * @description A new password, with the token from the reset mail.
+         * @example {
+         *       "new_password": "recycle2026",
+         *       "token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *     }
+         */
         ResetRequest: {
             /** @description The new password. */
             new_password: string;
             /** @description The `token` of the link. */
             token: string;
         };
-        /** @description A region's rules, whole. */
+        /**
+         * @description A region's rules, whole.
+         * @example {
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "rules": [
+         *         {}
+         *       ],
+         *       "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *     }
+         */
         RulesRequest: {
             /** @description English name, 1 to 50 characters. */
             name_en: string;
@@ -800,7 +1001,12 @@ export interface components {
             /** @description When and where household waste goes out, 1 to 500 characters. */
             schedule: string;
         };
-        /** @description A saved place recorded. */
+        /**
+         * @description A saved place recorded.
+         * @example {
+         *       "saved_place_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         SavedPlaceAccepted: {
             /**
              * Format: uuid
@@ -808,7 +1014,16 @@ export interface components {
              */
             saved_place_id: string;
         };
-        /** @description Changes to a saved place; absent fields stay. */
+        /**
+         * @description Changes to a saved place; absent fields stay.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "is_default": true,
+         *       "label": "Home",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978
+         *     }
+         */
         SavedPlaceChange: {
             /** @description New address. */
             address?: string | null;
@@ -827,7 +1042,16 @@ export interface components {
              */
             longitude?: number | null;
         };
-        /** @description A saved place to add. */
+        /**
+         * @description A saved place to add.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "is_default": true,
+         *       "label": "Home",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978
+         *     }
+         */
         SavedPlaceRequest: {
             /** @description Address, up to 200 characters. */
             address?: string | null;
@@ -846,7 +1070,12 @@ export interface components {
              */
             longitude: number;
         };
-        /** @description Accepted scan. */
+        /**
+         * @description Accepted scan.
+         * @example {
+         *       "scan_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         ScanAccepted: {
             /**
              * Format: uuid
@@ -854,7 +1083,16 @@ export interface components {
              */
             scan_id: string;
         };
-        /** @description A scan. */
+        /**
+         * @description A scan.
+         * @example {
+         *       "category": "plastic",
+         *       "confidence": 0.93,
+         *       "image_sha256": "9f2d1c0b8a7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c",
+         *       "item_name": "PET bottle",
+         *       "scanned_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
         ScanRequest: {
             /** @description One of plastic, paper, metal, glass, general, food, large, electronic, hazardous. */
             category: string;
@@ -873,7 +1111,14 @@ export interface components {
              */
             scanned_at?: string | null;
         };
-        /** @description Settings to change. */
+        /**
+         * @description Settings to change.
+         * @example {
+         *       "language": "ko",
+         *       "notification_enabled": true,
+         *       "theme": "system"
+         *     }
+         */
         SettingsRequest: {
             /** @description `ko` or `en`. */
             language?: string | null;
@@ -882,7 +1127,15 @@ export interface components {
             /** @description `light`, `dark` or `system`. */
             theme?: string | null;
         };
-        /** @description Result of a social login. */
+        /**
+         * @description Result of a social login.
+         * @example {
+         *       "access_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "expires_in": 1800,
+         *       "refresh_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "token_type": "Bearer"
+         *     }
+         */
         SocialLogin: components["schemas"]["Tokens"] & {
             /** @description Whether a new account was made. */
             created: boolean;
@@ -892,12 +1145,25 @@ export interface components {
              */
             user_id: string;
         };
-        /** @description A token from a mail. */
+        /**
+         * @description A token from a mail.
+         * @example {
+         *       "token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *     }
+         */
         TokenRequest: {
             /** @description The `token` of the link. */
             token: string;
         };
-        /** @description A token pair. */
+        /**
+         * @description A token pair.
+         * @example {
+         *       "access_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "expires_in": 1800,
+         *       "refresh_token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl",
+         *       "token_type": "Bearer"
+         *     }
+         */
         Tokens: {
             /** @description Bearer token for the APIs; lives 30 minutes. */
             access_token: string;
@@ -936,6 +1202,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     create_place: {
@@ -951,6 +1226,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -960,6 +1236,25 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (see `code`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -968,7 +1263,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -994,6 +1328,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1003,6 +1338,34 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1011,7 +1374,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1033,6 +1435,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1042,7 +1445,64 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1065,6 +1525,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1074,6 +1535,25 @@ export interface operations {
                     "application/json": components["schemas"]["BonusGranted"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (see `code`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1082,7 +1562,55 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1105,6 +1633,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1114,7 +1643,73 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1140,6 +1735,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1149,6 +1745,34 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1157,7 +1781,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1179,6 +1842,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1188,7 +1852,64 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1211,6 +1932,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1220,6 +1942,25 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (see `code`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -1228,7 +1969,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1254,6 +2034,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1263,6 +2044,34 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1271,7 +2080,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1293,6 +2141,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1302,7 +2151,64 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1328,6 +2234,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1337,6 +2244,34 @@ export interface operations {
                     "application/json": components["schemas"]["Edited"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The token's user is not an admin (`code`: `forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1345,7 +2280,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1364,6 +2338,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1373,8 +2348,37 @@ export interface operations {
                     "application/json": components["schemas"]["CheckedIn"];
                 };
             };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Already checked in today */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1397,6 +2401,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -1405,7 +2410,53 @@ export interface operations {
                     "application/json": components["schemas"]["MailQueued"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (see `Retry-After`) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1428,12 +2479,22 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Tokens"];
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Wrong e-mail or password */
@@ -1445,8 +2506,44 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too many attempts */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1477,7 +2574,64 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1499,6 +2653,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1507,7 +2662,46 @@ export interface operations {
                     "application/json": components["schemas"]["Authorization"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1542,6 +2736,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1561,6 +2756,62 @@ export interface operations {
             };
             /** @description The provider refused the code */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nothing with that id (see `code`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1592,6 +2843,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1600,8 +2852,64 @@ export interface operations {
                     "application/json": components["schemas"]["Tokens"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid, expired, revoked or reused */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1624,6 +2932,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Created */
             201: {
                 headers: {
                     /** @description Send to query-api to read this write */
@@ -1632,6 +2941,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RegisterResponse"];
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description E-mail or username taken */
@@ -1643,8 +2961,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid fields */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1683,7 +3039,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1722,6 +3117,53 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     resend_verification: {
@@ -1733,12 +3175,42 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["MailQueued"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1756,6 +3228,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1763,6 +3236,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SavedPlaceAccepted"];
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Already 20 places */
@@ -1774,7 +3265,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1800,6 +3330,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1809,6 +3340,25 @@ export interface operations {
                     "application/json": components["schemas"]["SavedPlaceAccepted"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1817,7 +3367,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1839,6 +3428,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1848,7 +3438,55 @@ export interface operations {
                     "application/json": components["schemas"]["SavedPlaceAccepted"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1889,7 +3527,55 @@ export interface operations {
                     "application/json": components["schemas"]["Helpful"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1912,6 +3598,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1921,7 +3608,64 @@ export interface operations {
                     "application/json": components["schemas"]["RecycleAccepted"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1944,6 +3688,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
             202: {
                 headers: {
                     "x-consistency-token"?: string;
@@ -1953,7 +3698,64 @@ export interface operations {
                     "application/json": components["schemas"]["ScanAccepted"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1984,8 +3786,64 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Password wrong */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2016,7 +3874,64 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2046,6 +3961,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Current password wrong */
             401: {
                 headers: {
@@ -2055,7 +3979,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2086,7 +4049,64 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -408,7 +408,16 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description One entry of the history. */
+        /**
+         * @description One entry of the history.
+         * @example {
+         *       "action": "scan",
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "metadata": {},
+         *       "points_earned": 1
+         *     }
+         */
         Activity: {
             /** @description `scan`, `recycle`, `attendance`, `invite`, `points` or `level_up`. */
             action: string;
@@ -430,14 +439,44 @@ export interface components {
              */
             points_earned: number;
         };
-        /** @description A page of history. */
+        /**
+         * @description A page of history.
+         * @example {
+         *       "items": [
+         *         {
+         *           "action": "scan",
+         *           "created_at": "2026-11-22T03:00:00Z",
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "metadata": {},
+         *           "points_earned": 1
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         ActivityPage: {
             /** @description Newest first. */
             items: components["schemas"]["Activity"][];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
-        /** @description A page of a board. */
+        /**
+         * @description A page of a board.
+         * @example {
+         *       "items": [
+         *         {
+         *           "level": 2,
+         *           "nickname": "미나",
+         *           "points": 120,
+         *           "rank": 1,
+         *           "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
+         *       "next_reset_at": "2026-11-22T03:00:00Z",
+         *       "period_key": "2026-W47"
+         *     }
+         */
         Board: {
             /** @description Entries, best first. */
             items: components["schemas"]["Entry"][];
@@ -451,7 +490,15 @@ export interface components {
             /** @description The period, e.g. `2026-W47`, `2026-11` or `all`. */
             period_key: string;
         };
-        /** @description A category with how many items the guide has in it. */
+        /**
+         * @description A category with how many items the guide has in it.
+         * @example {
+         *       "code": "seoul",
+         *       "item_count": 1,
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
         CategoryInfo: {
             /** @description Code, e.g. `plastic`. */
             code: string;
@@ -465,14 +512,34 @@ export interface components {
             /** @description Korean name. */
             name_ko: string;
         };
-        /** @description The categories (one page). */
+        /**
+         * @description The categories (one page).
+         * @example {
+         *       "items": [
+         *         {
+         *           "code": "seoul",
+         *           "item_count": 1,
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         CategoryList: {
             /** @description The nine categories, in a fixed order. */
             items: components["schemas"]["CategoryInfo"][];
             /** @description Always `null`: they fit in one page. */
             next_cursor?: string | null;
         };
-        /** @description Scans and recycles of a category in a period. */
+        /**
+         * @description Scans and recycles of a category in a period.
+         * @example {
+         *       "category": "plastic",
+         *       "recycles": 1,
+         *       "scans": 1
+         *     }
+         */
         CategoryStats: {
             /** @description Category code. */
             category: string;
@@ -487,7 +554,16 @@ export interface components {
              */
             scans: number;
         };
-        /** @description One line of a board. */
+        /**
+         * @description One line of a board.
+         * @example {
+         *       "level": 2,
+         *       "nickname": "미나",
+         *       "points": 120,
+         *       "rank": 1,
+         *       "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
         Entry: {
             /**
              * Format: int32
@@ -512,7 +588,16 @@ export interface components {
              */
             user_id: string;
         };
-        /** @description A question of the FAQ. */
+        /**
+         * @description A question of the FAQ.
+         * @example {
+         *       "answer": "No: food-soiled paper is general waste.",
+         *       "category": "plastic",
+         *       "helpful": 1,
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "question": "Does a greasy pizza box go to paper?"
+         *     }
+         */
         Faq: {
             /** @description Answer. */
             answer: string;
@@ -531,26 +616,60 @@ export interface components {
             /** @description Question. */
             question: string;
         };
-        /** @description The FAQ (one page: a few dozen questions). */
+        /**
+         * @description The FAQ (one page: a few dozen questions).
+         * @example {
+         *       "items": [
+         *         {
+         *           "answer": "No: food-soiled paper is general waste.",
+         *           "category": "plastic",
+         *           "helpful": 1,
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "question": "Does a greasy pizza box go to paper?"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         FaqList: {
             /** @description Questions, in order. */
             items: components["schemas"]["Faq"][];
             /** @description Always `null`: they fit in one page. */
             next_cursor?: string | null;
         };
-        /** @description One invalid field. */
+        /**
+         * @description One invalid field.
+         * @example {
+         *       "field": "item_name",
+         *       "message": "must not be empty"
+         *     }
+         */
         FieldError: {
             /** @description The JSON field, e.g. `email`. */
             field: string;
             /** @description What is wrong with it. */
             message: string;
         };
-        /** @description An address to look up. */
+        /**
+         * @description An address to look up.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212"
+         *     }
+         */
         GeocodeRequest: {
             /** @description The address, 2 to 200 characters, e.g. `서울 중구 세종대로 110`. */
             address: string;
         };
-        /** @description Where an address is. */
+        /**
+         * @description Where an address is.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "region": "seoul",
+         *       "road_address": "example"
+         *     }
+         */
         Geocoded: {
             /** @description The (lot-number) address as Kakao knows it. */
             address: string;
@@ -569,7 +688,22 @@ export interface components {
             /** @description The road address, if there is one. */
             road_address?: string | null;
         };
-        /** @description A search hit. */
+        /**
+         * @description A search hit.
+         * @example {
+         *       "category": "plastic",
+         *       "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "donts": [
+         *         "example"
+         *       ],
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "keywords": [
+         *         "example"
+         *       ],
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
         Hit: components["schemas"]["Item"] & {
             /**
              * Format: double
@@ -577,7 +711,22 @@ export interface components {
              */
             score: number;
         };
-        /** @description An item of the guide: what it is and how to dispose of it. */
+        /**
+         * @description An item of the guide: what it is and how to dispose of it.
+         * @example {
+         *       "category": "plastic",
+         *       "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "donts": [
+         *         "example"
+         *       ],
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "keywords": [
+         *         "example"
+         *       ],
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
         Item: {
             /** @description Category code. */
             category: string;
@@ -597,14 +746,46 @@ export interface components {
             /** @description Korean name. */
             name_ko: string;
         };
-        /** @description A page of items. */
+        /**
+         * @description A page of items.
+         * @example {
+         *       "items": [
+         *         {
+         *           "category": "plastic",
+         *           "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *           "donts": [
+         *             "example"
+         *           ],
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "keywords": [
+         *             "example"
+         *           ],
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         ItemPage: {
             /** @description Items in Korean alphabetical order. */
             items: components["schemas"]["Item"][];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
         };
-        /** @description A place Kakao knows. */
+        /**
+         * @description A place Kakao knows.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "distance_m": 120,
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "name": "Mapo recycling center",
+         *       "phone": "02-300-5000",
+         *       "road_address": "example",
+         *       "url": "https://kauth.kakao.com/oauth/authorize?client_id=…"
+         *     }
+         */
         KakaoPlace: {
             /** @description Address. */
             address: string;
@@ -632,14 +813,46 @@ export interface components {
             /** @description Kakao Map page. */
             url?: string | null;
         };
-        /** @description Places found by keyword. */
+        /**
+         * @description Places found by keyword.
+         * @example {
+         *       "items": [
+         *         {
+         *           "address": "서울특별시 마포구 월드컵로 212",
+         *           "distance_m": 120,
+         *           "latitude": 37.5665,
+         *           "longitude": 126.978,
+         *           "name": "Mapo recycling center",
+         *           "phone": "02-300-5000",
+         *           "road_address": "example",
+         *           "url": "https://kauth.kakao.com/oauth/authorize?client_id=…"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         KeywordResult: {
             /** @description Nearest first. */
             items: components["schemas"]["KakaoPlace"][];
             /** @description Always `null`: one page of Kakao's answers. */
             next_cursor?: string | null;
         };
-        /** @description My level and progress. */
+        /**
+         * @description My level and progress.
+         * @example {
+         *       "current_level_min_points": 1,
+         *       "level": 2,
+         *       "next_level_min_points": 1,
+         *       "points": 120,
+         *       "progress": 1,
+         *       "thresholds": [
+         *         {
+         *           "level": 2,
+         *           "min_points": 1
+         *         }
+         *       ]
+         *     }
+         */
         Level: {
             /**
              * Format: int64
@@ -669,7 +882,16 @@ export interface components {
             /** @description Every level. */
             thresholds: components["schemas"]["Threshold"][];
         };
-        /** @description Who the token belongs to. */
+        /**
+         * @description Who the token belongs to.
+         * @example {
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "nickname": "미나",
+         *       "role": "user",
+         *       "token_expires_at": "2026-11-22T03:00:00Z",
+         *       "username": "mina"
+         *     }
+         */
         Me: {
             /**
              * Format: uuid
@@ -688,7 +910,24 @@ export interface components {
             /** @description Handle. */
             username: string;
         };
-        /** @description My place on a board. */
+        /**
+         * @description My place on a board.
+         * @example {
+         *       "entries": [
+         *         {
+         *           "level": 2,
+         *           "nickname": "미나",
+         *           "points": 120,
+         *           "rank": 1,
+         *           "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *         }
+         *       ],
+         *       "next_reset_at": "2026-11-22T03:00:00Z",
+         *       "period_key": "2026-W47",
+         *       "points": 120,
+         *       "rank": 1
+         *     }
+         */
         MyRank: {
             /** @description Up to two entries above me, me, and up to two below. */
             entries: components["schemas"]["Entry"][];
@@ -710,14 +949,51 @@ export interface components {
              */
             rank?: number | null;
         };
-        /** @description Places near a point, nearest first (one page: `limit` is the page size). */
+        /**
+         * @description Places near a point, nearest first (one page: `limit` is the page size).
+         * @example {
+         *       "items": [
+         *         {
+         *           "address": "서울특별시 마포구 월드컵로 212",
+         *           "categories": [
+         *             "example"
+         *           ],
+         *           "distance_m": 120,
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "kind": "bin",
+         *           "latitude": 37.5665,
+         *           "longitude": 126.978,
+         *           "name": "Mapo recycling center",
+         *           "opening_hours": "Mon–Sat 09:00–18:00",
+         *           "phone": "02-300-5000"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         Nearby: {
             /** @description The places. */
             items: components["schemas"]["Place"][];
             /** @description Always `null`: the nearest `limit` places are the whole answer. */
             next_cursor?: string | null;
         };
-        /** @description A bin or center, with how far it is. */
+        /**
+         * @description A bin or center, with how far it is.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "categories": [
+         *         "example"
+         *       ],
+         *       "distance_m": 120,
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "kind": "bin",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "name": "Mapo recycling center",
+         *       "opening_hours": "Mon–Sat 09:00–18:00",
+         *       "phone": "02-300-5000"
+         *     }
+         */
         Place: {
             /** @description Address. */
             address: string;
@@ -752,7 +1028,15 @@ export interface components {
             /** @description Phone (centers). */
             phone?: string | null;
         };
-        /** @description My points. */
+        /**
+         * @description My points.
+         * @example {
+         *       "level": 2,
+         *       "points": 120,
+         *       "points_to_next_level": 1,
+         *       "weekly_points": 120
+         *     }
+         */
         Points: {
             /**
              * Format: int32
@@ -775,7 +1059,23 @@ export interface components {
              */
             weekly_points: number;
         };
-        /** @description The problem+json body. */
+        /**
+         * @description The problem+json body.
+         * @example {
+         *       "code": "seoul",
+         *       "detail": "item_name: must not be empty",
+         *       "errors": [
+         *         {
+         *           "field": "item_name",
+         *           "message": "must not be empty"
+         *         }
+         *       ],
+         *       "request_id": "example",
+         *       "status": 1,
+         *       "title": "Validation failed",
+         *       "type": "urn:ecoeco:problem:validation_failed"
+         *     }
+         */
         Problem: {
             /** @description Stable machine-readable code. */
             code: string;
@@ -795,7 +1095,22 @@ export interface components {
             /** @description A URI naming the problem type: `urn:ecoeco:problem:{code}`. */
             type: string;
         };
-        /** @description A user's public profile: `GET /users/me`. */
+        /**
+         * @description A user's public profile: `GET /users/me`.
+         * @example {
+         *       "avatar_url": "https://example.com/avatars/mina.png",
+         *       "bio": "I sort my plastics.",
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "invite_code": "example",
+         *       "level": 2,
+         *       "nickname": "미나",
+         *       "points": 120,
+         *       "total_recycles": 1,
+         *       "total_scans": 1,
+         *       "username": "mina"
+         *     }
+         */
         Profile: {
             /** @description Picture URL, empty when none. */
             avatar_url: string;
@@ -838,7 +1153,18 @@ export interface components {
             /** @description Handle. */
             username: string;
         };
-        /** @description A region's disposal rules. */
+        /**
+         * @description A region's disposal rules.
+         * @example {
+         *       "code": "seoul",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "rules": [
+         *         {}
+         *       ],
+         *       "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *     }
+         */
         RegionRules: {
             /** @description Code, e.g. `seoul`. */
             code: string;
@@ -851,7 +1177,13 @@ export interface components {
             /** @description When and where household waste goes out. */
             schedule: string;
         };
-        /** @description A position to name. */
+        /**
+         * @description A position to name.
+         * @example {
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978
+         *     }
+         */
         ReverseRequest: {
             /**
              * Format: double
@@ -864,7 +1196,15 @@ export interface components {
              */
             longitude: number;
         };
-        /** @description What is at a position. */
+        /**
+         * @description What is at a position.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "region": "seoul",
+         *       "region_name": "example",
+         *       "road_address": "example"
+         *     }
+         */
         Reversed: {
             /** @description The (lot-number) address. */
             address: string;
@@ -875,7 +1215,17 @@ export interface components {
             /** @description The road address, if there is one. */
             road_address?: string | null;
         };
-        /** @description One of my saved places. */
+        /**
+         * @description One of my saved places.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "is_default": true,
+         *       "label": "Home",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978
+         *     }
+         */
         SavedPlace: {
             /** @description Address, if known. */
             address?: string | null;
@@ -899,14 +1249,36 @@ export interface components {
              */
             longitude: number;
         };
-        /** @description My saved places (at most 20: one page). */
+        /**
+         * @description My saved places (at most 20: one page).
+         * @example {
+         *       "items": [
+         *         {
+         *           "address": "서울특별시 마포구 월드컵로 212",
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "is_default": true,
+         *           "label": "Home",
+         *           "latitude": 37.5665,
+         *           "longitude": 126.978
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
         SavedPlaces: {
             /** @description In the order I added them. */
             items: components["schemas"]["SavedPlace"][];
             /** @description Always `null`: every saved place fits in one page. */
             next_cursor?: string | null;
         };
-        /** @description A search. */
+        /**
+         * @description A search.
+         * @example {
+         *       "category": "plastic",
+         *       "limit": 20,
+         *       "q": "페트병"
+         *     }
+         */
         SearchParams: {
             /** @description Only this category. */
             category?: string | null;
@@ -918,7 +1290,28 @@ export interface components {
             /** @description What to look for, 1 to 100 characters, Korean or English. */
             q?: string | null;
         };
-        /** @description Search results, best first. */
+        /**
+         * @description Search results, best first.
+         * @example {
+         *       "items": [
+         *         {
+         *           "category": "plastic",
+         *           "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *           "donts": [
+         *             "example"
+         *           ],
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "keywords": [
+         *             "example"
+         *           ],
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
+         *       "query": "페트병"
+         *     }
+         */
         SearchResult: {
             /** @description Hits, best first. */
             items: components["schemas"]["Hit"][];
@@ -927,7 +1320,14 @@ export interface components {
             /** @description The query as understood (trimmed, lower-cased). */
             query: string;
         };
-        /** @description My settings. */
+        /**
+         * @description My settings.
+         * @example {
+         *       "language": "ko",
+         *       "notification_enabled": true,
+         *       "theme": "system"
+         *     }
+         */
         Settings: {
             /** @description `ko` or `en`. */
             language: string;
@@ -936,7 +1336,21 @@ export interface components {
             /** @description `light`, `dark` or `system`. */
             theme: string;
         };
-        /** @description What people scan and recycle. */
+        /**
+         * @description What people scan and recycle.
+         * @example {
+         *       "categories": [
+         *         {
+         *           "category": "plastic",
+         *           "recycles": 1,
+         *           "scans": 1
+         *         }
+         *       ],
+         *       "period_key": "2026-W47",
+         *       "total_recycles": 1,
+         *       "total_scans": 1
+         *     }
+         */
         Stats: {
             /** @description Every category, most scanned first. */
             categories: components["schemas"]["CategoryStats"][];
@@ -953,7 +1367,13 @@ export interface components {
              */
             total_scans: number;
         };
-        /** @description One level's threshold. */
+        /**
+         * @description One level's threshold.
+         * @example {
+         *       "level": 2,
+         *       "min_points": 1
+         *     }
+         */
         Threshold: {
             /**
              * Format: int32
@@ -987,6 +1407,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -995,7 +1416,46 @@ export interface operations {
                     "application/json": components["schemas"]["Me"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1027,6 +1487,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1035,7 +1496,55 @@ export interface operations {
                     "application/json": components["schemas"]["Board"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`, `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1063,6 +1572,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1071,7 +1581,55 @@ export interface operations {
                     "application/json": components["schemas"]["MyRank"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`, `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1101,6 +1659,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1109,7 +1668,37 @@ export interface operations {
                     "application/json": components["schemas"]["Nearby"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1139,6 +1728,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1147,7 +1737,37 @@ export interface operations {
                     "application/json": components["schemas"]["Nearby"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1170,6 +1790,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1178,6 +1799,16 @@ export interface operations {
                     "application/json": components["schemas"]["Geocoded"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1186,7 +1817,46 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1223,6 +1893,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1231,6 +1902,16 @@ export interface operations {
                     "application/json": components["schemas"]["KeywordResult"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1239,6 +1920,27 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (see `code` and `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1261,12 +1963,60 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SavedPlaces"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1284,6 +2034,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1292,6 +2043,16 @@ export interface operations {
                     "application/json": components["schemas"]["Reversed"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1300,6 +2061,25 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1308,6 +2088,27 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A dependency is unavailable (see `code` and `Retry-After`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1327,12 +2128,33 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CategoryList"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1349,6 +2171,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1357,7 +2180,37 @@ export interface operations {
                     "application/json": components["schemas"]["FaqList"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1382,6 +2235,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1390,7 +2244,46 @@ export interface operations {
                     "application/json": components["schemas"]["Faq"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1416,6 +2309,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1424,7 +2318,37 @@ export interface operations {
                     "application/json": components["schemas"]["ItemPage"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1447,6 +2371,7 @@ export interface operations {
             };
         };
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1455,7 +2380,55 @@ export interface operations {
                     "application/json": components["schemas"]["SearchResult"];
                 };
             };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1480,6 +2453,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1488,7 +2462,46 @@ export interface operations {
                     "application/json": components["schemas"]["Item"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1510,6 +2523,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1518,7 +2532,46 @@ export interface operations {
                     "application/json": components["schemas"]["RegionRules"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1544,6 +2597,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1552,7 +2606,37 @@ export interface operations {
                     "application/json": components["schemas"]["SearchResult"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1574,6 +2658,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1582,7 +2667,37 @@ export interface operations {
                     "application/json": components["schemas"]["Stats"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1604,6 +2719,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     /** @description `fresh` or `stale`, when a token was sent */
@@ -1614,6 +2730,16 @@ export interface operations {
                     "application/json": components["schemas"]["Profile"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1624,6 +2750,35 @@ export interface operations {
             };
             /** @description No profile (yet) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1650,6 +2805,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1658,7 +2814,46 @@ export interface operations {
                     "application/json": components["schemas"]["ActivityPage"];
                 };
             };
+            /** @description The request could not be read (see `code`) */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1680,6 +2875,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1688,7 +2884,55 @@ export interface operations {
                     "application/json": components["schemas"]["Level"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1710,6 +2954,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1718,7 +2963,55 @@ export interface operations {
                     "application/json": components["schemas"]["Points"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1740,6 +3033,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description OK */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1748,7 +3042,55 @@ export interface operations {
                     "application/json": components["schemas"]["Settings"];
                 };
             };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
