@@ -234,6 +234,15 @@ fn pem_blocks(bundle: &str, label: &str) -> Vec<String> {
 #[derive(Debug, Clone)]
 pub struct VerifiedAccess(pub Claims);
 
+/// The token of an `Authorization: Bearer …` header, if the request has one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
 /// The authenticated caller of a request: extracting it verifies the bearer access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
@@ -247,15 +256,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or(TokenError::Missing)?;
+        let token = bearer_token(&parts.headers).ok_or(TokenError::Missing)?;
         let claims = match parts.extensions.get::<VerifiedAccess>() {
             Some(VerifiedAccess(claims)) => claims.clone(),
-            None => Arc::<Verifier>::from_ref(state).verify(token.trim(), TokenType::Access)?,
+            None => Arc::<Verifier>::from_ref(state).verify(token, TokenType::Access)?,
         };
         if Denylist::from_ref(state).is_revoked(claims.jti).await? {
             return Err(TokenError::Revoked.into());

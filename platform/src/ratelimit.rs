@@ -29,7 +29,7 @@ use axum::{
 
 use crate::{
     Settings,
-    auth::{TokenType, VerifiedAccess, Verifier},
+    auth::{TokenType, VerifiedAccess, Verifier, bearer_token},
     error::ApiError,
     http::ClientIp,
     redis::Redis,
@@ -101,13 +101,7 @@ pub async fn enforce(State(limits): State<RateLimits>, mut req: Request, next: N
     if quota == 0 {
         return next.run(req).await;
     }
-    let bearer = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim);
-    let user = match bearer.map(|t| limits.verifier.verify(t, TokenType::Access)) {
+    let user = match bearer_token(req.headers()).map(|t| limits.verifier.verify(t, TokenType::Access)) {
         Some(Ok(claims)) => {
             let sub = claims.sub;
             req.extensions_mut().insert(VerifiedAccess(claims));
