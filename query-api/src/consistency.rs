@@ -9,7 +9,7 @@ use axum::{
 use platform::{
     consistency::{APPLIED_CHANNEL, ConsistencyToken, STATE_HEADER, TOKEN_HEADER},
     error::ApiError,
-    topology::ConsumerSpec,
+    topology::{ConsumerSpec, POINTS_POLICY},
 };
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::Notify, time::Instant};
@@ -62,14 +62,22 @@ impl Freshness {
     }
 }
 
+/// Consumers that derive events from events (a scan's `points.earned` and `level.reached`,
+/// recorded with the scan as their `causation_id`). A token covers what its events cause, so a
+/// wait also needs each of these to have handled the token's events (their derived events exist
+/// only then), and the projections to have applied those derived events in turn.
+const DERIVING: &[&ConsumerSpec] = &[&POINTS_POLICY];
+
 impl Consistency {
-    /// Waits until every projection of `specs` that consumes a token event's type has applied
-    /// it, or until the configured timeout.
+    /// Waits until the projections of `specs` have applied the token's events **and the events
+    /// they caused** (followed through `causation_id`, transitively, once every deriving
+    /// consumer has handled them), or until the configured timeout. Each projection is waited
+    /// on only for the event types it consumes.
     pub async fn wait(&self, state: &AppState, specs: &[&ConsumerSpec]) -> Result<Freshness, ApiError> {
         let Some(token) = &self.0 else { return Ok(Freshness::Unknown) };
         let mut projections = Vec::new();
         let mut types = Vec::new();
-        for spec in specs {
+        for spec in specs.iter().chain(DERIVING) {
             for t in spec.bindings {
                 projections.push(spec.projection.unwrap_or(spec.name));
                 types.push(*t);
@@ -80,10 +88,15 @@ impl Consistency {
             // Registered before the check, so a commit between check and wait still wakes us.
             let notified = state.applied.notified();
             let missing: i64 = sqlx::query_scalar(
-                "select count(*) from eventstore.events e
+                "with recursive caused(id) as (
+                   select unnest($1::uuid[])
+                   union
+                   select e.id from eventstore.events e join caused c on e.causation_id = c.id
+                 )
+                 select count(*) from eventstore.events e
+                 join caused c on c.id = e.id
                  join unnest($2::text[], $3::text[]) as p(projection, event_type) on p.event_type = e.type
-                 where e.id = any($1)
-                   and not exists (select 1 from projection.applied_events a where a.projection = p.projection and a.event_id = e.id)",
+                 where not exists (select 1 from projection.applied_events a where a.projection = p.projection and a.event_id = e.id)",
             )
             .bind(&token.event_ids)
             .bind(&projections)

@@ -578,3 +578,33 @@ async fn a_recycle_pays_only_near_a_known_bin_or_center_and_says_why() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_with_a_commands_token_shows_what_the_command_caused_every_time() {
+    let system = TestSystem::start().await;
+    let user = system.register("causal").await;
+    for k in 1..=11i64 {
+        let res = system
+            .command(
+                "/api/v1/scans",
+                &user.access_token,
+                &json!({"category": "metal", "item_name": format!("can {k}")}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
+        let token = res.header("x-consistency-token").unwrap();
+        // The token names only the scan; the points.earned (and at 110 points the level.reached)
+        // the points policy derived from it are waited for too.
+        let me = system.query("/api/v1/users/me", &user.access_token, Some(&token)).await;
+        assert_eq!(me.header("x-consistency").as_deref(), Some("fresh"));
+        assert_eq!((me.body["total_scans"].as_i64(), me.body["points"].as_i64()), (Some(k), Some(10 * k)), "scan {k}");
+        let history = system.query("/api/v1/users/me/activities?limit=3", &user.access_token, Some(&token)).await;
+        let newest_scan = history.body["items"].as_array().unwrap().iter().find(|a| a["action"] == "scan").unwrap();
+        assert_eq!(newest_scan["points_earned"], 10, "scan {k}: {}", history.body);
+        if k == 11 {
+            let level = system.query("/api/v1/users/me/level", &user.access_token, Some(&token)).await;
+            assert_eq!(level.body["level"], 2, "the level the scan reached: {}", level.body);
+            assert_eq!(history.body["items"][0]["action"], "level_up", "{}", history.body);
+        }
+    }
+}
