@@ -121,6 +121,16 @@ pub enum ApiError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// Any other status the HTTP layer answers by itself (the router's 404 and 405, 431, …).
+    #[error("{detail}")]
+    Http {
+        /// The status.
+        status: StatusCode,
+        /// Machine code.
+        code: &'static str,
+        /// Human detail.
+        detail: String,
+    },
     /// 500: a bug or an unexpected failure; logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -174,6 +184,7 @@ impl ApiError {
             }
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Http { status, code, .. } => (*status, code, status.canonical_reason().unwrap_or("Error")),
             Self::DependencyUnavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code, "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Internal server error"),
         }

@@ -406,21 +406,9 @@ pub async fn problem_responses(req: Request, next: Next) -> Response {
     fixed
 }
 
-/// A problem+json response outside the [`ApiError`] type (statuses the router produces).
-fn problem(status: StatusCode, code: &str, detail: String) -> Response {
-    let body = json!({
-        "type": format!("urn:ecoeco:problem:{code}"),
-        "title": status.canonical_reason().unwrap_or("Error"),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-        "request_id": current_request_id(),
-    });
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    response
+/// A problem+json response for a status the router or a layer produced.
+fn problem(status: StatusCode, code: &'static str, detail: String) -> Response {
+    crate::error::ApiError::Http { status, code, detail }.into_response()
 }
 
 /// The client's IP address: from `TRUSTED_PROXY_HEADER` when one is configured (its last,

@@ -160,19 +160,18 @@ async fn read_logged(tx: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid
 /// precision.
 fn differing_field(stored: &StoredEvent, delivered: &Incoming<'_>) -> Option<&'static str> {
     let sent = delivered.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok())?;
-    let logged = stored.clone().into_envelope();
     let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
     [
-        ("type", sent.event_type == logged.event_type),
-        ("version", sent.version == logged.version),
-        ("source", sent.source == logged.source),
-        ("aggregate_type", sent.aggregate_type == logged.aggregate_type),
-        ("aggregate_id", sent.aggregate_id == logged.aggregate_id),
-        ("sequence", sent.sequence == logged.sequence),
-        ("occurred_at", micros(sent.occurred_at) == micros(logged.occurred_at)),
-        ("correlation_id", sent.correlation_id == logged.correlation_id),
-        ("causation_id", sent.causation_id == logged.causation_id),
-        ("data", sent.data == logged.data),
+        ("type", sent.event_type == stored.event_type),
+        ("version", i64::from(sent.version) == i64::from(stored.version)),
+        ("source", sent.source == stored.source),
+        ("aggregate_type", sent.aggregate_type == stored.aggregate_type),
+        ("aggregate_id", sent.aggregate_id == stored.aggregate_id),
+        ("sequence", sent.sequence == stored.sequence),
+        ("occurred_at", micros(sent.occurred_at) == micros(stored.occurred_at)),
+        ("correlation_id", sent.correlation_id == stored.correlation_id),
+        ("causation_id", sent.causation_id == stored.causation_id),
+        ("data", sent.data == stored.data.0),
     ]
     .into_iter()
     .find_map(|(field, same)| (!same).then_some(field))
