@@ -77,6 +77,17 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         requests: usize,
     },
+    /// Search quality over `content/search-eval.json` (Korean words, typos, initial consonants,
+    /// spacing variants, English, aliases): recall@1, recall@3 and MRR, overall and per kind,
+    /// and the queries that miss, against a running system with the shipped content loaded.
+    SearchQuality {
+        /// The query set.
+        #[arg(long, default_value = "content/search-eval.json")]
+        eval: std::path::PathBuf,
+        /// List every query whose right answer is not in the top 3.
+        #[arg(long)]
+        misses: bool,
+    },
     /// Rebuild rate of each projection over a synthetic log, next to the raw batched-insert rate
     /// of the same rows (scratch database `ecoeco_bench_rebuild`; settings from the environment).
     Rebuild {
@@ -319,6 +330,87 @@ async fn guide(http: &reqwest::Client, cli: &Cli, concurrency: usize, requests: 
     Ok(())
 }
 
+/// One query of the evaluation set.
+#[derive(serde::Deserialize)]
+struct EvalQuery {
+    query: String,
+    kind: String,
+    expected: Vec<String>,
+}
+
+/// Recall@1, recall@3 and mean reciprocal rank (first right answer in the top 10), per kind of
+/// query and overall.
+async fn search_quality(http: &reqwest::Client, cli: &Cli, eval: &std::path::Path, misses: bool) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Eval {
+        queries: Vec<EvalQuery>,
+    }
+    let text = std::fs::read_to_string(eval).with_context(|| format!("reading {}", eval.display()))?;
+    let set: Eval = serde_json::from_str(&text).with_context(|| format!("parsing {}", eval.display()))?;
+    let mut by_kind: std::collections::BTreeMap<String, (usize, usize, usize, f64)> = Default::default();
+    let mut missed = Vec::new();
+    let started = Instant::now();
+    for q in &set.queries {
+        let expected: Vec<Uuid> = q.expected.iter().map(|slug| workers::seed::content_id("item", slug)).collect();
+        let res = http
+            .get(format!("{}/api/v1/recycle/search", cli.query_url))
+            .query(&[("q", q.query.as_str()), ("limit", "10")])
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("searching {:?} answered {}", q.query, res.status());
+        }
+        let body: serde_json::Value = res.json().await?;
+        let hits: Vec<(Uuid, String)> = body["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| Some((i["id"].as_str()?.parse().ok()?, i["name_ko"].as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let rank = hits.iter().position(|(id, _)| expected.contains(id)).map(|p| p + 1);
+        for key in [q.kind.as_str(), "all"] {
+            let entry = by_kind.entry(key.to_owned()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(rank == Some(1));
+            entry.2 += usize::from(rank.is_some_and(|r| r <= 3));
+            entry.3 += rank.map_or(0.0, |r| 1.0 / r as f64);
+        }
+        if rank.is_none_or(|r| r > 3) {
+            let top: Vec<&str> = hits.iter().take(3).map(|(_, name)| name.as_str()).collect();
+            missed.push(format!(
+                "{:<9} {:<22} rank {:<5} top 3: {}",
+                q.kind,
+                q.query,
+                rank.map_or("-".into(), |r| r.to_string()),
+                top.join(", ")
+            ));
+        }
+    }
+    println!(
+        "search quality: {} queries from {} in {:.1} s (first right answer among the top 10)",
+        set.queries.len(),
+        eval.display(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("{:<10} {:>7} {:>9} {:>9} {:>7}", "kind", "queries", "recall@1", "recall@3", "MRR");
+    let mut kinds: Vec<_> = by_kind.iter().filter(|(k, _)| *k != "all").collect();
+    kinds.extend(by_kind.get_key_value("all"));
+    for (kind, (n, r1, r3, rr)) in kinds {
+        let n_f = *n as f64;
+        println!("{kind:<10} {n:>7} {:>9.3} {:>9.3} {:>7.3}", *r1 as f64 / n_f, *r3 as f64 / n_f, rr / n_f);
+    }
+    println!("{} queries without a right answer in the top 3", missed.len());
+    if misses {
+        for line in &missed {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
 /// Single-row inserts, each its own transaction, `concurrency` connections.
 async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
     let base = database_url.rsplit_once('/').map_or(database_url, |(b, _)| b);
@@ -430,6 +522,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Guide { concurrency, requests } => {
             guide(&http, &cli, concurrency, requests).await?;
+        }
+        Command::SearchQuality { ref eval, misses } => {
+            search_quality(&http, &cli, eval, misses).await?;
         }
         Command::Rebuild { events } => {
             rebuild::run(platform::Settings::from_env()?, events).await?;

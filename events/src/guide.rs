@@ -84,12 +84,13 @@ pub struct GuideFaqRemoved {
 impl Validate for GuideFaqRemoved {}
 
 /// The disposal rule of one category in a region.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 pub struct RegionRule {
     /// The category.
     pub category: Category,
     /// How, in Korean.
     #[schemars(length(min = 1, max = 1000))]
+    #[schema(min_length = 1, max_length = 1000)]
     pub rule: String,
 }
 

@@ -22,6 +22,14 @@ pub const APPLIED_CHANNEL: &str = "eco_projection_applied";
 pub const MAX_EVENTS: usize = 32;
 
 /// The events a client wants to read.
+/// The shape of an encoded token, as a regular expression: `v1.` and the unpadded base64url of
+/// one or more 16-byte event ids (every 3 ids make 64 characters; 1 or 2 more make 22 or 43,
+/// whose last character carries 2 or 4 bits only).
+pub const TOKEN_PATTERN: &str =
+    r"^v1\.(?:[A-Za-z0-9_-]{64})*(?:[A-Za-z0-9_-]{64}|[A-Za-z0-9_-]{21}[AQgw]|[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$";
+/// The longest encoded token ([`MAX_EVENTS`] ids).
+pub const TOKEN_MAX_LENGTH: usize = 3 + (MAX_EVENTS * 16 * 4).div_ceil(3);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsistencyToken {
     /// Event ids, in the order the command wrote them.
@@ -54,6 +62,26 @@ impl ConsistencyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_pattern_fits_exactly_the_tokens_decode_accepts() {
+        let fits = |value: &str| {
+            jsonschema::is_valid(
+                &serde_json::json!({"type": "string", "pattern": TOKEN_PATTERN, "maxLength": TOKEN_MAX_LENGTH}),
+                &serde_json::json!(value),
+            )
+        };
+        for n in [1, 2, 3, 4, 5, 6, MAX_EVENTS] {
+            let token = ConsistencyToken::new((0..n).map(|_| Uuid::now_v7()).collect()).encode();
+            assert!(fits(&token), "{n} ids: {token}");
+        }
+        let too_many = ConsistencyToken::new((0..=MAX_EVENTS).map(|_| Uuid::now_v7()).collect()).encode();
+        for garbage in ["v1.abc", "v1.", "v2.AAAAAAAAAAAAAAAAAAAAAA", "v1.AAAAAAAAAAAAAAAAAAAAAB", too_many.as_str()] {
+            assert!(!fits(garbage), "{garbage}");
+            assert_eq!(ConsistencyToken::decode(garbage), None, "{garbage}");
+        }
+        assert!(fits("v1.AAAAAAAAAAAAAAAAAAAAAA") && ConsistencyToken::decode("v1.AAAAAAAAAAAAAAAAAAAAAA").is_some());
+    }
 
     #[test]
     fn round_trips_and_refuses_garbage() {

@@ -32,19 +32,36 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Creates the database of `url` when it does not exist yet (a fresh machine).
+/// Creates the database of `url` when it does not exist yet (a fresh machine), as
+/// [`CREATE_DATABASE`] says: UTF-8 with the C locale, whatever the cluster's default. Nothing in
+/// the system depends on the locale (guide search runs on ASCII keys, `platform::search`), and
+/// every environment, the tests included, then sorts and compares alike.
 pub async fn create_if_missing(url: &str) -> anyhow::Result<()> {
     if Postgres::database_exists(url).await.unwrap_or(true) {
         return Ok(());
     }
+    let options: sqlx::postgres::PgConnectOptions = url.parse().context("parsing DATABASE_URL")?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let created = async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect_with(&options.database("postgres")).await?;
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        sqlx::query(&CREATE_DATABASE.replace("{name}", &quoted)).execute(&mut conn).await?;
+        anyhow::Ok(())
+    };
     // Another process may create it at the same moment; only a still-missing database is an error.
-    if let Err(e) = Postgres::create_database(url).await
+    if let Err(e) = created.await
         && !Postgres::database_exists(url).await.unwrap_or(false)
     {
         return Err(e).context("creating the database");
     }
     Ok(())
 }
+
+/// How a missing database is created (`{name}` quoted). Operators creating it themselves may use
+/// any UTF-8 locale.
+pub const CREATE_DATABASE: &str =
+    "create database {name} template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'";
 
 /// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
 /// advisory lock).

@@ -339,6 +339,27 @@ impl From<validator::ValidationErrors> for ApiError {
     }
 }
 
+/// For `#[serde(deserialize_with = "platform::error::json_integer")]` on integer fields of
+/// request bodies: JSON Schema's `integer` (what the contract says) includes `95.0`, which
+/// serde's integers refuse. Any number with no fractional part, in range, is accepted.
+pub fn json_integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::{Deserialize, de::Error};
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| D::Error::custom(format!("must be a whole number in range, not {number}")))
+}
+
 /// `axum::Json` whose rejections are problem+json, and whose value is validated with
 /// `validator` when it implements `Validate`. Use [`ApiJson`] for bodies without rules.
 #[derive(Debug, Clone, Copy, Default)]
@@ -402,6 +423,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integers_may_be_written_as_whole_decimals() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(deserialize_with = "json_integer")]
+            n: i32,
+        }
+        let n = |json: &str| serde_json::from_str::<Body>(json).map(|b| b.n).map_err(|e| e.to_string());
+        assert_eq!(n(r#"{"n": 95}"#), Ok(95));
+        assert_eq!(n(r#"{"n": 95.0}"#), Ok(95));
+        assert_eq!(n(r#"{"n": -0.0}"#), Ok(0));
+        assert!(n(r#"{"n": 95.5}"#).unwrap_err().contains("whole number"));
+        assert!(n(r#"{"n": 3000000000}"#).unwrap_err().contains("whole number"));
+        assert!(n(r#"{"n": "95"}"#).is_err());
+    }
 
     #[test]
     fn serde_messages_name_the_field() {

@@ -177,8 +177,8 @@ pub fn ops_routes(readiness: Readiness) -> Router {
 /// `/openapi.json` and `/docs`: Swagger UI rendering the spec, with every asset compiled into
 /// the binary (`utoipa-swagger-ui`'s vendored bundle), so the page works with no internet and
 /// nothing is fetched at build or view time.
-pub fn docs_routes(spec: utoipa::openapi::OpenApi) -> Router {
-    utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", spec).into()
+pub fn docs_routes(spec: serde_json::Value) -> Router {
+    utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", spec).into()
 }
 
 /// Limits on every HTTP connection (settings `HTTP_*`).
@@ -268,9 +268,18 @@ pub async fn serve(
         });
     }
     drop(listener);
+    // Lame duck: connections already open keep being served for a moment before the graceful
+    // shutdown closes the idle ones. A client that took an idle keep-alive connection from its
+    // pool just before the load balancer (or the caller) moved on would otherwise have its
+    // request cut off mid-flight. Then requests in flight finish with `Connection: close` and
+    // idle connections close.
+    tokio::time::sleep(LAME_DUCK).await;
     graceful.shutdown().await;
     Ok(())
 }
+
+/// How long a stopping server keeps serving the connections it has (see [`serve`]).
+const LAME_DUCK: Duration = Duration::from_millis(300);
 
 /// Connection idleness: the time of the last byte read or written.
 mod idle {
@@ -482,7 +491,7 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let mut router = api.merge(ops_routes(readiness));
         if let Some(spec) = spec {
-            router = router.merge(docs_routes(crate::openapi::complete(spec)));
+            router = router.merge(docs_routes(crate::openapi::complete(&spec)));
         }
         let router = router
             .layer(axum::middleware::from_fn(problem_responses))

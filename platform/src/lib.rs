@@ -19,6 +19,7 @@ pub mod places;
 pub mod ratelimit;
 pub mod readmodels;
 pub mod redis;
+pub mod search;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -9,15 +9,38 @@
 //! * **Examples.** Every component schema without an `example` gets one built from its own
 //!   description of itself (types, formats, enums, bounds, and the field names of this API), so
 //!   the example always fits the schema.
+//! * **The text rule.** Every string a client sends (parameters, body fields and keys) carries
+//!   the `pattern` of [`crate::text`]'s control-character rule, single- or multi-line by field
+//!   name (trimmed where a minimum length is counted on the trimmed value), request objects
+//!   take no undeclared fields, and a position needs both coordinates, so the published request
+//!   schemas refuse what the server refuses.
 
 use serde_json::{Map, Value, json};
 
-/// `spec` with the shared statuses and the examples (see the module docs).
-pub fn complete(spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
-    let Ok(mut doc) = serde_json::to_value(&spec) else { return spec };
+use crate::text;
+
+/// `spec` with the shared statuses, the text rule and the examples (see the module docs), as
+/// JSON: it uses a JSON Schema keyword utoipa's types do not have (`dependentRequired`).
+pub fn complete(spec: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(spec).expect("an OpenAPI document serialises");
     add_statuses(&mut doc);
+    add_text_rule(&mut doc);
     add_examples(&mut doc);
-    serde_json::from_value(doc).unwrap_or(spec)
+    doc
+}
+
+/// Requires at least one property of each of `schemas` (components of `spec`): for partial
+/// updates, where an empty body changes nothing. (utoipa-gen 5.5 writes its `min_properties`
+/// attribute as `maxProperties`, so this is set here rather than on the type.)
+pub fn require_a_property(spec: &mut utoipa::openapi::OpenApi, schemas: &[&str]) {
+    let Some(components) = spec.components.as_mut() else { return };
+    for name in schemas {
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::Schema::Object(object))) =
+            components.schemas.get_mut(*name)
+        {
+            object.min_properties = Some(1);
+        }
+    }
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -118,6 +141,153 @@ fn add_statuses(doc: &mut Value) {
                 }
             }
         }
+    }
+}
+
+/// A string schema allowing only `values`.
+pub fn string_enum(values: &[&str], description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .build()
+}
+
+/// An array of at most `max_items` strings of 1 to `max_len` characters.
+pub fn text_list(max_items: usize, max_len: usize, description: &str) -> utoipa::openapi::schema::Array {
+    let item = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .min_length(Some(1))
+        .max_length(Some(max_len));
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(item)
+        .max_items(Some(max_items))
+        .description(Some(description))
+        .build()
+}
+
+/// Fields whose value is kept exactly as sent (never trimmed), so white space at either end is theirs.
+const VERBATIM_FIELDS: &[&str] = &["password", "current_password", "new_password"];
+
+fn add_text_rule(doc: &mut Value) {
+    let mut request_components = std::collections::BTreeSet::new();
+    if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            for method in METHODS {
+                let Some(op) = item.get_mut(method) else { continue };
+                if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+                    for param in params {
+                        let name = param["name"].as_str().unwrap_or_default().to_owned();
+                        let Some(schema) = param.get_mut("schema") else { continue };
+                        if name.eq_ignore_ascii_case(crate::consistency::TOKEN_HEADER.as_str()) {
+                            schema["pattern"] = json!(crate::consistency::TOKEN_PATTERN);
+                            schema["maxLength"] = json!(crate::consistency::TOKEN_MAX_LENGTH);
+                        }
+                        text_rule(schema, &name, &mut request_components);
+                    }
+                }
+                if let Some(content) = op.pointer_mut("/requestBody/content").and_then(Value::as_object_mut) {
+                    for media in content.values_mut() {
+                        if let Some(schema) = media.get_mut("schema") {
+                            text_rule(schema, "body", &mut request_components);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Components reached from a request, and the components they reach in turn.
+    let mut done = std::collections::BTreeSet::new();
+    while let Some(name) = request_components.iter().find(|n| !done.contains(*n)).cloned() {
+        done.insert(name.clone());
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            text_rule(schema, &name, &mut request_components);
+        }
+    }
+}
+
+/// Adds the text rule to the strings of `schema` (`field` names it), noting referenced components.
+fn text_rule(schema: &mut Value, field: &str, refs: &mut std::collections::BTreeSet<String>) {
+    let Some(map) = schema.as_object_mut() else { return };
+    if let Some(r) = map.get("$ref").and_then(Value::as_str) {
+        refs.insert(r.rsplit('/').next().unwrap_or_default().to_owned());
+        return;
+    }
+    let is = |t: &str| match &map.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(ts)) => ts.iter().any(|x| x == t),
+        _ => false,
+    };
+    let free_string = is("string") && !["enum", "const", "format", "pattern"].iter().any(|k| map.contains_key(*k));
+    let object = is("object") || map.contains_key("properties");
+    if free_string {
+        // A required minimum length is counted on the trimmed value (`Checks::text`).
+        let trimmed =
+            map.get("minLength").and_then(Value::as_u64).is_some_and(|n| n > 0) && !VERBATIM_FIELDS.contains(&field);
+        let rule = match (crate::text::is_multiline(field), trimmed) {
+            (false, false) => text::SINGLE_LINE,
+            (true, false) => text::MULTI_LINE,
+            (false, true) => text::TRIMMED_SINGLE_LINE,
+            (true, true) => text::TRIMMED_MULTI_LINE,
+        };
+        map.insert("pattern".into(), json!(rule));
+    }
+    // The server ignores fields it does not know, but still holds them to the text rule; the
+    // contract simply has none.
+    if object && !map.contains_key("additionalProperties") {
+        map.insert("additionalProperties".into(), json!(false));
+    }
+    // With a minimum of properties, a property sent as null counts as absent on the server, so
+    // the schema leaves null out.
+    if map.get("minProperties").and_then(Value::as_u64).is_some_and(|n| n > 0)
+        && let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut)
+    {
+        props.values_mut().for_each(not_null);
+    }
+    // A position is both coordinates or neither (`Coordinates` in the handlers).
+    if let Some(props) = map.get("properties").and_then(Value::as_object)
+        && props.contains_key("latitude")
+        && props.contains_key("longitude")
+    {
+        let required = map.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
+        if !required.iter().any(|r| r == "latitude" || r == "longitude") {
+            map.insert("dependentRequired".into(), json!({"latitude": ["longitude"], "longitude": ["latitude"]}));
+            // A coordinate sent as null counts as absent, which would leave the other alone.
+            for name in ["latitude", "longitude"] {
+                if let Some(prop) = map.get_mut("properties").and_then(|p| p.get_mut(name)) {
+                    not_null(prop);
+                }
+            }
+        }
+    }
+    if let Some(props) = map.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, prop) in props.iter_mut() {
+            text_rule(prop, name, refs);
+        }
+    }
+    if let Some(items) = map.get_mut("items") {
+        text_rule(items, field, refs);
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(Value::Array(options)) = map.get_mut(key) {
+            for option in options {
+                text_rule(option, field, refs);
+            }
+        }
+    }
+}
+
+/// `schema` without `null` among its types or values.
+fn not_null(schema: &mut Value) {
+    if let Some(Value::Array(types)) = schema.get_mut("type") {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            let only = types[0].clone();
+            schema["type"] = only;
+        }
+    }
+    if let Some(Value::Array(values)) = schema.get_mut("enum") {
+        values.retain(|v| !v.is_null());
     }
 }
 
@@ -280,6 +450,7 @@ fn string_example(schema: &Value, field: &str) -> String {
         "cursor" | "next_cursor" => "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
         "image_sha256" => "9f2d1c0b8a7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c4b3a29180f7e6d5c",
         "role" => "user",
+        "invite_code" => "K7Q2M9XA",
         "provider" => "kakao",
         "state" => "0b1c2d3e4f",
         "url" | "authorization_url" => "https://kauth.kakao.com/oauth/authorize?client_id=…",

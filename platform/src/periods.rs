@@ -69,6 +69,19 @@ impl Period {
         ok.then(|| format!("{}:{value}", self.name()))
     }
 
+    /// Whether `value` has the shape of some period's key (`2026-W47`, `2026-11`, `all`), real
+    /// or not: a well-shaped key a board does not have is "not found", not "invalid".
+    pub fn is_key_shaped(value: &str) -> bool {
+        let b = value.as_bytes();
+        let number = |d: &[u8]| {
+            d.iter().all(u8::is_ascii_digit).then(|| d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0')))
+        };
+        let year = b.len() >= 7 && number(&b[..4]).is_some();
+        value == "all"
+            || (year && b.len() == 8 && &b[4..6] == b"-W" && number(&b[6..]).is_some_and(|w| (1..=53).contains(&w)))
+            || (year && b.len() == 7 && b[4] == b'-' && number(&b[5..]).is_some_and(|m| (1..=12).contains(&m)))
+    }
+
     /// When the period containing `now` ends (the next one starts), in UTC; `None` for all-time.
     pub fn next_reset_at(self, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         let local = now.with_timezone(&tz).date_naive();
@@ -90,6 +103,21 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn a_well_shaped_key_is_told_from_a_malformed_one() {
+        for shaped in ["2026-W47", "2026-W53", "2026-11", "all", "0000-01"] {
+            assert!(Period::is_key_shaped(shaped), "{shaped}");
+        }
+        for malformed in ["2026-W54", "2026-W00", "2026-13", "2026-1", "26-11", "ALL", "2026W47", "", "weekly:2026-W47"]
+        {
+            assert!(!Period::is_key_shaped(malformed), "{malformed}");
+        }
+        // Shaped but not a period of this kind, or not a week that year has: not found.
+        assert_eq!(Period::Weekly.parse_key("2026-11"), None);
+        assert_eq!(Period::Weekly.parse_key("2025-W53"), None);
+        assert_eq!(Period::Weekly.parse_key("2026-W47").as_deref(), Some("weekly:2026-W47"));
+    }
 
     const SEOUL: Tz = chrono_tz::Asia::Seoul;
 

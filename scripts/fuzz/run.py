@@ -38,6 +38,7 @@ PREFIX = "[fuzz]"
 # How the final summary groups checks (names as in --checks).
 FIVE_XX = {"not_a_server_error"}
 PROBLEM = {"problem_json"}
+ACCEPTANCE = {"positive_data_acceptance", "positive_data_accepted"}
 SPEC = {
     "status_code_conformance",
     "content_type_conformance",
@@ -337,7 +338,7 @@ def main():
     for api in ("command API", "query API"):
         mine = [run for run in runs if run["api"] == api]
         cases = sum((run["report"] or {}).get("test_cases", {}).get("generated", 0) for run in mine)
-        counts = {"5xx": 0, "not problem+json": 0, "spec mismatches": 0, "other": 0}
+        counts = {"5xx": 0, "not problem+json": 0, "spec mismatches": 0, "valid input refused": 0, "other": 0}
         for run in mine:
             for failure in (run["report"] or {}).get("failures", []):
                 check = check_of(failure, names)
@@ -345,6 +346,7 @@ def main():
                     "5xx" if check in FIVE_XX
                     else "not problem+json" if check in PROBLEM
                     else "spec mismatches" if any(part in SPEC for part in check.split("/"))
+                    else "valid input refused" if any(part in ACCEPTANCE for part in check.split("/"))
                     else "other"
                 )
                 counts[group] += failure.get("count", 0)

@@ -54,6 +54,10 @@ struct Item {
     disposal: String,
     donts: Vec<String>,
     keywords: Vec<String>,
+    /// Everyday names, brand-like names and common misspellings. Kept apart in the content for
+    /// its editors; for search they are keywords like any other, so they travel as keywords.
+    #[serde(default)]
+    aliases: Vec<String>,
 }
 
 impl Item {
@@ -65,7 +69,7 @@ impl Item {
             name_en: self.name_en,
             disposal: self.disposal,
             donts: self.donts,
-            keywords: self.keywords,
+            keywords: self.keywords.into_iter().chain(self.aliases).collect(),
         }
     }
 }

@@ -24,14 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
 }
 
-/// Profile fields to change.
+/// Profile fields to change (at least one).
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct ProfileRequest {
     /// Display name, 1 to 40 characters.
+    #[schema(min_length = 1, max_length = 40)]
     pub nickname: Option<String>,
     /// About me, up to 500 characters; empty clears it.
+    #[schema(max_length = 500)]
     pub bio: Option<String>,
-    /// Picture URL (http or https); empty clears it.
+    /// Picture URL (http or https), up to 2048 characters; empty clears it.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^(?:https?://[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)?$"
+    )]
     pub avatar_url: Option<String>,
 }
 
@@ -50,15 +56,25 @@ async fn update_profile(
     record_one(&state, claims.sub, request_id, data, serde_json::json!({})).await
 }
 
-/// Settings to change.
+/// Settings to change (at least one).
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct SettingsRequest {
     /// Push notifications.
     pub notification_enabled: Option<bool>,
-    /// `ko` or `en`.
+    /// The app's language.
+    #[schema(schema_with = language_schema)]
     pub language: Option<String>,
-    /// `light`, `dark` or `system`.
+    /// The app's theme.
+    #[schema(schema_with = theme_schema)]
     pub theme: Option<String>,
+}
+
+fn language_schema() -> utoipa::openapi::Object {
+    platform::openapi::string_enum(&domain::LANGUAGES, "The app's language")
+}
+
+fn theme_schema() -> utoipa::openapi::Object {
+    platform::openapi::string_enum(&domain::THEMES, "The app's theme")
 }
 
 /// Change my settings.
@@ -79,8 +95,10 @@ async fn update_settings(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct PasswordRequest {
     /// The password now.
+    #[schema(max_length = 1024)]
     pub current_password: String,
-    /// The new password (8 to 128 characters with a letter and a digit).
+    /// The new password: 8 to 128 characters, not the username or the e-mail address.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 
@@ -139,6 +157,7 @@ pub(crate) async fn revoke_sessions(
 #[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
 pub struct DeleteRequest {
     /// The password, for accounts that have one.
+    #[schema(max_length = 1024)]
     pub password: Option<String>,
 }
 

@@ -24,16 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A scan.
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct ScanRequest {
-    /// One of plastic, paper, metal, glass, general, food, large, electronic, hazardous.
-    #[schema(value_type = String)]
+    /// The waste category the classifier saw.
     pub category: Category,
     /// The item, 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub item_name: String,
     /// Classifier confidence, 0 to 1.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub confidence: Option<f64>,
     /// Hex SHA-256 of the image; an image already rewarded pays nothing.
+    #[schema(pattern = r"^[0-9A-Fa-f]{64}$")]
     pub image_sha256: Option<String>,
-    /// When the scan was taken (default now); at most 7 days ago.
+    /// When the scan was taken (default now): not in the future (1 minute of clock skew
+    /// allowed) and at most 7 days ago. The server refuses anything else with 422; being
+    /// relative to now, the rule is not in the schema.
     pub scanned_at: Option<DateTime<Utc>>,
 }
 
@@ -72,15 +76,16 @@ async fn scan(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct RecycleRequest {
     /// What was recycled.
-    #[schema(value_type = String)]
     pub category: Category,
     /// The bin used.
     pub bin_id: Option<Uuid>,
     /// The center used.
     pub center_id: Option<Uuid>,
     /// Where (with longitude).
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     /// Where (with latitude).
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
 }
 

@@ -27,6 +27,8 @@ pub struct BonusRequest {
     pub user_id: Uuid,
     /// Points, 1 to 10000.
     #[validate(range(min = 1, max = 10000, message = "must be between 1 and 10000"))]
+    #[schema(minimum = 1, maximum = 10000)]
+    #[serde(deserialize_with = "platform::error::json_integer")]
     pub amount: i64,
 }
 

@@ -38,14 +38,19 @@ pub fn well_known() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct RegisterRequest {
     /// 3 to 32 letters, digits, `_` or `.`; unique.
+    #[schema(pattern = r"^[A-Za-z0-9_.]{3,32}$")]
     pub username: String,
     /// Unique; never shared with other services.
+    #[schema(format = "email", max_length = 254)]
     pub email: String,
-    /// 8 to 128 characters with a letter and a digit.
+    /// 8 to 128 characters, not the username or the e-mail address.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Display name, up to 40 characters; defaults to the username.
+    #[schema(max_length = 40)]
     pub nickname: Option<String>,
-    /// A friend's invite code; the friend earns 100 points.
+    /// A friend's invite code (8 characters, from their profile); the friend earns 100 points.
+    #[schema(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{8}$")]
     pub invite_code: Option<String>,
 }
 
@@ -223,9 +228,11 @@ async fn register(
 pub struct LoginRequest {
     /// E-mail address.
     #[validate(length(min = 1, max = 254, message = "is required"))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     /// Password.
     #[validate(length(min = 1, max = 1024, message = "is required"))]
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 

@@ -112,6 +112,7 @@ async fn spend_token(tx: &mut sqlx::PgConnection, token: &str, purpose: &str) ->
 pub struct TokenRequest {
     /// The `token` of the link.
     #[validate(length(min = 1, max = 200, message = "is required"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub token: String,
 }
 
@@ -180,6 +181,7 @@ async fn resend_verification(
 pub struct ForgotRequest {
     /// The account's e-mail address.
     #[validate(length(min = 1, max = 254, message = "is required"))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
 }
 
@@ -212,8 +214,10 @@ async fn forgot_password(
 pub struct ResetRequest {
     /// The `token` of the link.
     #[validate(length(min = 1, max = 200, message = "is required"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub token: String,
-    /// The new password.
+    /// The new password: 8 to 128 characters, not the username or the e-mail address.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

@@ -38,21 +38,33 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An item of the guide, whole.
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct ItemRequest {
-    /// `plastic`, `paper`, `metal`, `glass`, `general`, `food`, `large`, `electronic` or `hazardous`.
-    #[schema(value_type = String)]
+    /// Its category.
     pub category: Category,
     /// Korean name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name_ko: String,
     /// English name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name_en: String,
     /// How to dispose of it, 1 to 2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
     pub disposal: String,
-    /// What not to do (up to 20, each up to 300 characters).
+    /// What not to do (up to 20, each 1 to 300 characters).
     #[serde(default)]
+    #[schema(schema_with = donts_schema)]
     pub donts: Vec<String>,
-    /// Search keywords (up to 50, each up to 50 characters).
+    /// Search keywords (up to 50, each 1 to 50 characters).
     #[serde(default)]
+    #[schema(schema_with = keywords_schema)]
     pub keywords: Vec<String>,
+}
+
+fn donts_schema() -> utoipa::openapi::schema::Array {
+    platform::openapi::text_list(20, 300, "What not to do (up to 20, each 1 to 300 characters)")
+}
+
+fn keywords_schema() -> utoipa::openapi::schema::Array {
+    platform::openapi::text_list(50, 50, "Search keywords (up to 50, each 1 to 50 characters)")
 }
 
 impl ItemRequest {
@@ -155,13 +167,16 @@ async fn delete_item(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct FaqRequest {
     /// The category it is about, if one.
-    #[schema(value_type = Option<String>)]
     pub category: Option<Category>,
     /// The question, 1 to 300 characters.
+    #[schema(min_length = 1, max_length = 300)]
     pub question: String,
     /// The answer, 1 to 4000 characters.
+    #[schema(min_length = 1, max_length = 4000)]
     pub answer: String,
     /// Place in the list, 0 to 10000.
+    #[schema(minimum = 0, maximum = 10000)]
+    #[serde(deserialize_with = "platform::error::json_integer")]
     pub position: i32,
 }
 
@@ -242,13 +257,16 @@ async fn delete_faq(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct RulesRequest {
     /// Korean name, 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub name_ko: String,
     /// English name, 1 to 50 characters.
+    #[schema(min_length = 1, max_length = 50)]
     pub name_en: String,
     /// When and where household waste goes out, 1 to 500 characters.
+    #[schema(min_length = 1, max_length = 500)]
     pub schedule: String,
     /// A rule per category (each category at most once).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(max_items = 9)]
     pub rules: Vec<RegionRule>,
 }
 

@@ -106,9 +106,11 @@ async fn start(State(state): State<AppState>, ApiPath(name): ApiPath<String>) ->
 pub struct CallbackRequest {
     /// The authorization code.
     #[validate(length(min = 1, max = 2048, message = "is required"))]
+    #[schema(min_length = 1, max_length = 2048)]
     pub code: String,
     /// The `state` from the start.
     #[validate(length(min = 1, max = 200, message = "is required"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub state: String,
 }
 

@@ -38,24 +38,29 @@ const MAX_SAVED: usize = 20;
 /// A bin or center, whole.
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct PlaceRequest {
-    /// `bin` or `center`.
-    #[schema(value_type = String)]
+    /// A bin or a center.
     pub kind: PlaceKind,
     /// Name, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Address, up to 200 characters.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub address: String,
     /// Latitude, -90 to 90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
     /// Longitude, -180 to 180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
     /// Categories it takes (at least one).
-    #[schema(value_type = Vec<String>)]
+    #[schema(min_items = 1)]
     pub categories: Vec<Category>,
-    /// Opening hours.
+    /// Opening hours, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub opening_hours: Option<String>,
-    /// Phone number.
+    /// Phone number, 3 to 30 characters.
+    #[schema(min_length = 3, max_length = 30)]
     pub phone: Option<String>,
 }
 
@@ -156,12 +161,16 @@ async fn delete_place(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct SavedPlaceRequest {
     /// My name for it, 1 to 40 characters (e.g. `집`, `회사`).
+    #[schema(min_length = 1, max_length = 40)]
     pub label: String,
     /// Latitude, -90 to 90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
     /// Longitude, -180 to 180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
     /// Address, up to 200 characters.
+    #[schema(max_length = 200)]
     pub address: Option<String>,
     /// Make it my default place (the first place always is).
     #[serde(default)]
@@ -179,7 +188,9 @@ pub struct SavedPlaceChange {
     pub longitude: Option<f64>,
     /// New address.
     pub address: Option<String>,
-    /// `true` makes it the default (the previous default stops being one).
+    /// `true` makes it the default (the previous default stops being one). Only `true`: a
+    /// place stops being the default when another becomes it.
+    #[schema(schema_with = only_true)]
     pub is_default: Option<bool>,
 }
 
@@ -188,6 +199,14 @@ pub struct SavedPlaceChange {
 pub struct SavedPlaceAccepted {
     /// Its id.
     pub saved_place_id: Uuid,
+}
+
+fn only_true() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Boolean)
+        .enum_values(Some([true]))
+        .description(Some("`true` makes it the default (the previous default stops being one); only `true`"))
+        .build()
 }
 
 /// Locks the user's row (serialising their place commands) and checks the account is live.

@@ -32,6 +32,7 @@ fn text(v: &Value) -> Option<String> {
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct GeocodeRequest {
     /// The address, 2 to 200 characters, e.g. `서울 중구 세종대로 110`.
+    #[schema(min_length = 2, max_length = 200)]
     pub address: String,
 }
 
@@ -87,8 +88,10 @@ async fn geocode(
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct ReverseRequest {
     /// Latitude, -90 to 90.
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
     /// Longitude, -180 to 180.
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
 }
 
@@ -151,14 +154,16 @@ async fn reverse(
 #[into_params(parameter_in = Query)]
 pub struct KeywordParams {
     /// What to look for, 1 to 100 characters (default `재활용센터`).
+    #[param(min_length = 1, max_length = 100)]
     pub q: Option<String>,
     /// Latitude, -90 to 90.
-    #[param(minimum = -90.0, maximum = 90.0)]
+    #[param(required = true, minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     /// Longitude, -180 to 180.
-    #[param(minimum = -180.0, maximum = 180.0)]
+    #[param(required = true, minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
     /// Radius in metres, 1 to 20000 (default 5000).
+    #[param(minimum = 1, maximum = 20000)]
     pub radius: Option<u32>,
 }
 

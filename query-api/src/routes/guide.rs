@@ -192,12 +192,19 @@ pub struct ItemPage {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ItemsParams {
-    /// Only this category (`plastic`, `paper`, …).
+    /// Only this category.
+    #[param(value_type = Option<events::Category>)]
     pub category: Option<String>,
     /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+fn period_schema() -> utoipa::openapi::Object {
+    let names: Vec<&str> = Period::ALL.iter().map(|p| p.name()).collect();
+    platform::openapi::string_enum(&names, "`weekly`, `monthly` or `all-time` (default `weekly`)")
 }
 
 fn limit(value: Option<i64>) -> Result<i64, ApiError> {
@@ -292,12 +299,21 @@ pub struct SearchResult {
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What to look for, 1 to 100 characters, Korean or English.
+    #[param(required = true, min_length = 1, max_length = 100)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 100)]
     pub q: Option<String>,
     /// Only this category.
+    #[param(value_type = Option<events::Category>)]
+    #[schema(value_type = Option<events::Category>)]
     pub category: Option<String>,
     /// Hits, 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
+    #[schema(minimum = 1, maximum = 50)]
     pub limit: Option<i64>,
 }
+
+/// The least score a search hit needs: about half the trigrams of the query's key.
+const MIN_SCORE: f64 = 0.45;
 
 async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResult, ApiError> {
     let q = params.q.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
@@ -314,25 +330,35 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
         _ => return Err(ApiError::invalid("limit", "must be between 1 and 50")),
     };
     let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
+    let keys = platform::search::QueryKeys::new(&q);
     cached(state, &what, Scope::Local, false, async {
+        // Exact name 3, exact keyword 2, then the best of: trigram similarity of the Korean
+        // (jamo) or English key, with a bonus when the query is a part of it, or the initials.
+        // Ties: name, then id (stable).
         let mut items: Vec<Hit> = sqlx::query_as(
             "with scored as (
                select i.*,
-                 (case when lower(name_ko) = $1 or lower(name_en) = $1 then 3 else 0 end)
-                 + 2 * greatest(word_similarity($1, lower(name_ko)), word_similarity($1, lower(name_en)))
-                 + word_similarity($1, search_text)
-                 + ts_rank(to_tsvector('simple', search_text), plainto_tsquery('simple', $1)) as score
+                 (case when $1 = any(exact_names) then 3.0 when $1 = any(exact_terms) then 2.0 else 0.0 end)
+                 + greatest(
+                     case when $2 = '' then 0.0 else word_similarity($2, search_korean)
+                       + case when strpos(search_korean, $2) > 0 then 0.5 else 0.0 end end,
+                     case when $3 = '' then 0.0 else word_similarity($3, search_english)
+                       + case when strpos(search_english, $3) > 0 then 0.5 else 0.0 end end,
+                     case when $4 = '' then 0.0
+                          when strpos(' ' || search_initials || ' ', ' ' || $4 || ' ') > 0 then 1.5
+                          when strpos(search_initials, $4) > 0 then 1.0 else 0.0 end) as score
                from read.guide_items i
-               where not removed and ($2::text is null or category = $2)
-                 and ($1 <% search_text
-                      or to_tsvector('simple', search_text) @@ plainto_tsquery('simple', $1)
-                      or search_text like '%' || $1 || '%')
+               where not removed and ($5::text is null or category = $5)
              )
              select item_id, category, name_ko, name_en, disposal, donts, keywords, score::float8 as score
-             from scored order by score desc, name_ko limit $3",
+             from scored where score >= $6 order by score desc, name_ko, item_id limit $7",
         )
-        .bind(&q)
+        .bind(&keys.exact)
+        .bind(&keys.korean)
+        .bind(&keys.english)
+        .bind(&keys.initials)
         .bind(category)
+        .bind(MIN_SCORE)
         .bind(limit)
         .fetch_all(&state.db)
         .await?;
@@ -431,6 +457,7 @@ pub struct Faq {
 #[into_params(parameter_in = Query)]
 pub struct FaqParams {
     /// Only questions about this category.
+    #[param(value_type = Option<events::Category>)]
     pub category: Option<String>,
 }
 
@@ -512,7 +539,8 @@ pub struct Stats {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsParams {
-    /// `weekly`, `monthly` or `all-time` (default `weekly`): the current period.
+    /// The current period of this kind (default `weekly`).
+    #[param(schema_with = period_schema)]
     pub period: Option<String>,
 }
 

@@ -33,10 +33,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct BoardParams {
     /// Entries per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// A past period: `2026-W46` (weekly), `2026-10` (monthly). Default: the current one.
+    /// A past period: `2026-W46` (weekly), `2026-10` (monthly), `all` (all-time). Default: the
+    /// current one. A key of another kind than the board, or a week the year does not have,
+    /// answers 404.
+    #[param(pattern = r"^(?:[0-9]{4}-W(?:0[1-9]|[1-4][0-9]|5[0-3])|[0-9]{4}-(?:0[1-9]|1[0-2])|all)$")]
     pub period_key: Option<String>,
 }
 
@@ -97,9 +101,21 @@ fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, 
     let now = Utc::now();
     let current = period.key_at(now, state.settings.app_timezone);
     let key = match past {
-        Some(value) => period.parse_key(value.trim()).ok_or_else(|| {
-            ApiError::invalid("period_key", "must look like 2026-W47 (weekly), 2026-11 (monthly) or all (all-time)")
-        })?,
+        Some(value) => match period.parse_key(value.trim()) {
+            Some(key) => key,
+            None if Period::is_key_shaped(value.trim()) => {
+                return Err(ApiError::not_found(
+                    "unknown_period_key",
+                    format!("The {} board has no period `{}`.", period.name(), value.trim()),
+                ));
+            }
+            None => {
+                return Err(ApiError::invalid(
+                    "period_key",
+                    "must look like 2026-W47 (weekly), 2026-11 (monthly) or all (all-time)",
+                ));
+            }
+        },
         None => current.clone(),
     };
     let next_reset_at = if key == current { period.next_reset_at(now, state.settings.app_timezone) } else { None };
@@ -335,7 +351,8 @@ async fn board(
 /// My rank and points on a board, and the entries around me.
 #[utoipa::path(get, path = "/leaderboards/{period}/me", tag = "leaderboards", security(("bearer" = [])),
     params(("period" = String, Path, description = "weekly, monthly or all-time"),
-           ("period_key" = Option<String>, Query, description = "A past period"),
+           ("period_key" = Option<String>, Query, description = "A past period (as on the board)",
+               pattern = r"^(?:[0-9]{4}-W(?:0[1-9]|[1-4][0-9]|5[0-3])|[0-9]{4}-(?:0[1-9]|1[0-2])|all)$"),
            ("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
     responses((status = 200, body = MyRank), (status = 404, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn my_rank(

@@ -24,18 +24,20 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct NearParams {
     /// Latitude, -90 to 90.
-    #[param(minimum = -90.0, maximum = 90.0)]
+    #[param(required = true, minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
     /// Longitude, -180 to 180.
-    #[param(minimum = -180.0, maximum = 180.0)]
+    #[param(required = true, minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
     /// Radius in metres, 1 to 20000 (default 1000).
+    #[param(minimum = 1.0, maximum = 20000.0)]
     pub radius: Option<f64>,
-    /// Only places that take this category (`plastic`, `hazardous`, …).
+    /// Only places that take this category.
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<events::Category>)]
     pub category: Option<String>,
     /// At most this many, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 

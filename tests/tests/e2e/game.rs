@@ -372,6 +372,11 @@ async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
     bad.assert_problem(StatusCode::NOT_FOUND, "unknown_period");
     let bad = system.query("/api/v1/leaderboards/weekly?period_key=2026-13", viewer, None).await;
     bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    // Well formed, but not a period of this board (a month on the weekly one; a week 2025 lacks).
+    let none = system.query("/api/v1/leaderboards/weekly?period_key=2026-11", viewer, None).await;
+    none.assert_problem(StatusCode::NOT_FOUND, "unknown_period_key");
+    let none = system.query("/api/v1/leaderboards/weekly/me?period_key=2025-W53", viewer, None).await;
+    none.assert_problem(StatusCode::NOT_FOUND, "unknown_period_key");
     let bad = system.query("/api/v1/leaderboards/weekly?limit=1000", viewer, None).await;
     bad.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }

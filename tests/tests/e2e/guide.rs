@@ -134,6 +134,18 @@ async fn search_understands_korean_english_partial_words_typos_and_keywords() {
     assert_eq!(first(&search("tetra pak").await), "우유팩(종이팩)", "an English keyword");
     assert_eq!(first(&search("네스프레소").await), "커피 캡슐", "a brand as keyword");
     assert_eq!(first(&search("스티로폼 상자").await), "스티로폼 상자", "two Korean words");
+    // Korean as it is typed: one jamo off, initial consonants only, spacing, everyday names.
+    let slip = search("페트벙").await;
+    assert!(
+        names(&slip.body)[..3.min(names(&slip.body).len())].contains(&"투명 페트병".to_owned()),
+        "a vowel slip in the last syllable, in the top 3 (`페트병 뚜껑` may rank first): {}",
+        slip.body
+    );
+    assert_eq!(first(&search("건전쥐").await), "폐건전지", "a vowel slip");
+    assert_eq!(first(&search("ㅍㅌㅂ").await), "투명 페트병", "initial consonants");
+    assert_eq!(first(&search("스티로폼상자").await), "스티로폼 상자", "without the space");
+    assert_eq!(first(&search("밧데리").await), "폐건전지", "a colloquial spelling (alias)");
+    assert_eq!(first(&search("펫트병").await), "투명 페트병", "a common misspelling (alias)");
     let scores: Vec<f64> =
         search("캔").await.body["items"].as_array().unwrap().iter().map(|i| i["score"].as_f64().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");

@@ -55,15 +55,17 @@ impl Projector for GuideProjector {
         let sequence = event.sequence.unwrap_or(0);
         match &event.data {
             EventData::GuideItemSaved(i) => {
-                let mut search = vec![i.name_ko.clone(), i.name_en.clone()];
-                search.extend(i.keywords.iter().cloned());
+                let keys = platform::search::ItemKeys::new(&i.name_ko, &i.name_en, &i.keywords);
                 sqlx::query(
-                    "insert into guide_items (item_id, category, name_ko, name_en, disposal, donts, keywords, search_text, removed, sequence, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, lower($8), false, $9, $10)
+                    "insert into guide_items (item_id, category, name_ko, name_en, disposal, donts, keywords,
+                       search_korean, search_english, search_initials, exact_names, exact_terms, removed, sequence, updated_at)
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, false, $13, $14)
                      on conflict (item_id) do update set
                        category = excluded.category, name_ko = excluded.name_ko, name_en = excluded.name_en,
                        disposal = excluded.disposal, donts = excluded.donts, keywords = excluded.keywords,
-                       search_text = excluded.search_text, removed = false, sequence = excluded.sequence,
+                       search_korean = excluded.search_korean, search_english = excluded.search_english,
+                       search_initials = excluded.search_initials, exact_names = excluded.exact_names,
+                       exact_terms = excluded.exact_terms, removed = false, sequence = excluded.sequence,
                        updated_at = excluded.updated_at
                      where guide_items.sequence < excluded.sequence",
                 )
@@ -74,7 +76,11 @@ impl Projector for GuideProjector {
                 .bind(&i.disposal)
                 .bind(&i.donts)
                 .bind(&i.keywords)
-                .bind(search.join(" "))
+                .bind(&keys.korean)
+                .bind(&keys.english)
+                .bind(&keys.initials)
+                .bind(&keys.names)
+                .bind(&keys.terms)
                 .bind(sequence)
                 .bind(event.occurred_at)
                 .execute(&mut *tx)

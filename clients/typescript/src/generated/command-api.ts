@@ -595,6 +595,12 @@ export interface components {
             state: string;
         };
         /**
+         * @description A waste category of the recycling guide.
+         * @example plastic
+         * @enum {string}
+         */
+        Category: "plastic" | "paper" | "metal" | "glass" | "general" | "food" | "large" | "electronic" | "hazardous";
+        /**
          * @description Accepted check-in.
          * @example {
          *       "date": "2026-11-22"
@@ -645,8 +651,7 @@ export interface components {
         FaqRequest: {
             /** @description The answer, 1 to 4000 characters. */
             answer: string;
-            /** @description The category it is about, if one. */
-            category?: string | null;
+            category?: null | components["schemas"]["Category"];
             /**
              * Format: int32
              * @description Place in the list, 0 to 10000.
@@ -704,13 +709,13 @@ export interface components {
          *     }
          */
         ItemRequest: {
-            /** @description `plastic`, `paper`, `metal`, `glass`, `general`, `food`, `large`, `electronic` or `hazardous`. */
-            category: string;
+            /** @description Its category. */
+            category: components["schemas"]["Category"];
             /** @description How to dispose of it, 1 to 2000 characters. */
             disposal: string;
-            /** @description What not to do (up to 20, each up to 300 characters). */
+            /** @description What not to do (up to 20, each 1 to 300 characters) */
             donts?: string[];
-            /** @description Search keywords (up to 50, each up to 50 characters). */
+            /** @description Search keywords (up to 50, each 1 to 50 characters) */
             keywords?: string[];
             /** @description English name, 1 to 100 characters. */
             name_en: string;
@@ -760,15 +765,21 @@ export interface components {
         PasswordRequest: {
             /** @description The password now. */
             current_password: string;
-            /** @description The new password (8 to 128 characters with a letter and a digit). */
+            /** @description The new password: 8 to 128 characters, not the username or the e-mail address. */
             new_password: string;
         };
+        /**
+         * @description A bin or a recycling center.
+         * @example bin
+         * @enum {string}
+         */
+        PlaceKind: "bin" | "center";
         /**
          * @description A bin or center, whole.
          * @example {
          *       "address": "서울특별시 마포구 월드컵로 212",
          *       "categories": [
-         *         "example"
+         *         "plastic"
          *       ],
          *       "kind": "bin",
          *       "latitude": 37.5665,
@@ -782,9 +793,9 @@ export interface components {
             /** @description Address, up to 200 characters. */
             address?: string;
             /** @description Categories it takes (at least one). */
-            categories: string[];
-            /** @description `bin` or `center`. */
-            kind: string;
+            categories: components["schemas"]["Category"][];
+            /** @description A bin or a center. */
+            kind: components["schemas"]["PlaceKind"];
             /**
              * Format: double
              * @description Latitude, -90 to 90.
@@ -797,9 +808,9 @@ export interface components {
             longitude: number;
             /** @description Name, 1 to 100 characters. */
             name: string;
-            /** @description Opening hours. */
+            /** @description Opening hours, 1 to 100 characters. */
             opening_hours?: string | null;
-            /** @description Phone number. */
+            /** @description Phone number, 3 to 30 characters. */
             phone?: string | null;
         };
         /**
@@ -839,7 +850,7 @@ export interface components {
             type: string;
         };
         /**
-         * @description Profile fields to change.
+         * @description Profile fields to change (at least one).
          * @example {
          *       "avatar_url": "https://example.com/avatars/mina.png",
          *       "bio": "I sort my plastics.",
@@ -847,12 +858,12 @@ export interface components {
          *     }
          */
         ProfileRequest: {
-            /** @description Picture URL (http or https); empty clears it. */
-            avatar_url?: string | null;
+            /** @description Picture URL (http or https), up to 2048 characters; empty clears it. */
+            avatar_url?: string;
             /** @description About me, up to 500 characters; empty clears it. */
-            bio?: string | null;
+            bio?: string;
             /** @description Display name, 1 to 40 characters. */
-            nickname?: string | null;
+            nickname?: string;
         };
         /**
          * @description Accepted recycle.
@@ -905,7 +916,7 @@ export interface components {
              */
             bin_id?: string | null;
             /** @description What was recycled. */
-            category: string;
+            category: components["schemas"]["Category"];
             /**
              * Format: uuid
              * @description The center used.
@@ -915,12 +926,12 @@ export interface components {
              * Format: double
              * @description Where (with longitude).
              */
-            latitude?: number | null;
+            latitude?: number;
             /**
              * Format: double
              * @description Where (with latitude).
              */
-            longitude?: number | null;
+            longitude?: number;
         };
         /**
          * @description A refresh token.
@@ -933,23 +944,39 @@ export interface components {
             refresh_token: string;
         };
         /**
+         * @description The disposal rule of one category in a region.
+         * @example {
+         *       "category": "plastic",
+         *       "rule": "Empty it, remove the label, crush it and put it in the plastics bin."
+         *     }
+         */
+        RegionRule: {
+            /** @description The category. */
+            category: components["schemas"]["Category"];
+            /** @description How, in Korean. */
+            rule: string;
+        };
+        /**
          * @description A local sign-up.
          * @example {
          *       "email": "mina@example.com",
-         *       "invite_code": "example",
+         *       "invite_code": "K7Q2M9XA",
          *       "nickname": "미나",
          *       "password": "recycle2026",
          *       "username": "mina"
          *     }
          */
         RegisterRequest: {
-            /** @description Unique; never shared with other services. */
+            /**
+             * Format: email
+             * @description Unique; never shared with other services.
+             */
             email: string;
-            /** @description A friend's invite code; the friend earns 100 points. */
+            /** @description A friend's invite code (8 characters, from their profile); the friend earns 100 points. */
             invite_code?: string | null;
             /** @description Display name, up to 40 characters; defaults to the username. */
             nickname?: string | null;
-            /** @description 8 to 128 characters with a letter and a digit. */
+            /** @description 8 to 128 characters, not the username or the e-mail address. */
             password: string;
             /** @description 3 to 32 letters, digits, `_` or `.`; unique. */
             username: string;
@@ -975,7 +1002,7 @@ export interface components {
          *     }
          */
         ResetRequest: {
-            /** @description The new password. */
+            /** @description The new password: 8 to 128 characters, not the username or the e-mail address. */
             new_password: string;
             /** @description The `token` of the link. */
             token: string;
@@ -986,7 +1013,10 @@ export interface components {
          *       "name_en": "Clear PET bottle",
          *       "name_ko": "투명 페트병",
          *       "rules": [
-         *         {}
+         *         {
+         *           "category": "plastic",
+         *           "rule": "Empty it, remove the label, crush it and put it in the plastics bin."
+         *         }
          *       ],
          *       "schedule": "Every evening from 18:00 to 24:00, in front of your building"
          *     }
@@ -997,7 +1027,7 @@ export interface components {
             /** @description Korean name, 1 to 50 characters. */
             name_ko: string;
             /** @description A rule per category (each category at most once). */
-            rules: Record<string, never>[];
+            rules: components["schemas"]["RegionRule"][];
             /** @description When and where household waste goes out, 1 to 500 characters. */
             schedule: string;
         };
@@ -1027,20 +1057,23 @@ export interface components {
         SavedPlaceChange: {
             /** @description New address. */
             address?: string | null;
-            /** @description `true` makes it the default (the previous default stops being one). */
-            is_default?: boolean | null;
+            /**
+             * @description `true` makes it the default (the previous default stops being one); only `true`
+             * @enum {boolean}
+             */
+            is_default?: true;
             /** @description New name. */
             label?: string | null;
             /**
              * Format: double
              * @description New latitude (with longitude).
              */
-            latitude?: number | null;
+            latitude?: number;
             /**
              * Format: double
              * @description New longitude (with latitude).
              */
-            longitude?: number | null;
+            longitude?: number;
         };
         /**
          * @description A saved place to add.
@@ -1094,8 +1127,8 @@ export interface components {
          *     }
          */
         ScanRequest: {
-            /** @description One of plastic, paper, metal, glass, general, food, large, electronic, hazardous. */
-            category: string;
+            /** @description The waste category the classifier saw. */
+            category: components["schemas"]["Category"];
             /**
              * Format: double
              * @description Classifier confidence, 0 to 1.
@@ -1107,25 +1140,33 @@ export interface components {
             item_name: string;
             /**
              * Format: date-time
-             * @description When the scan was taken (default now); at most 7 days ago.
+             * @description When the scan was taken (default now): not in the future (1 minute of clock skew
+             *     allowed) and at most 7 days ago. The server refuses anything else with 422; being
+             *     relative to now, the rule is not in the schema.
              */
             scanned_at?: string | null;
         };
         /**
-         * @description Settings to change.
+         * @description Settings to change (at least one).
          * @example {
          *       "language": "ko",
          *       "notification_enabled": true,
-         *       "theme": "system"
+         *       "theme": "light"
          *     }
          */
         SettingsRequest: {
-            /** @description `ko` or `en`. */
-            language?: string | null;
+            /**
+             * @description The app's language
+             * @enum {string}
+             */
+            language?: "ko" | "en";
             /** @description Push notifications. */
-            notification_enabled?: boolean | null;
-            /** @description `light`, `dark` or `system`. */
-            theme?: string | null;
+            notification_enabled?: boolean;
+            /**
+             * @description The app's theme
+             * @enum {string}
+             */
+            theme?: "light" | "dark" | "system";
         };
         /**
          * @description Result of a social login.

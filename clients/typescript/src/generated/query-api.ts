@@ -491,6 +491,12 @@ export interface components {
             period_key: string;
         };
         /**
+         * @description A waste category of the recycling guide.
+         * @example plastic
+         * @enum {string}
+         */
+        Category: "plastic" | "paper" | "metal" | "glass" | "general" | "food" | "large" | "electronic" | "hazardous";
+        /**
          * @description A category with how many items the guide has in it.
          * @example {
          *       "code": "seoul",
@@ -1102,7 +1108,7 @@ export interface components {
          *       "bio": "I sort my plastics.",
          *       "created_at": "2026-11-22T03:00:00Z",
          *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
-         *       "invite_code": "example",
+         *       "invite_code": "K7Q2M9XA",
          *       "level": 2,
          *       "nickname": "미나",
          *       "points": 120,
@@ -1280,15 +1286,14 @@ export interface components {
          *     }
          */
         SearchParams: {
-            /** @description Only this category. */
-            category?: string | null;
+            category?: null | components["schemas"]["Category"];
             /**
              * Format: int64
              * @description Hits, 1 to 50 (default 20).
              */
             limit?: number | null;
             /** @description What to look for, 1 to 100 characters, Korean or English. */
-            q?: string | null;
+            q: string;
         };
         /**
          * @description Search results, best first.
@@ -1472,7 +1477,11 @@ export interface operations {
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string;
-                /** @description A past period: `2026-W46` (weekly), `2026-10` (monthly). Default: the current one. */
+                /**
+                 * @description A past period: `2026-W46` (weekly), `2026-10` (monthly), `all` (all-time). Default: the
+                 *     current one. A key of another kind than the board, or a week the year does not have,
+                 *     answers 404.
+                 */
                 period_key?: string;
             };
             header?: {
@@ -1557,7 +1566,7 @@ export interface operations {
     my_rank: {
         parameters: {
             query?: {
-                /** @description A past period */
+                /** @description A past period (as on the board) */
                 period_key?: string;
             };
             header?: {
@@ -1641,15 +1650,15 @@ export interface operations {
     };
     bins: {
         parameters: {
-            query?: {
+            query: {
                 /** @description Latitude, -90 to 90. */
-                latitude?: number;
+                latitude: number;
                 /** @description Longitude, -180 to 180. */
-                longitude?: number;
+                longitude: number;
                 /** @description Radius in metres, 1 to 20000 (default 1000). */
                 radius?: number;
-                /** @description Only places that take this category (`plastic`, `hazardous`, …). */
-                type?: string;
+                /** @description Only places that take this category. */
+                type?: components["schemas"]["Category"];
                 /** @description At most this many, 1 to 100 (default 20). */
                 limit?: number;
             };
@@ -1710,15 +1719,15 @@ export interface operations {
     };
     centers: {
         parameters: {
-            query?: {
+            query: {
                 /** @description Latitude, -90 to 90. */
-                latitude?: number;
+                latitude: number;
                 /** @description Longitude, -180 to 180. */
-                longitude?: number;
+                longitude: number;
                 /** @description Radius in metres, 1 to 20000 (default 1000). */
                 radius?: number;
-                /** @description Only places that take this category (`plastic`, `hazardous`, …). */
-                type?: string;
+                /** @description Only places that take this category. */
+                type?: components["schemas"]["Category"];
                 /** @description At most this many, 1 to 100 (default 20). */
                 limit?: number;
             };
@@ -1877,13 +1886,13 @@ export interface operations {
     };
     keyword: {
         parameters: {
-            query?: {
+            query: {
                 /** @description What to look for, 1 to 100 characters (default `재활용센터`). */
                 q?: string;
                 /** @description Latitude, -90 to 90. */
-                latitude?: number;
+                latitude: number;
                 /** @description Longitude, -180 to 180. */
-                longitude?: number;
+                longitude: number;
                 /** @description Radius in metres, 1 to 20000 (default 5000). */
                 radius?: number;
             };
@@ -2163,7 +2172,7 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description Only questions about this category. */
-                category?: string;
+                category?: components["schemas"]["Category"];
             };
             header?: never;
             path?: never;
@@ -2296,8 +2305,8 @@ export interface operations {
     items: {
         parameters: {
             query?: {
-                /** @description Only this category (`plastic`, `paper`, …). */
-                category?: string;
+                /** @description Only this category. */
+                category?: components["schemas"]["Category"];
                 /** @description Items per page, 1 to 100 (default 20). */
                 limit?: number;
                 /** @description `next_cursor` of the previous page. */
@@ -2583,11 +2592,11 @@ export interface operations {
     };
     search: {
         parameters: {
-            query?: {
+            query: {
                 /** @description What to look for, 1 to 100 characters, Korean or English. */
-                q?: string;
+                q: string;
                 /** @description Only this category. */
-                category?: string;
+                category?: components["schemas"]["Category"];
                 /** @description Hits, 1 to 50 (default 20). */
                 limit?: number;
             };
@@ -2649,8 +2658,7 @@ export interface operations {
     stats: {
         parameters: {
             query?: {
-                /** @description `weekly`, `monthly` or `all-time` (default `weekly`): the current period. */
-                period?: string;
+                period?: "weekly" | "monthly" | "all-time";
             };
             header?: never;
             path?: never;
