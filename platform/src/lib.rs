@@ -10,6 +10,7 @@ pub mod db;
 pub mod denylist;
 pub mod error;
 pub mod eventstore;
+pub mod guidance;
 pub mod guide;
 pub mod http;
 pub mod leaderboard;

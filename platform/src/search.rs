@@ -160,6 +160,31 @@ impl QueryKeys {
     }
 }
 
+/// The least score a search hit needs: about half the trigrams of the query's key.
+pub const MIN_SCORE: f64 = 0.45;
+
+/// The guide search over `read.guide_items`, best first. Binds: `$1` [`QueryKeys::exact`],
+/// `$2` Korean, `$3` English, `$4` initials, `$5` category or null, `$6` [`MIN_SCORE`], `$7`
+/// limit. Scores: exact name 3, exact keyword 2, plus the best of the Korean or English key's
+/// trigram word similarity (+0.5 when the query is part of the key) or the initials (1.5 for a
+/// whole term's, 1 for a part). Ties: name, then id, so the order is stable.
+pub const SEARCH_SQL: &str = "with scored as (
+               select i.*,
+                 (case when $1 = any(exact_names) then 3.0 when $1 = any(exact_terms) then 2.0 else 0.0 end)
+                 + greatest(
+                     case when $2 = '' then 0.0 else word_similarity($2, search_korean)
+                       + case when strpos(search_korean, $2) > 0 then 0.5 else 0.0 end end,
+                     case when $3 = '' then 0.0 else word_similarity($3, search_english)
+                       + case when strpos(search_english, $3) > 0 then 0.5 else 0.0 end end,
+                     case when $4 = '' then 0.0
+                          when strpos(' ' || search_initials || ' ', ' ' || $4 || ' ') > 0 then 1.5
+                          when strpos(search_initials, $4) > 0 then 1.0 else 0.0 end) as score
+               from read.guide_items i
+               where not removed and ($5::text is null or category = $5)
+             )
+             select item_id, category, name_ko, name_en, disposal, donts, keywords, score::float8 as score
+             from scored where score >= $6 order by score desc, name_ko, item_id limit $7";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,11 +41,15 @@ pub struct ScanRequest {
     pub scanned_at: Option<DateTime<Utc>>,
 }
 
-/// Accepted scan.
+/// Accepted scan, and what to do with the item.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScanAccepted {
     /// The scan's id.
     pub scan_id: Uuid,
+    /// The matching guide item, the rule of my default place's region and the nearest bin that
+    /// takes the category; null only when it could not be looked up (`GET
+    /// /scans/{id}/guidance` on the query API answers it again).
+    pub guidance: Option<platform::guidance::Guidance>,
 }
 
 /// Record a scan. Points (10, up to the daily cap) follow asynchronously.
@@ -69,7 +73,18 @@ async fn scan(
         scanned_at: body.scanned_at,
     };
     let data = domain::record_scan(claims.sub, scan_id, input, Utc::now()).map_err(invalid)?;
-    record_one(&state, claims.sub, request_id, data, serde_json::json!(ScanAccepted { scan_id })).await
+    let guidance = match &data {
+        EventData::ScanRecorded(s) => {
+            let category = serde_json::to_value(s.category).ok();
+            let category = category.as_ref().and_then(|c| c.as_str()).unwrap_or_default();
+            platform::guidance::for_scan(&state.db, claims.sub, &s.item_name, category)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "scan guidance not looked up"))
+                .ok()
+        }
+        _ => None,
+    };
+    record_one(&state, claims.sub, request_id, data, serde_json::json!(ScanAccepted { scan_id, guidance })).await
 }
 
 /// A recycle.

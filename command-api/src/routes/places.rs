@@ -180,13 +180,17 @@ pub struct SavedPlaceRequest {
 /// Changes to a saved place; absent fields stay.
 #[derive(Debug, Deserialize, ToSchema, validator::Validate)]
 pub struct SavedPlaceChange {
-    /// New name.
+    /// New name, 1 to 40 characters.
+    #[schema(min_length = 1, max_length = 40)]
     pub label: Option<String>,
-    /// New latitude (with longitude).
+    /// New latitude, -90 to 90 (with longitude).
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: Option<f64>,
-    /// New longitude (with latitude).
+    /// New longitude, -180 to 180 (with latitude).
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: Option<f64>,
-    /// New address.
+    /// New address, up to 200 characters.
+    #[schema(max_length = 200)]
     pub address: Option<String>,
     /// `true` makes it the default (the previous default stops being one). Only `true`: a
     /// place stops being the default when another becomes it.

@@ -312,9 +312,6 @@ pub struct SearchParams {
     pub limit: Option<i64>,
 }
 
-/// The least score a search hit needs: about half the trigrams of the query's key.
-const MIN_SCORE: f64 = 0.45;
-
 async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResult, ApiError> {
     let q = params.q.as_deref().map(str::trim).unwrap_or_default().to_lowercase();
     let len = q.chars().count();
@@ -332,36 +329,16 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
     let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
     let keys = platform::search::QueryKeys::new(&q);
     cached(state, &what, Scope::Local, false, async {
-        // Exact name 3, exact keyword 2, then the best of: trigram similarity of the Korean
-        // (jamo) or English key, with a bonus when the query is a part of it, or the initials.
-        // Ties: name, then id (stable).
-        let mut items: Vec<Hit> = sqlx::query_as(
-            "with scored as (
-               select i.*,
-                 (case when $1 = any(exact_names) then 3.0 when $1 = any(exact_terms) then 2.0 else 0.0 end)
-                 + greatest(
-                     case when $2 = '' then 0.0 else word_similarity($2, search_korean)
-                       + case when strpos(search_korean, $2) > 0 then 0.5 else 0.0 end end,
-                     case when $3 = '' then 0.0 else word_similarity($3, search_english)
-                       + case when strpos(search_english, $3) > 0 then 0.5 else 0.0 end end,
-                     case when $4 = '' then 0.0
-                          when strpos(' ' || search_initials || ' ', ' ' || $4 || ' ') > 0 then 1.5
-                          when strpos(search_initials, $4) > 0 then 1.0 else 0.0 end) as score
-               from read.guide_items i
-               where not removed and ($5::text is null or category = $5)
-             )
-             select item_id, category, name_ko, name_en, disposal, donts, keywords, score::float8 as score
-             from scored where score >= $6 order by score desc, name_ko, item_id limit $7",
-        )
-        .bind(&keys.exact)
-        .bind(&keys.korean)
-        .bind(&keys.english)
-        .bind(&keys.initials)
-        .bind(category)
-        .bind(MIN_SCORE)
-        .bind(limit)
-        .fetch_all(&state.db)
-        .await?;
+        let mut items: Vec<Hit> = sqlx::query_as(platform::search::SEARCH_SQL)
+            .bind(&keys.exact)
+            .bind(&keys.korean)
+            .bind(&keys.english)
+            .bind(&keys.initials)
+            .bind(category)
+            .bind(platform::search::MIN_SCORE)
+            .bind(limit)
+            .fetch_all(&state.db)
+            .await?;
         for hit in &mut items {
             hit.score = (hit.score * 1000.0).round() / 1000.0;
         }

@@ -5,6 +5,7 @@ mod guide;
 mod leaderboards;
 mod me;
 mod places;
+mod scans;
 mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -19,4 +20,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(guide::router())
         .merge(places::router())
         .merge(geo::router())
+        .merge(scans::router())
 }

@@ -379,3 +379,80 @@ async fn statistics_count_what_people_scan_and_recycle_by_category() {
         .await
         .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
 }
+
+/// Great-circle distance in metres (haversine), to pick the expected nearest bin independently.
+fn metres(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6_371_000.0 * h.sqrt().asin()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_answers_what_to_do_with_the_item_and_where() {
+    let system = TestSystem::start().await;
+    seeded(&system).await;
+    system
+        .eventually(Duration::from_secs(30), "the places projected", || async {
+            (system.count("select count(*) from read.places where not removed").await == 30).then_some(())
+        })
+        .await;
+    let content: Value = serde_json::from_str(workers::seed::CONTENT).unwrap();
+    let user = system.register("guided").await;
+    let token = &user.access_token;
+
+    // No default place yet: the item only.
+    let scan = system.command("/api/v1/scans", token, &json!({"category": "plastic", "item_name": "페트병"})).await;
+    assert_eq!(scan.status, StatusCode::ACCEPTED);
+    let guidance = &scan.body["guidance"];
+    assert_eq!(guidance["item"]["name_ko"], "투명 페트병", "{}", scan.body);
+    assert!(guidance["item"]["disposal"].as_str().unwrap().contains("라벨"), "how to dispose: {guidance}");
+    assert!(!guidance["item"]["donts"].as_array().unwrap().is_empty(), "what not to do");
+    assert_eq!(guidance["region_rule"], Value::Null);
+    assert_eq!(guidance["nearest_bin"], Value::Null);
+
+    // A default place in Mapo: Seoul's rule for the category and the nearest bin that takes it.
+    let home = (37.5563, 126.9220);
+    let saved = system
+        .command(
+            "/api/v1/locations/me",
+            token,
+            &json!({"label": "집", "latitude": home.0, "longitude": home.1, "address": "서울 마포구 와우산로 94"}),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::ACCEPTED);
+    let token_header = saved.headers["x-consistency-token"].to_str().unwrap().to_owned();
+    system.query("/api/v1/locations/me", token, Some(&token_header)).await;
+    let scan = system.command("/api/v1/scans", token, &json!({"category": "plastic", "item_name": "펫트병"})).await;
+    let guidance = scan.body["guidance"].clone();
+    assert_eq!(guidance["item"]["name_ko"], "투명 페트병", "an alias finds the item: {guidance}");
+    let seoul = content["regions"].as_array().unwrap().iter().find(|r| r["code"] == "seoul").unwrap();
+    let rule = seoul["rules"].as_array().unwrap().iter().find(|r| r["category"] == "plastic").unwrap();
+    assert_eq!(guidance["region_rule"]["region"], "seoul");
+    assert_eq!(guidance["region_rule"]["rule"], rule["rule"]);
+    let expected = content["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "bin" && p["categories"].as_array().unwrap().contains(&json!("plastic")))
+        .min_by(|a, b| {
+            let d = |p: &Value| metres(home, (p["latitude"].as_f64().unwrap(), p["longitude"].as_f64().unwrap()));
+            d(a).total_cmp(&d(b))
+        })
+        .unwrap();
+    assert_eq!(guidance["nearest_bin"]["name"], expected["name"], "{guidance}");
+    let distance = guidance["nearest_bin"]["distance_m"].as_f64().unwrap();
+    let haversine = metres(home, (expected["latitude"].as_f64().unwrap(), expected["longitude"].as_f64().unwrap()));
+    assert!((distance - haversine).abs() < haversine * 0.01 + 1.0, "{distance} m vs {haversine} m");
+
+    // The same answer later, from the query API, for this scan; nobody else's scan.
+    let scan_id = scan.body["scan_id"].as_str().unwrap();
+    let scan_token = scan.headers["x-consistency-token"].to_str().unwrap().to_owned();
+    let again = system.query(&format!("/api/v1/scans/{scan_id}/guidance"), token, Some(&scan_token)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, guidance);
+    let stranger = system.register("stranger").await;
+    system
+        .query(&format!("/api/v1/scans/{scan_id}/guidance"), &stranger.access_token, None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "scan_not_found");
+}

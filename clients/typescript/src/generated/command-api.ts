@@ -684,6 +684,72 @@ export interface components {
             email: string;
         };
         /**
+         * @description What to do with a scanned item.
+         * @example {
+         *       "item": {
+         *         "category": "plastic",
+         *         "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *         "donts": [
+         *           "example"
+         *         ],
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "name_en": "Clear PET bottle",
+         *         "name_ko": "투명 페트병"
+         *       },
+         *       "nearest_bin": {
+         *         "address": "서울특별시 마포구 월드컵로 212",
+         *         "distance_m": 120,
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "latitude": 37.5665,
+         *         "longitude": 126.978,
+         *         "name": "Mapo recycling center"
+         *       },
+         *       "region_rule": {
+         *         "category": "plastic",
+         *         "name_en": "Clear PET bottle",
+         *         "name_ko": "투명 페트병",
+         *         "region": "seoul",
+         *         "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *         "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *       }
+         *     }
+         */
+        Guidance: {
+            item?: null | components["schemas"]["GuidanceItem"];
+            nearest_bin?: null | components["schemas"]["NearestBin"];
+            region_rule?: null | components["schemas"]["RegionalRule"];
+        };
+        /**
+         * @description A guide item, as guidance.
+         * @example {
+         *       "category": "plastic",
+         *       "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "donts": [
+         *         "example"
+         *       ],
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
+        GuidanceItem: {
+            /** @description Its category. */
+            category: string;
+            /** @description How to dispose of it. */
+            disposal: string;
+            /** @description What not to do. */
+            donts: string[];
+            /**
+             * Format: uuid
+             * @description The item's id.
+             */
+            id: string;
+            /** @description English name. */
+            name_en: string;
+            /** @description Korean name. */
+            name_ko: string;
+        };
+        /**
          * @description Whether the mark counted.
          * @example {
          *       "counted": true
@@ -754,6 +820,43 @@ export interface components {
         MailQueued: {
             /** @description Always `accepted`. */
             status: string;
+        };
+        /**
+         * @description The nearest bin that takes a category.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "distance_m": 120,
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "name": "Mapo recycling center"
+         *     }
+         */
+        NearestBin: {
+            /** @description Its address. */
+            address: string;
+            /**
+             * Format: double
+             * @description From the default saved place, in metres.
+             */
+            distance_m: number;
+            /**
+             * Format: uuid
+             * @description The bin's id.
+             */
+            id: string;
+            /**
+             * Format: double
+             * @description Latitude.
+             */
+            latitude: number;
+            /**
+             * Format: double
+             * @description Longitude.
+             */
+            longitude: number;
+            /** @description Its name. */
+            name: string;
         };
         /**
          * @description A password change.
@@ -957,6 +1060,31 @@ export interface components {
             rule: string;
         };
         /**
+         * @description A region's rule for one category.
+         * @example {
+         *       "category": "plastic",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "region": "seoul",
+         *       "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *     }
+         */
+        RegionalRule: {
+            /** @description The category. */
+            category: string;
+            /** @description English name of the region. */
+            name_en: string;
+            /** @description Korean name of the region. */
+            name_ko: string;
+            /** @description Region code, e.g. `seoul`. */
+            region: string;
+            /** @description How, in this region. */
+            rule: string;
+            /** @description When and where household waste goes out there. */
+            schedule: string;
+        };
+        /**
          * @description A local sign-up.
          * @example {
          *       "email": "mina@example.com",
@@ -1055,23 +1183,23 @@ export interface components {
          *     }
          */
         SavedPlaceChange: {
-            /** @description New address. */
+            /** @description New address, up to 200 characters. */
             address?: string | null;
             /**
              * @description `true` makes it the default (the previous default stops being one); only `true`
              * @enum {boolean}
              */
             is_default?: true;
-            /** @description New name. */
+            /** @description New name, 1 to 40 characters. */
             label?: string | null;
             /**
              * Format: double
-             * @description New latitude (with longitude).
+             * @description New latitude, -90 to 90 (with longitude).
              */
             latitude?: number;
             /**
              * Format: double
-             * @description New longitude (with latitude).
+             * @description New longitude, -180 to 180 (with latitude).
              */
             longitude?: number;
         };
@@ -1104,12 +1232,41 @@ export interface components {
             longitude: number;
         };
         /**
-         * @description Accepted scan.
+         * @description Accepted scan, and what to do with the item.
          * @example {
+         *       "guidance": {
+         *         "item": {
+         *           "category": "plastic",
+         *           "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *           "donts": [
+         *             "example"
+         *           ],
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병"
+         *         },
+         *         "nearest_bin": {
+         *           "address": "서울특별시 마포구 월드컵로 212",
+         *           "distance_m": 120,
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "latitude": 37.5665,
+         *           "longitude": 126.978,
+         *           "name": "Mapo recycling center"
+         *         },
+         *         "region_rule": {
+         *           "category": "plastic",
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병",
+         *           "region": "seoul",
+         *           "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *           "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *         }
+         *       },
          *       "scan_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
          *     }
          */
         ScanAccepted: {
+            guidance?: null | components["schemas"]["Guidance"];
             /**
              * Format: uuid
              * @description The scan's id.

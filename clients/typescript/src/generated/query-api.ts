@@ -313,6 +313,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/scans/{id}/guidance": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What to do with one of my scans: the matching guide item, my default place's region rule
+         *     and the nearest bin that takes the category (as `POST /scans` answers).
+         */
+        get: operations["guidance"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me": {
         parameters: {
             query?: never;
@@ -695,6 +715,72 @@ export interface components {
             road_address?: string | null;
         };
         /**
+         * @description What to do with a scanned item.
+         * @example {
+         *       "item": {
+         *         "category": "plastic",
+         *         "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *         "donts": [
+         *           "example"
+         *         ],
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "name_en": "Clear PET bottle",
+         *         "name_ko": "투명 페트병"
+         *       },
+         *       "nearest_bin": {
+         *         "address": "서울특별시 마포구 월드컵로 212",
+         *         "distance_m": 120,
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "latitude": 37.5665,
+         *         "longitude": 126.978,
+         *         "name": "Mapo recycling center"
+         *       },
+         *       "region_rule": {
+         *         "category": "plastic",
+         *         "name_en": "Clear PET bottle",
+         *         "name_ko": "투명 페트병",
+         *         "region": "seoul",
+         *         "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *         "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *       }
+         *     }
+         */
+        Guidance: {
+            item?: null | components["schemas"]["GuidanceItem"];
+            nearest_bin?: null | components["schemas"]["NearestBin"];
+            region_rule?: null | components["schemas"]["RegionalRule"];
+        };
+        /**
+         * @description A guide item, as guidance.
+         * @example {
+         *       "category": "plastic",
+         *       "disposal": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "donts": [
+         *         "example"
+         *       ],
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
+        GuidanceItem: {
+            /** @description Its category. */
+            category: string;
+            /** @description How to dispose of it. */
+            disposal: string;
+            /** @description What not to do. */
+            donts: string[];
+            /**
+             * Format: uuid
+             * @description The item's id.
+             */
+            id: string;
+            /** @description English name. */
+            name_en: string;
+            /** @description Korean name. */
+            name_ko: string;
+        };
+        /**
          * @description A search hit.
          * @example {
          *       "category": "plastic",
@@ -984,6 +1070,43 @@ export interface components {
             next_cursor?: string | null;
         };
         /**
+         * @description The nearest bin that takes a category.
+         * @example {
+         *       "address": "서울특별시 마포구 월드컵로 212",
+         *       "distance_m": 120,
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "latitude": 37.5665,
+         *       "longitude": 126.978,
+         *       "name": "Mapo recycling center"
+         *     }
+         */
+        NearestBin: {
+            /** @description Its address. */
+            address: string;
+            /**
+             * Format: double
+             * @description From the default saved place, in metres.
+             */
+            distance_m: number;
+            /**
+             * Format: uuid
+             * @description The bin's id.
+             */
+            id: string;
+            /**
+             * Format: double
+             * @description Latitude.
+             */
+            latitude: number;
+            /**
+             * Format: double
+             * @description Longitude.
+             */
+            longitude: number;
+            /** @description Its name. */
+            name: string;
+        };
+        /**
          * @description A bin or center, with how far it is.
          * @example {
          *       "address": "서울특별시 마포구 월드컵로 212",
@@ -1181,6 +1304,31 @@ export interface components {
             /** @description Per category: `{category, rule}`. */
             rules: Record<string, never>[];
             /** @description When and where household waste goes out. */
+            schedule: string;
+        };
+        /**
+         * @description A region's rule for one category.
+         * @example {
+         *       "category": "plastic",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "region": "seoul",
+         *       "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "schedule": "Every evening from 18:00 to 24:00, in front of your building"
+         *     }
+         */
+        RegionalRule: {
+            /** @description The category. */
+            category: string;
+            /** @description English name of the region. */
+            name_en: string;
+            /** @description Korean name of the region. */
+            name_ko: string;
+            /** @description Region code, e.g. `seoul`. */
+            region: string;
+            /** @description How, in this region. */
+            rule: string;
+            /** @description When and where household waste goes out there. */
             schedule: string;
         };
         /**
@@ -2685,6 +2833,88 @@ export interface operations {
                 };
             };
             /** @description A field is invalid (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    guidance: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path: {
+                /** @description The scan's id (`scan_id`) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Guidance"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No scan of mine with that id (`scan_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
             422: {
                 headers: {
                     [name: string]: unknown;
