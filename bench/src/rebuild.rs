@@ -129,7 +129,10 @@ pub async fn run(mut settings: Settings, events: usize) -> anyhow::Result<()> {
 
     println!("\n-- rebuilding each projection from the log (what `ecoctl projections rebuild` runs)");
     for name in ["profiles", "activities", "leaderboards"] {
-        let projector = Named::find(name, &db, &redis, settings.app_timezone)?;
+        let projector = Named::find(
+            name,
+            &workers::registry::Deps { db: db.clone(), redis: redis.clone(), settings: settings.clone() },
+        )?;
         let report = projector.rebuild(&db, |_| {}).await?;
         let rows: Vec<String> = report.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
         println!(

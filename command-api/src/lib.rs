@@ -5,6 +5,7 @@
 //! answers with an `X-Consistency-Token`. Publishing is the relay's job, so this process never
 //! talks to RabbitMQ and keeps accepting commands while the broker is down.
 
+pub mod content;
 pub mod domain;
 pub mod limits;
 mod password;

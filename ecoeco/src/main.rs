@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     shutdown::on_signal(stop.clone());
     // Workers first: they apply migrations and declare the topology.
-    let workers = workers::App::build(at(2), workers::Role::ALL.to_vec()).await?;
+    let workers = workers::App::build(at(2), workers::Role::all()).await?;
     // The recycling guide shipped with the product (a no-op when it is loaded already).
     let seeded = workers::seed::seed(&platform::db::connect(&settings).await?).await?;
     tracing::info!(events = seeded.events(), "recycling guide content loaded");

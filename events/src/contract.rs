@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::{CATALOGUE, RawEnvelope};
+use crate::{CATALOGUE, RawEnvelope, parking};
 
 /// Where the schemas live, as `$id` prefixes: `urn:ecoeco:events:scan.recorded.v1`.
 const ID_PREFIX: &str = "urn:ecoeco:events:";
@@ -222,13 +222,13 @@ pub fn asyncapi(data_schemas: &[(String, Value)]) -> Value {
             "contentType": "application/json",
             "headers": {
                 "type": "object",
-                "required": ["x-parked-reason", "x-parked-at"],
+                "required": [parking::PARKED_REASON, parking::PARKED_AT],
                 "properties": {
-                    "x-parked-reason": {"type": "string", "enum": reasons, "description": "Machine-readable reason."},
-                    "x-parked-detail": {"type": "string", "description": "Human detail."},
-                    "x-parked-at": {"type": "string", "format": "date-time", "description": "When it was parked."},
-                    "x-retry-count": {"type": "integer", "minimum": 0, "description": "How many retry tiers it went through."},
-                    "x-original-routing-key": {"type": "string", "description": "The routing key (event type) it was published with."}
+                    parking::PARKED_REASON: {"type": "string", "enum": reasons, "description": "Machine-readable reason."},
+                    parking::PARKED_DETAIL: {"type": "string", "description": "Human detail."},
+                    parking::PARKED_AT: {"type": "string", "format": "date-time", "description": "When it was parked."},
+                    parking::RETRY_COUNT: {"type": "integer", "minimum": 0, "description": "How many retry tiers it went through."},
+                    parking::ORIGINAL_ROUTING_KEY: {"type": "string", "description": "The routing key (event type) it was published with."}
                 }
             },
             "payload": {"description": "The message body as sent (it may not be JSON at all)."}

@@ -3,7 +3,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::catalogue::EventData;
+use crate::{catalogue::EventData, decode::DecodeError};
 
 /// AMQP header carrying the correlation id (also in the envelope).
 pub const HEADER_CORRELATION_ID: &str = "x-correlation-id";
@@ -51,48 +51,6 @@ pub type RawEnvelope = Envelope<serde_json::Value>;
 
 /// A decoded, validated event whose `data` is the current Rust shape of its type.
 pub type Event = Envelope<EventData>;
-
-/// Why bytes could not be turned into an [`Event`]. Every variant is permanent: retrying the
-/// same bytes can never succeed, so a consumer parks such a message with [`DecodeError::code`].
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// Not JSON, or not an envelope (a required envelope field missing or of the wrong type).
-    #[error("malformed envelope: {0}")]
-    MalformedEnvelope(String),
-    /// The `type` is not in the catalogue.
-    #[error("unknown event type `{0}`")]
-    UnknownType(String),
-    /// The type is known but this `version` is not.
-    #[error("unsupported version {version} of `{event_type}`")]
-    UnsupportedVersion {
-        /// The event type.
-        event_type: String,
-        /// The version that was sent.
-        version: u32,
-    },
-    /// `data` does not match the schema of its type and version.
-    #[error("invalid data for `{event_type}` v{version}: {message}")]
-    InvalidData {
-        /// The event type.
-        event_type: String,
-        /// The version that was sent.
-        version: u32,
-        /// What serde said.
-        message: String,
-    },
-}
-
-impl DecodeError {
-    /// A stable, machine-readable reason, used in the `x-parked-reason` header.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MalformedEnvelope(_) => "malformed_envelope",
-            Self::UnknownType(_) => "unknown_type",
-            Self::UnsupportedVersion { .. } => "unsupported_version",
-            Self::InvalidData { .. } => "schema_violation",
-        }
-    }
-}
 
 impl RawEnvelope {
     /// Parses the envelope without interpreting `data`.
@@ -217,5 +175,17 @@ impl Event {
     pub fn to_json_bytes(&self) -> Vec<u8> {
         // Serialising plain structs of strings, numbers and uuids cannot fail.
         serde_json::to_vec(&self.to_raw()).unwrap_or_default()
+    }
+}
+
+impl Event {
+    /// Every user this event is about: [`EventData::users`], plus the aggregate when it is a
+    /// user.
+    pub fn users(&self) -> Vec<Uuid> {
+        let mut users = self.data.users();
+        if self.aggregate_type == "user" && !users.contains(&self.aggregate_id) {
+            users.push(self.aggregate_id);
+        }
+        users
     }
 }

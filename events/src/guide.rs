@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Category, catalogue::Validate, catalogue::check_len};
+use crate::values::{Category, Validate, check_len};
 
 /// `guide.item_saved` v1: an item of the guide was created or changed (whole new state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

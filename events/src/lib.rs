@@ -11,11 +11,35 @@
 
 mod catalogue;
 pub mod contract;
+mod decode;
 mod envelope;
 mod guide;
 pub mod legacy;
 mod places;
 pub mod rules;
+mod values;
 
 pub use catalogue::*;
+pub use decode::DecodeError;
 pub use envelope::*;
+
+/// Headers a consumer sets on what it retries and parks; `ecoctl parked`, the tests and the
+/// AsyncAPI document use them by these names.
+pub mod parking {
+    /// The prefix every parking header starts with.
+    pub const PARKED_PREFIX: &str = "x-parked-";
+    /// Machine-readable parking reason, e.g. `schema_violation`.
+    pub const PARKED_REASON: &str = "x-parked-reason";
+    /// Human detail of the parking reason.
+    pub const PARKED_DETAIL: &str = "x-parked-detail";
+    /// When it was parked (RFC 3339).
+    pub const PARKED_AT: &str = "x-parked-at";
+    /// How many retry tiers it went through.
+    pub const RETRY_COUNT: &str = "x-retry-count";
+    /// The last error of a retried message.
+    pub const LAST_ERROR: &str = "x-last-error";
+    /// The routing key (event type) the message was first published with. A retry tier
+    /// dead-letters back to the consumer's queue under the queue's name, so the delivery's own
+    /// routing key no longer says the type after the first retry; this header keeps it.
+    pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+}

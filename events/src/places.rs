@@ -5,10 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{
-    Category, GeoPoint,
-    catalogue::{Validate, check_len},
-};
+use crate::values::{Category, GeoPoint, Validate, check_len};
 
 /// A bin or a recycling center.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]

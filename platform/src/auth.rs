@@ -16,10 +16,8 @@ use uuid::Uuid;
 
 use crate::{denylist::Denylist, error::ApiError};
 
-/// The development signing key, committed so a fresh clone runs. Production refuses it.
-pub const DEV_PRIVATE_KEY_PEM: &str = include_str!("../dev-keys/jwt-dev-private.pem");
-/// The public half of [`DEV_PRIVATE_KEY_PEM`].
-pub const DEV_PUBLIC_KEY_PEM: &str = include_str!("../dev-keys/jwt-dev-public.pem");
+pub use crate::devkeys::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
+pub use crate::error::TokenError;
 
 /// Access tokens live 30 minutes.
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 30 * 60;
@@ -89,32 +87,6 @@ impl Claims {
             sid: None,
         }
     }
-}
-
-/// Why a token was refused. All of them mean 401.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
-    /// No `Authorization: Bearer` header.
-    #[error("missing bearer token")]
-    Missing,
-    /// Expired.
-    #[error("token expired")]
-    Expired,
-    /// Signed by a key this service does not know.
-    #[error("token signed by an unknown key")]
-    UnknownKey,
-    /// A refresh token where an access token is needed, or the reverse.
-    #[error("wrong token type")]
-    WrongType,
-    /// Signed out, or its session was revoked.
-    #[error("token revoked")]
-    Revoked,
-    /// A spent refresh token presented again: its session is now revoked.
-    #[error("refresh token already used; the session was revoked")]
-    Reused,
-    /// Anything else: not a JWT, bad signature, wrong algorithm.
-    #[error("invalid token")]
-    Invalid,
 }
 
 struct PublicKey {

@@ -16,7 +16,9 @@ use crate::redis::Redis;
 /// The revoked-token list.
 #[derive(Clone)]
 pub struct Denylist {
+    /// Where revocations are recorded (the source of truth); pooled, shared by every request.
     db: PgPool,
+    /// Where every request checks them (a mirror with TTLs); pooled, shared by every request.
     redis: Redis,
 }
 

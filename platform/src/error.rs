@@ -17,22 +17,33 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use utoipa::ToSchema;
 
-use crate::{auth::TokenError, http::current_request_id};
+pub use crate::field::FieldError;
+use crate::request_id::current_request_id;
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FieldError {
-    /// The JSON field, e.g. `email`.
-    pub field: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A field error.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
-    }
+/// Why a token was refused. All of them mean 401.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No `Authorization: Bearer` header.
+    #[error("missing bearer token")]
+    Missing,
+    /// Expired.
+    #[error("token expired")]
+    Expired,
+    /// Signed by a key this service does not know.
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    /// A refresh token where an access token is needed, or the reverse.
+    #[error("wrong token type")]
+    WrongType,
+    /// Signed out, or its session was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// A spent refresh token presented again: its session is now revoked.
+    #[error("refresh token already used; the session was revoked")]
+    Reused,
+    /// Anything else: not a JWT, bad signature, wrong algorithm.
+    #[error("invalid token")]
+    Invalid,
 }
 
 /// The problem+json body.

@@ -27,14 +27,8 @@ use crate::{amqp, redis::Redis, telemetry};
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-tokio::task_local! {
-    static REQUEST_ID: Uuid;
-}
-
-/// The id of the request being served on this task, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(|id| id.to_string()).ok()
-}
+use crate::request_id::REQUEST_ID;
+pub use crate::request_id::current_request_id;
 
 /// The request id, as an extension on every request. It is also the correlation id of every
 /// event the request causes.
@@ -93,12 +87,16 @@ pub enum Needs {
 /// What `/ready` checks, and what it needs to answer 200.
 #[derive(Clone)]
 pub struct Readiness {
+    /// The service's own pool; a probe borrows one connection for `select 1`.
     db: PgPool,
+    /// The service's Redis pool; a probe borrows one connection for `PING`.
     redis: Redis,
+    /// Where the broker is, for the probe's connection below.
     amqp_url: String,
     /// The probe's own broker connection, opened on the first check and reused while it stays
     /// connected; the mutex keeps concurrent probes from opening several.
     amqp: Arc<Mutex<Option<Connection>>>,
+    /// Which dependencies make the service ready; fixed at start.
     needs: Needs,
 }
 

@@ -130,3 +130,41 @@ impl Redis {
         }
     }
 }
+
+const SET_IF_NEWER: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local v = tonumber(string.match(cur, '^(%d+)|'))
+  if v and v >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', ARGV[3])
+return 1
+";
+
+/// The version a tombstone carries: higher than any real version, so nothing overwrites it.
+pub const TOMBSTONE_VERSION: i64 = i64::MAX;
+
+impl Redis {
+    /// Stores `json` under `key` unless the entry there has the same or a higher version.
+    pub async fn set_if_newer(&self, key: &str, version: i64, json: &str, ttl_secs: u64) -> anyhow::Result<bool> {
+        let script = deadpool_redis::redis::Script::new(SET_IF_NEWER);
+        let (key, json) = (key.to_owned(), json.to_owned());
+        self.run(move |mut c| async move {
+            script.key(key).arg(version).arg(json).arg(ttl_secs).invoke_async::<i32>(&mut c).await
+        })
+        .await
+        .map(|n| n == 1)
+    }
+
+    /// Reads a versioned entry: `Some(None)` is a tombstone (the thing was deleted).
+    pub async fn get_versioned(&self, key: &str) -> anyhow::Result<Option<Option<String>>> {
+        let key = key.to_owned();
+        let raw: Option<String> = self
+            .run(move |mut c| async move { deadpool_redis::redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        Ok(raw.and_then(|r| {
+            let (version, json) = r.split_once('|')?;
+            Some((version != TOMBSTONE_VERSION.to_string()).then(|| json.to_owned()))
+        }))
+    }
+}

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use anyhow::{Context, bail};
 use chrono_tz::Tz;
 
-use crate::auth::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
+use crate::devkeys::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
 
 /// Where the process runs; `production` refuses development keys and default secrets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::error::FieldError;
+use crate::field::FieldError;
 
 // The rule as regular expressions (ECMA-262 and Python alike), for the published request
 // schemas (`crate::openapi`). `Cc` is U+0000–U+001F and U+007F–U+009F; white space is Rust's

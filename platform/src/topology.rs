@@ -21,24 +21,9 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 
-/// Headers a consumer sets on what it retries and parks; `ecoctl parked` and the tests read
-/// them by these names.
-pub mod headers {
-    /// Machine-readable parking reason, e.g. `schema_violation`.
-    pub const PARKED_REASON: &str = "x-parked-reason";
-    /// Human detail of the parking reason.
-    pub const PARKED_DETAIL: &str = "x-parked-detail";
-    /// When it was parked (RFC 3339).
-    pub const PARKED_AT: &str = "x-parked-at";
-    /// How many retry tiers it went through.
-    pub const RETRY_COUNT: &str = "x-retry-count";
-    /// The last error of a retried message.
-    pub const LAST_ERROR: &str = "x-last-error";
-    /// The routing key (event type) the message was first published with. A retry tier
-    /// dead-letters back to the consumer's queue under the queue's name, so the delivery's own
-    /// routing key no longer says the type after the first retry; this header keeps it.
-    pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
-}
+/// Headers a consumer sets on what it retries and parks (defined with the event contract, which
+/// publishes them in the AsyncAPI document).
+pub use events::parking as headers;
 
 /// A consumer of the event bus: one queue, bound to the event types it handles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +110,6 @@ pub const MAILER: ConsumerSpec =
 /// The ingest consumer: stores every event on the bus in the log (ours are already there and
 /// are skipped by id), so replays include what other services published.
 pub const INGEST: ConsumerSpec = ConsumerSpec { name: "ingest", projection: Some("ingest"), bindings: &["#"] };
-
-/// Every consumer of the system.
-pub const CONSUMERS: &[ConsumerSpec] =
-    &[PROFILES, POINTS_POLICY, ACTIVITIES, LEADERBOARDS, GUIDE, PLACES, MAILER, INGEST];
 
 /// Names of every exchange and queue under one prefix.
 #[derive(Debug, Clone)]

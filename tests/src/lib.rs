@@ -14,10 +14,7 @@ pub mod proxy;
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-use platform::{
-    Settings,
-    topology::{CONSUMERS, Topology},
-};
+use platform::{Settings, topology::Topology};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
@@ -165,7 +162,7 @@ impl TestSystem {
             settings.amqp_url = url;
         }
         self.workers_stop = CancellationToken::new();
-        let app = workers::App::build(settings, workers::Role::ALL.to_vec()).await.expect("workers");
+        let app = workers::App::build(settings, workers::Role::all()).await.expect("workers");
         self.workers_url = Some(format!("http://127.0.0.1:{}", app.port()));
         self.workers_task = Some(tokio::spawn(app.run_until_stopped(self.workers_stop.clone())));
     }
@@ -362,7 +359,7 @@ impl TestSystem {
             phone: None,
         };
         let mut tx = self.db.begin().await.unwrap();
-        platform::places::save(&mut tx, place, "tests", None).await.unwrap();
+        command_api::content::places::save(&mut tx, place, "tests", None).await.unwrap();
         tx.commit().await.unwrap();
         place_id
     }
@@ -528,7 +525,7 @@ async fn cleanup(settings: Settings) {
         && let Ok(channel) = conn.create_channel().await
     {
         let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays);
-        let mut queues: Vec<String> = CONSUMERS.iter().flat_map(|c| topology.queues_of(c)).collect();
+        let mut queues: Vec<String> = workers::registry::specs().iter().flat_map(|c| topology.queues_of(c)).collect();
         queues.push(format!("{}.test-tap", settings.amqp_prefix));
         for q in queues {
             let _ = channel.queue_delete(&q, QueueDeleteOptions::default()).await;

@@ -85,6 +85,31 @@ impl From<sqlx::Error> for ApplyError {
     }
 }
 
+/// What became of a delivered event (the `outcome` label of `events_consumed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied in the batch transaction.
+    Applied,
+    /// Already applied before (a redelivery or a duplicate id): skipped.
+    Duplicate,
+    /// Failed; sent to the next retry tier.
+    Retried,
+    /// Parked with its reason.
+    Parked,
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Retried => "retried",
+            Self::Parked => "parked",
+        }
+    }
+}
+
 /// A read-model builder.
 pub trait Projector: Send + Sync + 'static {
     /// Its queue and bindings.
@@ -95,7 +120,11 @@ pub trait Projector: Send + Sync + 'static {
     fn apply(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), ApplyError>> + Send;
 
     /// After the transaction committed: refresh caches. Best effort; must not fail the batch.
-    fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
+    /// Nothing by default (a projector without caches).
+    fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send {
+        let _ = applied;
+        async {}
+    }
 
     /// The read-model tables it owns in schema `read`, named unqualified in its SQL. A projector
     /// with tables can be rebuilt from the log into a shadow copy of them and replayed into;
@@ -115,9 +144,11 @@ pub trait Projector: Send + Sync + 'static {
 /// What a consumer needs besides its projector.
 #[derive(Clone)]
 pub struct ConsumerContext {
-    /// The read-model database.
+    /// The read-model database, shared by every consumer task of the process (a pool: each
+    /// batch holds one connection for its transaction).
     pub db: PgPool,
-    /// Broker URL.
+    /// Broker URL. Each consumer task opens its own connection and channels from it, so one
+    /// consumer's reconnect or backpressure never stalls another.
     pub amqp_url: String,
     /// Queue names.
     pub topology: Topology,
@@ -153,7 +184,10 @@ pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown
 }
 
 struct Consumer<'a, P> {
+    /// Shared by every consumer of the process; read-only.
     ctx: &'a ConsumerContext,
+    /// The projector, shared (behind the task's `Arc`) with nothing else while the task runs;
+    /// `apply` runs one batch at a time, so it needs no locking of its own.
     projector: &'a P,
 }
 
@@ -299,17 +333,17 @@ impl<P: Projector> Consumer<'_, P> {
                     headers.insert(headers::RETRY_COUNT.into(), AMQPValue::LongLongInt(tried + 1));
                     headers.insert(headers::LAST_ERROR.into(), long_string(truncate(&error, 1000)));
                     tracing::warn!(consumer = spec.name, event.type = %event_type, attempt = tried + 1, error = %error, "event failed; retrying later");
-                    (self.ctx.topology.retry_queue(spec, tried as usize + 1), "retried")
+                    (self.ctx.topology.retry_queue(spec, tried as usize + 1), Outcome::Retried)
                 }
                 Failed::Retry(error) => {
                     park_headers(&mut headers, RETRIES_EXHAUSTED, &error, tried);
                     tracing::error!(consumer = spec.name, event.type = %event_type, error = %error, "event failed after every retry; parked");
-                    (self.ctx.topology.parked_queue(spec), "parked")
+                    (self.ctx.topology.parked_queue(spec), Outcome::Parked)
                 }
                 Failed::Park { code, detail } => {
                     park_headers(&mut headers, code, &detail, tried);
                     tracing::warn!(consumer = spec.name, reason = code, detail = %detail, "invalid event parked");
-                    (self.ctx.topology.parked_queue(spec), "parked")
+                    (self.ctx.topology.parked_queue(spec), Outcome::Parked)
                 }
             };
             let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
@@ -328,7 +362,7 @@ impl<P: Projector> Consumer<'_, P> {
             if !matches!(confirm, Confirmation::Ack(None)) {
                 anyhow::bail!("{queue} did not take the message: {confirm:?}");
             }
-            if outcome == "parked" {
+            if outcome == Outcome::Parked {
                 crate::ops::note_parked(
                     &self.ctx.db,
                     spec.name,
@@ -336,7 +370,7 @@ impl<P: Projector> Consumer<'_, P> {
                 )
                 .await;
             }
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event_type, "outcome" => outcome).increment(1);
+            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event_type, "outcome" => outcome.as_str()).increment(1);
             if ack_each {
                 channel
                     .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
@@ -505,12 +539,12 @@ pub(crate) async fn apply_in<P: Projector>(
             );
             projector.apply(&mut *tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
             applied.push(event.clone());
-            "applied"
+            Outcome::Applied
         } else {
-            "duplicate"
+            Outcome::Duplicate
         };
         if live {
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome).increment(1);
+            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
         }
     }
     Ok(applied)

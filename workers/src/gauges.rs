@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use platform::{Settings, topology::CONSUMERS};
+use platform::Settings;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -28,35 +28,46 @@ use crate::ops;
 /// `ecoctl projections status` and in the parked gauges instead.
 const LAG_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Samples the gauges until `shutdown`.
+/// Samples the gauges until `shutdown`, over one broker connection kept between ticks (opened
+/// again only after it is lost).
 pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(settings.gauge_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut broker: Option<ops::Broker> = None;
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
-        if let Err(e) = sample(&settings, &db).await {
+        if broker.as_ref().is_none_or(|b| !b.conn.status().connected()) {
+            broker = ops::broker(&settings)
+                .await
+                .inspect_err(|e| tracing::debug!(error = format!("{e:#}"), "gauges: broker unreachable"))
+                .ok();
+        }
+        if let Err(e) = sample(&db, broker.as_ref()).await {
             tracing::debug!(error = format!("{e:#}"), "operator gauges not sampled");
         }
     }
+    if let Some(broker) = broker {
+        let _ = broker.conn.close(200, "shutting down").await;
+    }
 }
 
-async fn sample(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
+async fn sample(db: &PgPool, broker: Option<&ops::Broker>) -> anyhow::Result<()> {
     let (backlog, oldest): (i64, Option<DateTime<Utc>>) =
         sqlx::query_as("select count(*), min(recorded_at) from eventstore.events where published_at is null")
             .fetch_one(db)
             .await?;
     metrics::gauge!("outbox_backlog_events").set(backlog as f64);
     metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest.map_or(0.0, ops::age_seconds));
-    for spec in CONSUMERS {
+    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
         let (events, seconds) = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
         metrics::gauge!("projection_lag_events", "consumer" => spec.name).set(events as f64);
         metrics::gauge!("projection_lag_seconds", "consumer" => spec.name).set(seconds);
     }
-    let broker = ops::broker(settings).await?;
-    for spec in CONSUMERS {
+    let Some(broker) = broker else { return Ok(()) };
+    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
         if let Some(n) = ops::queue_depth(&broker.conn, &broker.topology.queue(spec)).await {
             metrics::gauge!("queue_messages", "consumer" => spec.name).set(f64::from(n));
         }
@@ -66,6 +77,5 @@ async fn sample(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
         let age = ops::oldest_parked_at(db, spec.name, parked).await?.map_or(0.0, ops::age_seconds);
         metrics::gauge!("parked_oldest_age_seconds", "consumer" => spec.name).set(age);
     }
-    let _ = broker.conn.close(200, "done").await;
     Ok(())
 }

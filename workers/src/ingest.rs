@@ -30,6 +30,10 @@ impl Projector for Ingest {
     async fn apply(&self, _tx: &mut PgConnection, _event: &Event) -> Result<(), ApplyError> {
         Ok(())
     }
+}
 
-    async fn after_commit(&self, _applied: &[Event]) {}
+impl crate::registry::Build for Ingest {
+    fn build(_: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self)
+    }
 }

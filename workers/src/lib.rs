@@ -1,9 +1,9 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
-//! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay`,
-//! `points-policy`, `projection.profiles`, `projection.activities`, `projection.leaderboards`,
-//! `projection.guide`, `projection.places`, `mailer`, `ingest`, or the groups `relay`,
-//! `projections`, `policies`, `mailer`, `ingest`) narrows it, so roles can be scaled separately. All roles share one
+//! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay` or the
+//! name of a consumer of the [`registry`], e.g. `points-policy`, `projection.profiles`, or the
+//! groups `relay`, `projections`, `policies`, `mailer`, `ingest`) narrows it, so roles can be
+//! scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
@@ -17,10 +17,9 @@ pub mod ops;
 pub mod policies;
 pub mod projections;
 pub mod rebuild;
+pub mod registry;
 pub mod relay;
 pub mod seed;
-
-use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -28,104 +27,63 @@ use platform::{
     Settings, amqp,
     http::{HttpLimits, Needs, Readiness, Server},
     redis::Redis,
-    topology::{ACTIVITIES, CONSUMERS, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, Topology},
+    topology::Topology,
 };
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    consumer::ConsumerContext,
-    policies::points::PointsPolicy,
-    projections::{
-        activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-        places::PlacesProjector, profiles::ProfilesProjector,
-    },
-    relay::Relay,
-};
+use crate::{consumer::ConsumerContext, relay::Relay};
 
 /// Default port of the workers' `/health`, `/ready` and `/metrics`.
 pub const DEFAULT_PORT: u16 = 8083;
 
-/// A role this process can run.
+/// A role this process can run: the relay, or a consumer of the [`registry`] by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The outbox relay.
-    Relay,
-    /// The points policy.
-    PointsPolicy,
-    /// The profiles projector.
-    Profiles,
-    /// The activity history projector.
-    Activities,
-    /// The leaderboards projector.
-    Leaderboards,
-    /// The recycling guide projector.
-    Guide,
-    /// The places projector.
-    Places,
-    /// The mail worker.
-    Mailer,
-    /// Stores other services' events in the log.
-    Ingest,
-}
+pub struct Role(&'static str);
 
 impl Role {
-    /// Every role.
-    pub const ALL: [Role; 9] = [
-        Role::Relay,
-        Role::PointsPolicy,
-        Role::Profiles,
-        Role::Activities,
-        Role::Leaderboards,
-        Role::Guide,
-        Role::Places,
-        Role::Mailer,
-        Role::Ingest,
-    ];
+    /// The outbox relay.
+    pub const RELAY: Role = Role("relay");
+
+    /// Every role: the relay, then every consumer of the registry.
+    pub fn all() -> Vec<Role> {
+        std::iter::once(Self::RELAY).chain(registry::CONSUMERS.iter().map(|c| Role(c.spec.name))).collect()
+    }
+
+    /// The role of the consumer with this spec.
+    pub fn consumer(spec: &platform::topology::ConsumerSpec) -> Role {
+        registry::find(spec.name).map_or(Role(""), |c| Role(c.spec.name))
+    }
 
     /// The role's name in `WORKER_ROLES`: `relay` or the consumer's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Relay => "relay",
-            Self::PointsPolicy => POINTS_POLICY.name,
-            Self::Profiles => PROFILES.name,
-            Self::Activities => ACTIVITIES.name,
-            Self::Leaderboards => LEADERBOARDS.name,
-            Self::Guide => GUIDE.name,
-            Self::Places => PLACES.name,
-            Self::Mailer => MAILER.name,
-            Self::Ingest => INGEST.name,
-        }
+        self.0
     }
 
     /// The deployment group a role belongs to (`WORKER_ROLES` accepts group names, so the Helm
-    /// chart runs one Deployment per group): `relay`, `projections`, `policies`, `mailer`,
-    /// `ingest`.
+    /// chart runs one Deployment per group): `relay`, or the consumer's [`registry::Group`].
     pub fn group(self) -> &'static str {
-        match self {
-            Self::Relay => "relay",
-            Self::PointsPolicy => "policies",
-            Self::Profiles | Self::Activities | Self::Leaderboards | Self::Guide | Self::Places => "projections",
-            Self::Mailer => "mailer",
-            Self::Ingest => "ingest",
-        }
+        registry::find(self.0).map_or("relay", |c| c.group.name())
     }
 
     /// Parses `WORKER_ROLES` (role or group names); empty means all.
     pub fn parse_list(list: &str) -> anyhow::Result<Vec<Role>> {
         let names: Vec<&str> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
         if names.is_empty() {
-            return Ok(Self::ALL.to_vec());
+            return Ok(Self::all());
         }
         let mut roles = Vec::new();
         for n in names {
-            let matched: Vec<Role> = Self::ALL.into_iter().filter(|r| r.name() == n || r.group() == n).collect();
+            let matched: Vec<Role> = Self::all().into_iter().filter(|r| r.name() == n || r.group() == n).collect();
             if matched.is_empty() {
-                let known: Vec<_> = Self::ALL.iter().map(|r| r.name()).collect();
+                let known: Vec<_> = Self::all().iter().map(|r| r.name()).collect();
+                let groups: Vec<_> =
+                    std::iter::once("relay").chain(registry::Group::ALL.iter().map(|g| g.name())).collect();
                 anyhow::bail!(
-                    "unknown worker role `{n}`; known roles: {}; groups: relay, projections, policies, mailer, ingest",
-                    known.join(", ")
+                    "unknown worker role `{n}`; known roles: {}; groups: {}",
+                    known.join(", "),
+                    groups.join(", ")
                 );
             }
             roles.extend(matched.into_iter().filter(|r| !roles.contains(r)).collect::<Vec<_>>());
@@ -171,55 +129,20 @@ impl App {
             topology: topology.clone(),
             batch_size: self.settings.projector_batch_size,
         };
+        let deps = registry::Deps { db: self.db.clone(), redis: self.redis.clone(), settings: self.settings.clone() };
         let mut tasks = JoinSet::new();
         for role in &self.roles {
             let stop = shutdown.clone();
-            match role {
-                Role::Relay => {
-                    let relay = Relay::new(
-                        self.db.clone(),
-                        &self.settings.amqp_url,
-                        topology.exchange(),
-                        self.settings.relay_batch_size,
-                    );
-                    tasks.spawn(relay.run(stop));
-                }
-                Role::PointsPolicy => {
-                    let policy = PointsPolicy {
-                        timezone: self.settings.app_timezone,
-                        scan_daily_cap: self.settings.scan_daily_cap,
-                        unique_images: self.settings.scan_unique_images,
-                        recycle_max_distance_m: self.settings.recycle_max_distance_m,
-                    };
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(policy), stop));
-                }
-                Role::Profiles => {
-                    let projector = Arc::new(ProfilesProjector::new(self.db.clone(), self.redis.clone()));
-                    tasks.spawn(consumer::run(ctx.clone(), projector, stop));
-                }
-                Role::Activities => {
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(ActivitiesProjector), stop));
-                }
-                Role::Leaderboards => {
-                    let projector =
-                        LeaderboardsProjector::new(self.db.clone(), self.redis.clone(), self.settings.app_timezone);
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
-                }
-                Role::Guide => {
-                    let projector = GuideProjector::new(self.redis.clone(), self.settings.app_timezone);
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(projector), stop));
-                }
-                Role::Places => {
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(PlacesProjector), stop));
-                }
-                Role::Ingest => {
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(ingest::Ingest), stop));
-                }
-                Role::Mailer => {
-                    let transport = mailer::Transport::from_setting(&self.settings.mail_transport)?;
-                    let mailer = mailer::Mailer::new(transport, &self.settings.mail_from)?;
-                    tasks.spawn(consumer::run(ctx.clone(), Arc::new(mailer), stop));
-                }
+            if *role == Role::RELAY {
+                let relay = Relay::new(
+                    self.db.clone(),
+                    &self.settings.amqp_url,
+                    topology.exchange(),
+                    self.settings.relay_batch_size,
+                );
+                tasks.spawn(relay.run(stop));
+            } else if let Some(consumer) = registry::find(role.name()) {
+                tasks.spawn(consumer.start(&deps, ctx.clone(), stop)?);
             }
         }
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
@@ -251,7 +174,7 @@ pub async fn main_from_env() -> anyhow::Result<()> {
 pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
     let conn = amqp::connect(&settings.amqp_url, "topology").await?;
     let channel = conn.create_channel().await.context("opening a channel")?;
-    Topology::new(&settings.amqp_prefix, &settings.retry_delays).declare(&channel, CONSUMERS).await?;
+    Topology::new(&settings.amqp_prefix, &settings.retry_delays).declare(&channel, &registry::specs()).await?;
     let _ = conn.close(200, "topology declared").await;
     Ok(())
 }
@@ -262,16 +185,18 @@ mod tests {
 
     #[test]
     fn groups_name_the_chart_deployments() {
-        assert_eq!(Role::parse_list("").unwrap(), Role::ALL.to_vec());
+        use platform::topology::{ACTIVITIES, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES};
+        assert_eq!(Role::parse_list("").unwrap(), Role::all());
+        assert_eq!(Role::all().len(), 9);
         assert_eq!(
             Role::parse_list("projections").unwrap(),
-            [Role::Profiles, Role::Activities, Role::Leaderboards, Role::Guide, Role::Places]
+            [PROFILES, ACTIVITIES, LEADERBOARDS, GUIDE, PLACES].map(|s| Role::consumer(&s))
         );
         assert_eq!(
             Role::parse_list("relay, policies, mailer").unwrap(),
-            [Role::Relay, Role::PointsPolicy, Role::Mailer]
+            [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&MAILER)]
         );
-        assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::Ingest]);
+        assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::consumer(&INGEST)]);
         assert!(Role::parse_list("projection.nope").unwrap_err().to_string().contains("groups"));
     }
 

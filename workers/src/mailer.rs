@@ -146,6 +146,10 @@ impl Projector for Mailer {
         tracing::info!(user.id = %request.user_id, template = ?request.template, "mail sent");
         Ok(())
     }
+}
 
-    async fn after_commit(&self, _applied: &[Event]) {}
+impl crate::registry::Build for Mailer {
+    fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Self::new(Transport::from_setting(&deps.settings.mail_transport)?, &deps.settings.mail_from)
+    }
 }

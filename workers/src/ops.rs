@@ -13,15 +13,15 @@ use lapin::{
 };
 use platform::{
     Settings, amqp,
-    topology::{self, CONSUMERS, ConsumerSpec, Topology},
+    topology::{self, ConsumerSpec, Topology},
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The consumer called `name`, or an error naming the known ones.
 pub fn consumer(name: &str) -> anyhow::Result<&'static ConsumerSpec> {
-    CONSUMERS.iter().find(|c| c.name == name || c.projection == Some(name)).with_context(|| {
-        let known: Vec<_> = CONSUMERS.iter().map(|c| c.name).collect();
+    crate::registry::find(name).map(|c| c.spec).with_context(|| {
+        let known: Vec<_> = crate::registry::CONSUMERS.iter().map(|c| c.spec.name).collect();
         format!("no consumer `{name}`; known: {}", known.join(", "))
     })
 }
@@ -126,7 +126,7 @@ async fn walk(
                 let mut clean = FieldTable::default();
                 for (k, v) in headers.inner().iter() {
                     // The original routing key stays: the type is still the message's type.
-                    if !k.as_str().starts_with("x-parked-")
+                    if !k.as_str().starts_with(topology::headers::PARKED_PREFIX)
                         && k.as_str() != topology::headers::RETRY_COUNT
                         && k.as_str() != topology::headers::LAST_ERROR
                         && k.as_str() != "x-death"
@@ -209,7 +209,7 @@ pub struct Status {
 pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Status>> {
     let b = broker(settings).await?;
     let mut out = Vec::new();
-    for spec in CONSUMERS {
+    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
         let projection = spec.projection.unwrap_or(spec.name);
         let (applied, last_applied_at, last_position): (i64, Option<DateTime<Utc>>, Option<i64>) = sqlx::query_as(
             "select count(*), max(a.applied_at), max(e.position) from projection.applied_events a

@@ -30,18 +30,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use chrono_tz::Tz;
 use events::{Event, RawEnvelope};
 use platform::eventstore::{STORED_EVENT_COLUMNS, StoredEvent};
-use platform::redis::Redis;
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::consumer::{
     ApplyError, BatchError, Incoming, Projector, Target, apply_in, apply_live, projection_lock, projection_name,
-};
-use crate::projections::{
-    activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-    places::PlacesProjector, profiles::ProfilesProjector,
 };
 
 /// Log rows read per round of the catch-up (and per transaction when applied alone).
@@ -179,7 +173,7 @@ pub async fn rebuild<P: Projector>(
             "`{}` cannot be rebuilt: its effects are outside its tables (points awards, mail, the log itself); \
              rebuildable: {}",
             projector.spec().name,
-            REBUILDABLE.join(", ")
+            crate::registry::projection_names().join(", ")
         );
     }
     let started = Instant::now();
@@ -386,7 +380,7 @@ pub async fn replay<P: Projector>(
         bail!(
             "`{}` is not a projection; events can be replayed into: {}",
             projector.spec().name,
-            REBUILDABLE.join(", ")
+            crate::registry::projection_names().join(", ")
         );
     }
     let types = types_of(projector);
@@ -448,52 +442,29 @@ pub async fn replay<P: Projector>(
     Ok(report)
 }
 
-/// Projections that can be rebuilt and replayed into.
-pub const REBUILDABLE: &[&str] = &["profiles", "activities", "leaderboards", "guide", "places"];
-
-/// A rebuildable projector chosen by name on the command line.
-pub enum Named {
-    /// `profiles`
-    Profiles(ProfilesProjector),
-    /// `activities`
-    Activities(ActivitiesProjector),
-    /// `leaderboards`
-    Leaderboards(LeaderboardsProjector),
-    /// `guide`
-    Guide(GuideProjector),
-    /// `places`
-    Places(PlacesProjector),
-}
+/// A rebuildable projector chosen by name on the command line (from the [`crate::registry`]).
+pub struct Named(Box<dyn crate::registry::Rebuildable>);
 
 impl Named {
     /// The projector called `name` (`profiles` or `projection.profiles`, …), or an error naming
     /// the ones that exist and why consumers with side effects are not among them.
-    pub fn find(name: &str, db: &PgPool, redis: &Redis, timezone: Tz) -> anyhow::Result<Self> {
-        let short = name.strip_prefix("projection.").unwrap_or(name);
-        Ok(match short {
-            "profiles" => Self::Profiles(ProfilesProjector::new(db.clone(), redis.clone())),
-            "activities" => Self::Activities(ActivitiesProjector),
-            "leaderboards" => Self::Leaderboards(LeaderboardsProjector::new(db.clone(), redis.clone(), timezone)),
-            "guide" => Self::Guide(GuideProjector::new(redis.clone(), timezone)),
-            "places" => Self::Places(PlacesProjector),
-            "points-policy" | "mailer" | "ingest" => bail!(
+    pub fn find(name: &str, deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        let projections = crate::registry::projection_names().join(", ");
+        let Some(consumer) = crate::registry::find(name) else {
+            bail!("no projection `{name}`; projections: {projections}");
+        };
+        match consumer.rebuildable(deps) {
+            Some(built) => Ok(Self(built?)),
+            None => bail!(
                 "`{name}` is not a projection: its effects (points awards, mail, the log itself) are outside its \
-                 tables and must never fire twice; projections: {}",
-                REBUILDABLE.join(", ")
+                 tables and must never fire twice; projections: {projections}"
             ),
-            _ => bail!("no projection `{name}`; projections: {}", REBUILDABLE.join(", ")),
-        })
+        }
     }
 
     /// See [`rebuild`].
-    pub async fn rebuild(&self, db: &PgPool, progress: impl FnMut(Progress)) -> anyhow::Result<RebuildReport> {
-        match self {
-            Self::Profiles(p) => rebuild(db, p, progress).await,
-            Self::Activities(p) => rebuild(db, p, progress).await,
-            Self::Leaderboards(p) => rebuild(db, p, progress).await,
-            Self::Guide(p) => rebuild(db, p, progress).await,
-            Self::Places(p) => rebuild(db, p, progress).await,
-        }
+    pub async fn rebuild(&self, db: &PgPool, mut progress: impl FnMut(Progress)) -> anyhow::Result<RebuildReport> {
+        self.0.rebuild(db, &mut progress).await
     }
 
     /// See [`replay`].
@@ -502,14 +473,8 @@ impl Named {
         db: &PgPool,
         from: i64,
         to: i64,
-        progress: impl FnMut(Progress),
+        mut progress: impl FnMut(Progress),
     ) -> anyhow::Result<ReplayReport> {
-        match self {
-            Self::Profiles(p) => replay(db, p, from, to, progress).await,
-            Self::Activities(p) => replay(db, p, from, to, progress).await,
-            Self::Leaderboards(p) => replay(db, p, from, to, progress).await,
-            Self::Guide(p) => replay(db, p, from, to, progress).await,
-            Self::Places(p) => replay(db, p, from, to, progress).await,
-        }
+        self.0.replay(db, from, to, &mut progress).await
     }
 }

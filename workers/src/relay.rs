@@ -40,9 +40,17 @@ const FALLBACK_TICK: Duration = Duration::from_secs(1);
 
 /// The relay's configuration and connections.
 pub struct Relay {
+    /// The pool the relay starts from: it detaches one connection to hold the advisory lock
+    /// that makes other replicas stand by, and publishes every round on that very connection
+    /// (so if it dies, the lock goes with it and no round runs without it); the `LISTEN`
+    /// connection is another of its own.
     db: PgPool,
+    /// Broker URL; the relay owns its connection and confirm channel (opened in `run`, again
+    /// after a loss), shared with no other task.
     amqp_url: String,
+    /// The exchange every event is published to (`{prefix}.events`).
     exchange: String,
+    /// Rows per round: the unit published, confirmed and stamped `published_at` together.
     batch_size: i64,
 }
 

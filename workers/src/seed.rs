@@ -7,8 +7,8 @@
 //! piece the same id, and an admin edit of a shipped item keeps its id.
 
 use anyhow::Context;
+use command_api::content::{ContentKind, Saved, save};
 use events::{Category, GeoPoint, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, PlaceKind, PlaceSaved, RegionRule};
-use platform::guide::{ContentKind, Saved, save};
 use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -165,7 +165,7 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
             opening_hours: p.opening_hours,
             phone: p.phone,
         };
-        count(&mut report.places, platform::places::save(&mut tx, place, source, None).await?);
+        count(&mut report.places, command_api::content::places::save(&mut tx, place, source, None).await?);
     }
     tx.commit().await?;
     Ok(report)

@@ -49,7 +49,7 @@ pub struct ScanAccepted {
     /// The matching guide item, the rule of my default place's region and the nearest bin that
     /// takes the category; null only when it could not be looked up (`GET
     /// /scans/{id}/guidance` on the query API answers it again).
-    pub guidance: Option<platform::guidance::Guidance>,
+    pub guidance: Option<readmodels::guide::guidance::Guidance>,
 }
 
 /// Record a scan. Points (10, up to the daily cap) follow asynchronously.
@@ -77,7 +77,7 @@ async fn scan(
         EventData::ScanRecorded(s) => {
             let category = serde_json::to_value(s.category).ok();
             let category = category.as_ref().and_then(|c| c.as_str()).unwrap_or_default();
-            platform::guidance::for_scan(&state.db, claims.sub, &s.item_name, category)
+            readmodels::guide::guidance::for_scan(&state.db, claims.sub, &s.item_name, category)
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "scan guidance not looked up"))
                 .ok()
@@ -145,7 +145,7 @@ async fn recycle(
     let data = domain::complete_recycle(claims.sub, recycle_id, input).map_err(invalid)?;
     let near = match (body.latitude, body.longitude) {
         (Some(lat), Some(lon)) => {
-            Some(platform::places::nearest(&state.db, lat, lon, state.settings.recycle_max_distance_m).await?)
+            Some(crate::content::places::nearest(&state.db, lat, lon, state.settings.recycle_max_distance_m).await?)
         }
         _ => None,
     };

@@ -2,15 +2,13 @@
 //! and the answer to an edit.
 
 use axum::{Json, http::StatusCode, response::IntoResponse};
-use platform::{
-    error::{ApiError, FieldError},
-    guide::Saved,
-};
+use platform::error::{ApiError, FieldError};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::consistency_headers;
+use crate::content::Saved;
 
 /// Field checks, collected so that one 422 lists every problem.
 #[derive(Default)]

@@ -11,7 +11,6 @@ use platform::{
     auth::{AdminUser, AuthUser},
     error::{ApiError, ApiJson, ApiPath},
     eventstore,
-    guide::{ContentKind, Saved, exists, save},
     http::RequestId,
 };
 use serde::{Deserialize, Serialize};
@@ -23,7 +22,10 @@ use super::{
     consistency_headers,
     content::{Checks, Edited, edited},
 };
-use crate::{AppState, SOURCE};
+use crate::{
+    AppState, SOURCE,
+    content::{ContentKind, Saved, exists, save},
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

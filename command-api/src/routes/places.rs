@@ -8,9 +8,7 @@ use platform::{
     auth::{AdminUser, AuthUser},
     error::{ApiError, ApiJson, ApiPath},
     eventstore,
-    guide::{ContentKind, exists},
     http::RequestId,
-    places,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -22,7 +20,10 @@ use super::{
     consistency_headers,
     content::{Checks, Edited, edited},
 };
-use crate::{AppState, SOURCE};
+use crate::{
+    AppState, SOURCE,
+    content::{ContentKind, exists, places},
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -2,7 +2,7 @@
 //! (no sign-in needed: the app shows the guide before an account exists).
 //!
 //! Served from `read.guide_*` (projection.guide) through a Redis cache keyed by the guide's
-//! generation (see `platform::guide`): a content change bumps the generation and every cached
+//! generation (see `readmodels::guide`): a content change bumps the generation and every cached
 //! answer is invalidated at once. Redis down: answers come from PostgreSQL. A caller holding a
 //! consistency token from an admin edit waits for it and reads PostgreSQL directly.
 //!
@@ -17,9 +17,11 @@ use chrono::Utc;
 use events::Category;
 use platform::{
     error::{ApiError, ApiJson, ApiPath, ApiQuery},
+    topology::GUIDE,
+};
+use readmodels::{
     guide::{CACHE_TTL_SECS, cache_key, generation_key},
     periods::Period,
-    topology::GUIDE,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use utoipa::{IntoParams, ToSchema};
@@ -327,15 +329,15 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
         _ => return Err(ApiError::invalid("limit", "must be between 1 and 50")),
     };
     let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
-    let keys = platform::search::QueryKeys::new(&q);
+    let keys = readmodels::guide::search::QueryKeys::new(&q);
     cached(state, &what, Scope::Local, false, async {
-        let mut items: Vec<Hit> = sqlx::query_as(platform::search::SEARCH_SQL)
+        let mut items: Vec<Hit> = sqlx::query_as(readmodels::guide::search::SEARCH_SQL)
             .bind(&keys.exact)
             .bind(&keys.korean)
             .bind(&keys.english)
             .bind(&keys.initials)
             .bind(category)
-            .bind(platform::search::MIN_SCORE)
+            .bind(readmodels::guide::search::MIN_SCORE)
             .bind(limit)
             .fetch_all(&state.db)
             .await?;

@@ -12,10 +12,12 @@ use chrono::{DateTime, Utc};
 use platform::{
     auth::AuthUser,
     error::{ApiError, ApiPath, ApiQuery},
-    leaderboard::{self, ScoreRow},
-    periods::Period,
     redis::Redis,
     topology::LEADERBOARDS,
+};
+use readmodels::{
+    leaderboards::{self as leaderboard, ScoreRow},
+    periods::Period,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

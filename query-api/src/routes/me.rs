@@ -6,9 +6,9 @@ use events::rules::{LEVEL_STARTS, MAX_LEVEL, level_start};
 use platform::{
     auth::AuthUser,
     error::{ApiError, ApiQuery},
-    periods::Period,
     topology::{ACTIVITIES, LEADERBOARDS, PROFILES},
 };
+use readmodels::periods::Period;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};

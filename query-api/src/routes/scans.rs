@@ -5,9 +5,9 @@ use axum::{Json, extract::State, http::HeaderMap};
 use platform::{
     auth::AuthUser,
     error::{ApiError, ApiPath},
-    guidance::{Guidance, for_scan},
     topology::{ACTIVITIES, PLACES},
 };
+use readmodels::guide::guidance::{Guidance, for_scan};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 

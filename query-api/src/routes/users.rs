@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use platform::{
     auth::{AuthUser, Role},
     error::ApiError,
-    readmodels::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, profile_key},
     topology::PROFILES,
 };
+use readmodels::profiles::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, profile_key};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};

@@ -333,7 +333,7 @@ async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
     assert!(weekly["next_reset_at"].as_str().is_some());
     assert_eq!(
         weekly["period_key"],
-        platform::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul).split_once(':').unwrap().1
+        readmodels::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul).split_once(':').unwrap().1
     );
 
     let page1 = board(&system, viewer, "/api/v1/leaderboards/all-time?limit=2").await;
@@ -361,7 +361,7 @@ async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
         .arg(format!(
             "{}:lb:{}",
             system.settings.redis_prefix,
-            platform::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul)
+            readmodels::periods::Period::Weekly.key_at(now, chrono_tz::Asia::Seoul)
         ))
         .query_async(&mut conn)
         .await

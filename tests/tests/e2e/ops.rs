@@ -180,7 +180,8 @@ async fn operator_gauges_show_backlog_lag_and_parked_messages() {
     assert_ne!(user.user_id, signed_up.user_id);
     let mut settings = system.settings.clone();
     settings.migrate_on_start = false;
-    let app = workers::App::build(settings, vec![workers::Role::Activities]).await.unwrap();
+    let app =
+        workers::App::build(settings, vec![workers::Role::consumer(&platform::topology::ACTIVITIES)]).await.unwrap();
     let url = format!("http://127.0.0.1:{}", app.port());
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(app.run_until_stopped(stop.clone()));

@@ -34,7 +34,9 @@ async fn each_role_is_ready_while_it_can_serve() {
     let stop = CancellationToken::new();
     let command = command_api::App::build(settings.clone()).await.unwrap();
     let query = query_api::App::build(settings.clone()).await.unwrap();
-    let workers = workers::App::build(settings.clone(), vec![workers::Role::Ingest]).await.unwrap();
+    let workers = workers::App::build(settings.clone(), vec![workers::Role::consumer(&platform::topology::INGEST)])
+        .await
+        .unwrap();
     let ports = [("command-api", command.port()), ("query-api", query.port()), ("workers", workers.port())];
     tokio::spawn(command.run_until_stopped(stop.clone()));
     tokio::spawn(query.run_until_stopped(stop.clone()));

@@ -9,7 +9,8 @@ use std::{
 };
 
 use chrono::Utc;
-use platform::{leaderboard, redis::Redis};
+use platform::redis::Redis;
+use readmodels::leaderboards as leaderboard;
 use serde_json::{Value, json};
 use tests::{Registered, StatusCode, TestSystem};
 use workers::rebuild::Named;
@@ -56,9 +57,13 @@ async fn scan(system: &TestSystem, user: &Registered) -> bool {
     res.status == StatusCode::ACCEPTED
 }
 
+fn deps(system: &TestSystem, redis: platform::redis::Redis) -> workers::registry::Deps {
+    workers::registry::Deps { db: system.db.clone(), redis, settings: system.settings.clone() }
+}
+
 pub(crate) fn projector(system: &TestSystem, name: &str) -> Named {
     let redis = Redis::new(&system.settings).unwrap();
-    Named::find(name, &system.db, &redis, system.settings.app_timezone).unwrap()
+    Named::find(name, &deps(system, redis)).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +120,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
     .await
     .unwrap();
     let redis = Redis::new(&system.settings).unwrap();
-    let week = platform::periods::Period::Weekly.key_at(Utc::now(), system.settings.app_timezone);
+    let week = readmodels::periods::Period::Weekly.key_at(Utc::now(), system.settings.app_timezone);
     let inflated =
         leaderboard::ScoreRow { period_key: week, user_id: users[0].user_id, points: 9000, reached_at: Utc::now() };
     leaderboard::write(&redis, std::slice::from_ref(&inflated)).await.unwrap();
@@ -293,9 +298,8 @@ async fn replay_applies_only_what_was_missed_and_wrong_names_or_ranges_are_refus
     assert_eq!((again.events, again.applied, again.already_applied), (1, 0, 1), "applied once");
 
     let redis = Redis::new(&system.settings).unwrap();
-    let tz = system.settings.app_timezone;
     let refused =
-        |name: &str| Named::find(name, &system.db, &redis, tz).err().map(|e| e.to_string()).unwrap_or_default();
+        |name: &str| Named::find(name, &deps(&system, redis.clone())).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(refused("points-policy").contains("not a projection"), "{}", refused("points-policy"));
     assert!(refused("mailer").contains("not a projection"));
     assert!(

@@ -47,6 +47,11 @@ enum Command {
     },
 }
 
+/// The projections, from the consumer registry.
+fn projections_help() -> String {
+    format!("The projection: {}", workers::registry::projection_names().join(", "))
+}
+
 #[derive(Subcommand)]
 enum ProjectionsCommand {
     /// Position, lag and parked count of every projection and consumer.
@@ -54,7 +59,7 @@ enum ProjectionsCommand {
     /// Recompute a projection from the whole event log into a shadow copy, then swap it in.
     /// The live projector keeps running; nothing but the projection's tables is touched.
     Rebuild {
-        /// `profiles`, `activities` or `leaderboards`.
+        #[arg(help = projections_help())]
         name: String,
     },
 }
@@ -63,8 +68,7 @@ enum ProjectionsCommand {
 enum EventsCommand {
     /// Apply the log's events at positions FROM..=TO to a projection.
     Replay {
-        /// `profiles`, `activities` or `leaderboards`.
-        #[arg(long)]
+        #[arg(long, help = projections_help())]
         projection: String,
         /// First log position.
         #[arg(long)]
@@ -208,7 +212,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections { command: ProjectionsCommand::Rebuild { name } } => {
             let pool = platform::db::connect(&settings).await?;
             let redis = platform::redis::Redis::new(&settings)?;
-            let projector = Named::find(&name, &pool, &redis, settings.app_timezone)?;
+            let deps = workers::registry::Deps { db: pool.clone(), redis, settings: settings.clone() };
+            let projector = Named::find(&name, &deps)?;
             let (bar, progress) = progress_bar(&format!("rebuild {name}"));
             let report = projector.rebuild(&pool, progress).await;
             bar.finish_and_clear();
@@ -234,7 +239,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events { command: EventsCommand::Replay { projection, from, to } } => {
             let pool = platform::db::connect(&settings).await?;
             let redis = platform::redis::Redis::new(&settings)?;
-            let projector = Named::find(&projection, &pool, &redis, settings.app_timezone)?;
+            let projector = Named::find(
+                &projection,
+                &workers::registry::Deps { db: pool.clone(), redis, settings: settings.clone() },
+            )?;
             let to = to.unwrap_or(i64::MAX);
             let (bar, progress) = progress_bar(&format!("replay into {projection}"));
             let report = projector.replay(&pool, from, to, progress).await;

@@ -152,9 +152,14 @@ impl Projector for PointsPolicy {
         let Some(award) = candidate(event) else { return Ok(()) };
         if let EventData::RecycleCompleted(r) = &event.data {
             let near = match r.location {
-                Some(at) => platform::places::nearest(&mut *tx, at.latitude, at.longitude, self.recycle_max_distance_m)
-                    .await?
-                    .is_some(),
+                Some(at) => command_api::content::places::nearest(
+                    &mut *tx,
+                    at.latitude,
+                    at.longitude,
+                    self.recycle_max_distance_m,
+                )
+                .await?
+                .is_some(),
                 None => false,
             };
             if !near {
@@ -224,8 +229,18 @@ impl Projector for PointsPolicy {
         }
         Self::credit(tx, event, award.user_id, before, award.amount, Some(earned.data)).await
     }
+}
 
-    async fn after_commit(&self, _applied: &[Event]) {}
+impl crate::registry::Build for PointsPolicy {
+    fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        let s = &deps.settings;
+        Ok(Self {
+            timezone: s.app_timezone,
+            scan_daily_cap: s.scan_daily_cap,
+            unique_images: s.scan_unique_images,
+            recycle_max_distance_m: s.recycle_max_distance_m,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,10 @@ impl Projector for ActivitiesProjector {
         }
         Ok(())
     }
+}
 
-    async fn after_commit(&self, _applied: &[Event]) {}
+impl crate::registry::Build for ActivitiesProjector {
+    fn build(_: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self)
+    }
 }

@@ -9,11 +9,10 @@
 use chrono_tz::Tz;
 use events::{Event, EventData};
 use platform::{
-    guide::invalidate,
-    periods::Period,
     redis::Redis,
     topology::{ConsumerSpec, GUIDE},
 };
+use readmodels::{guide::invalidate, periods::Period};
 use sqlx::PgConnection;
 
 use crate::consumer::{ApplyError, Projector};
@@ -32,7 +31,7 @@ impl GuideProjector {
 
     async fn bump_generation(&self) {
         if let Err(e) = invalidate(&self.redis).await {
-            // Cached guide answers expire on their own (platform::guide::CACHE_TTL_SECS).
+            // Cached guide answers expire on their own (readmodels::guide::CACHE_TTL_SECS).
             tracing::warn!(error = format!("{e:#}"), "guide caches not invalidated");
         }
     }
@@ -55,7 +54,7 @@ impl Projector for GuideProjector {
         let sequence = event.sequence.unwrap_or(0);
         match &event.data {
             EventData::GuideItemSaved(i) => {
-                let keys = platform::search::ItemKeys::new(&i.name_ko, &i.name_en, &i.keywords);
+                let keys = readmodels::guide::search::ItemKeys::new(&i.name_ko, &i.name_en, &i.keywords);
                 sqlx::query(
                     "insert into guide_items (item_id, category, name_ko, name_en, disposal, donts, keywords,
                        search_korean, search_english, search_initials, exact_names, exact_terms, removed, sequence, updated_at)
@@ -198,5 +197,11 @@ impl Projector for GuideProjector {
 
     async fn after_rebuild(&self) {
         self.bump_generation().await;
+    }
+}
+
+impl crate::registry::Build for GuideProjector {
+    fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self::new(deps.redis.clone(), deps.settings.app_timezone))
     }
 }

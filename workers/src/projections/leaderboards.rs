@@ -1,5 +1,5 @@
 //! The leaderboards projection: per-period scores in `leaderboard_scores`, mirrored into
-//! Redis sorted sets after each commit (see `platform::leaderboard`).
+//! Redis sorted sets after each commit (see `readmodels::leaderboards`).
 //!
 //! Commutative, so order-free: a `points.earned` adds its amount to the weekly, monthly and
 //! all-time rows of the period its `occurred_at` falls in (app time zone), and `reached_at`
@@ -8,10 +8,12 @@
 use chrono_tz::Tz;
 use events::{Event, EventData};
 use platform::{
-    leaderboard::{self, ScoreRow},
-    periods::Period,
     redis::Redis,
     topology::{ConsumerSpec, LEADERBOARDS},
+};
+use readmodels::{
+    leaderboards::{self as leaderboard, ScoreRow},
+    periods::Period,
 };
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -120,5 +122,11 @@ impl Projector for LeaderboardsProjector {
             // PostgreSQL has the truth; Redis catches up on the next write or rebuild.
             tracing::debug!(error = format!("{e:#}"), "leaderboards not updated in Redis");
         }
+    }
+}
+
+impl crate::registry::Build for LeaderboardsProjector {
+    fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self::new(deps.db.clone(), deps.redis.clone(), deps.settings.app_timezone))
     }
 }

@@ -121,6 +121,10 @@ impl Projector for PlacesProjector {
         }
         Ok(())
     }
+}
 
-    async fn after_commit(&self, _applied: &[Event]) {}
+impl crate::registry::Build for PlacesProjector {
+    fn build(_: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self)
+    }
 }

@@ -8,10 +8,10 @@
 
 use events::{Event, EventData, rules::level_for};
 use platform::{
-    readmodels::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key},
     redis::Redis,
     topology::{ConsumerSpec, PROFILES},
 };
+use readmodels::profiles::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -215,6 +215,12 @@ impl Projector for ProfilesProjector {
                 tracing::debug!(error = format!("{e:#}"), "profile cache not refreshed");
             }
         }
+    }
+}
+
+impl crate::registry::Build for ProfilesProjector {
+    fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
+        Ok(Self::new(deps.db.clone(), deps.redis.clone()))
     }
 }
 

@@ -1,30 +1,8 @@
-//! The recycling guide's cache keys, shared by its projector (which invalidates) and query-api
-//! (which caches).
-//!
-//! Every cached guide answer lives under the current *generation*: `{prefix}:guide:{gen}:{what}`.
-//! The projector increments `{prefix}:guide:gen` after each commit that changed content, so all
-//! cached answers are invalidated at once without scanning keys; the old ones expire by TTL.
+//! The content write side: guide items, questions, regional rules and places, each recorded as
+//! an event only when it changed (a hash per piece in `app.guide_content`). Used by the admin
+//! commands and by `ecoctl seed`; [`places`] adds the places' own table.
 
-use crate::redis::Redis;
-
-/// How long a cached guide answer lives.
-pub const CACHE_TTL_SECS: u64 = 600;
-
-/// The generation counter.
-pub fn generation_key(redis: &Redis) -> String {
-    redis.key("guide:gen")
-}
-
-/// Moves to the next generation: every cached guide answer is stale from now on.
-pub async fn invalidate(redis: &Redis) -> anyhow::Result<i64> {
-    let key = generation_key(redis);
-    redis.run(move |mut c| async move { redis::cmd("INCR").arg(key).query_async::<i64>(&mut c).await }).await
-}
-
-/// The key of a cached answer `what` in generation `generation`.
-pub fn cache_key(redis: &Redis, generation: i64, what: &str) -> String {
-    redis.key(format_args!("guide:{generation}:{what}"))
-}
+pub mod places;
 
 /// Kinds of guide content, as stored in `app.guide_content.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +98,7 @@ pub async fn save(
     .execute(&mut *conn)
     .await?;
     let mut event = [events::Event::new(source, id, data).caused_by(correlation_id, None)];
-    crate::eventstore::append(conn, &mut event).await?;
+    platform::eventstore::append(conn, &mut event).await?;
     let id = event[0].id;
     Ok(if previous.is_some() { Saved::Changed(id) } else { Saved::Created(id) })
 }

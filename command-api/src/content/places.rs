@@ -6,7 +6,7 @@ use events::{EventData, PlaceKind, PlaceRemoved, PlaceSaved};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::guide::{ContentKind, Saved, save as save_content};
+use super::{ContentKind, Saved, save as save_content};
 
 /// Records a new or changed place (an event only when its content changed).
 pub async fn save(

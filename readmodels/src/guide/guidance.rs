@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::search::{MIN_SCORE, QueryKeys, SEARCH_SQL};
+use super::search::{MIN_SCORE, QueryKeys, SEARCH_SQL};
 
 /// How far the nearest bin may be, in metres.
 pub const BIN_RADIUS_M: f64 = 20_000.0;

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::redis::Redis;
+use platform::redis::Redis;
 
 const TIME_BITS: u32 = 29;
 const POINTS_CAP: i64 = (1 << 24) - 1;

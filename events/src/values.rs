@@ -1,0 +1,85 @@
+//! Value types and checks every event module shares (the catalogue, the guide, places): a leaf
+//! the others depend on, so none of them depends on another in a circle.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Checks that serde's types alone cannot express. Mirrors the constraints in the schema.
+pub(crate) trait Validate {
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Dates and times in payloads must lie in the years the read models can store.
+pub(crate) fn check_year(field: &str, year: i32) -> Result<(), String> {
+    if !(2000..=9999).contains(&year) {
+        return Err(format!("{field} must be between the years 2000 and 9999"));
+    }
+    Ok(())
+}
+
+/// `value` is `min` to `max` characters long.
+pub(crate) fn check_len(field: &str, value: &str, min: usize, max: usize) -> Result<(), String> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(format!("{field} must be {min} to {max} characters long"));
+    }
+    Ok(())
+}
+
+/// A waste category of the recycling guide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Plastic.
+    Plastic,
+    /// Paper.
+    Paper,
+    /// Metal and cans.
+    Metal,
+    /// Glass.
+    Glass,
+    /// General waste.
+    General,
+    /// Food waste.
+    Food,
+    /// Large items.
+    Large,
+    /// Electronics.
+    Electronic,
+    /// Hazardous waste.
+    Hazardous,
+}
+
+/// A position, WGS84 degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GeoPoint {
+    /// -90 to 90.
+    #[schemars(range(min = -90.0, max = 90.0))]
+    pub latitude: f64,
+    /// -180 to 180.
+    #[schemars(range(min = -180.0, max = 180.0))]
+    pub longitude: f64,
+}
+
+impl GeoPoint {
+    /// `degrees` rounded to 1e-7 (about a centimetre): the precision positions are computed
+    /// at. Finer digits locate nothing, and subnormal values (`5e-324`) make PostgreSQL's
+    /// earthdistance functions fail with an underflow.
+    pub fn round(degrees: f64) -> f64 {
+        (degrees * 1e7).round() / 1e7
+    }
+
+    /// The problem with these coordinates, if any.
+    pub fn check(latitude: f64, longitude: f64) -> Result<(), String> {
+        if !(-90.0..=90.0).contains(&latitude) {
+            return Err("latitude must be between -90 and 90".into());
+        }
+        if !(-180.0..=180.0).contains(&longitude) {
+            return Err("longitude must be between -180 and 180".into());
+        }
+        Ok(())
+    }
+}
