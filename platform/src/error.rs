@@ -371,20 +371,20 @@ where
         .ok_or_else(|| D::Error::custom(format!("must be a whole number in range, not {number}")))
 }
 
-/// `axum::Json` whose rejections are problem+json, and whose value is validated with
-/// `validator` when it implements `Validate`. Use [`ApiJson`] for bodies without rules.
+/// `axum::Json` whose rejections are problem+json, after the text rule. [`ValidJson`] adds the
+/// value's `validator` rules.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: DeserializeOwned + validator::Validate,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     /// Reads the body as JSON, applies the text rule ([`crate::text`]) to every string in it,
-    /// then deserialises and validates.
+    /// then deserialises.
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         let Json(json) = Json::<serde_json::Value>::from_request(req, state).await?;
         let errors = crate::text::check_json(&json);
@@ -402,6 +402,23 @@ where
             }
             ApiError::Validation(vec![field])
         })?;
+        Ok(Self(value))
+    }
+}
+
+/// [`ApiJson`] whose value is then checked with its `validator` rules (422 naming each field).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ValidJson<T>
+where
+    T: DeserializeOwned + validator::Validate,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let ApiJson(value) = ApiJson::<T>::from_request(req, state).await?;
         value.validate()?;
         Ok(Self(value))
     }

@@ -64,7 +64,7 @@ pub async fn broker(settings: &Settings) -> anyhow::Result<Broker> {
 fn describe(delivery: &lapin::message::Delivery) -> Parked {
     let headers = delivery.properties.headers().as_ref();
     Parked {
-        event_id: event_id_of(&delivery.properties, &delivery.data),
+        event_id: crate::consumer::event_id_of(&delivery.properties, &delivery.data),
         routing_key: crate::consumer::original_routing_key(delivery),
         reason: amqp::header_str(headers, topology::headers::PARKED_REASON).unwrap_or_default(),
         detail: amqp::header_str(headers, topology::headers::PARKED_DETAIL).unwrap_or_default(),
@@ -112,7 +112,7 @@ async fn walk(
             continue;
         }
         if let Some(db) = &db {
-            let key = parked_key(&message.delivery.properties, &message.delivery.data);
+            let key = crate::consumer::parked_key(&message.delivery.properties, &message.delivery.data);
             sqlx::query("delete from projection.parked where consumer = $1 and message_key = $2")
                 .bind(consumer.name)
                 .bind(key)
@@ -272,35 +272,6 @@ pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
         let _ = channel.close(200, "done").await;
     }
     depth
-}
-
-/// The key a parked message is dated by in `projection.parked`: its event id (`message_id`, or
-/// the body's `id`), else the SHA-256 of its body.
-pub fn parked_key(properties: &BasicProperties, body: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    event_id_of(properties, body).unwrap_or_else(|| Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// A message's event id: its `message_id`, else the body's `id`.
-fn event_id_of(properties: &BasicProperties, body: &[u8]) -> Option<String> {
-    properties
-        .message_id()
-        .as_ref()
-        .map(|m| m.as_str().to_owned())
-        .or_else(|| serde_json::from_slice::<serde_json::Value>(body).ok()?["id"].as_str().map(str::to_owned))
-}
-
-/// Records that `consumer` parked the message with `key` now (best effort: it only dates it).
-pub async fn note_parked(db: &PgPool, consumer: &str, key: &str) {
-    let noted =
-        sqlx::query("insert into projection.parked (consumer, message_key) values ($1, $2) on conflict do nothing")
-            .bind(consumer)
-            .bind(key)
-            .execute(db)
-            .await;
-    if let Err(e) = noted {
-        tracing::debug!(error = %e, "parking not dated");
-    }
 }
 
 /// When the oldest message `consumer` has parked was parked, given how many its parked queue

@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Profile fields to change (at least one).
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ProfileRequest {
     /// Display name, 1 to 40 characters.
     #[schema(min_length = 1, max_length = 40)]
@@ -57,7 +57,7 @@ async fn update_profile(
 }
 
 /// Settings to change (at least one).
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SettingsRequest {
     /// Push notifications.
     pub notification_enabled: Option<bool>,
@@ -92,7 +92,7 @@ async fn update_settings(
 }
 
 /// A password change.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordRequest {
     /// The password now.
     #[schema(max_length = 1024)]
@@ -154,7 +154,7 @@ pub(crate) async fn revoke_sessions(
 }
 
 /// Confirmation of a deletion.
-#[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DeleteRequest {
     /// The password, for accounts that have one.
     #[schema(max_length = 1024)]

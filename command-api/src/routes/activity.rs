@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A scan.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ScanRequest {
     /// The waste category the classifier saw.
     pub category: Category,
@@ -88,7 +88,7 @@ async fn scan(
 }
 
 /// A recycle.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RecycleRequest {
     /// What was recycled.
     pub category: Category,

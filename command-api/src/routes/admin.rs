@@ -4,7 +4,7 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use events::{Event, PointsEarned, PointsReason};
 use platform::{
     auth::AdminUser,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ValidJson},
     eventstore,
     http::RequestId,
 };
@@ -50,7 +50,7 @@ async fn bonus(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<BonusRequest>,
+    ValidJson(body): ValidJson<BonusRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let exists: bool =
         sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")

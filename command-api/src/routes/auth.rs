@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use events::Event;
 use platform::{
     auth::{ACCESS_TOKEN_TTL_SECS, AuthUser, Claims, Role, TokenError, TokenType},
-    error::{ApiError, ApiJson},
+    error::{ApiError, ApiJson, ValidJson},
     eventstore,
     http::{ClientIp, RequestId},
 };
@@ -35,7 +35,7 @@ pub fn well_known() -> OpenApiRouter<AppState> {
 }
 
 /// A local sign-up.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// 3 to 32 letters, digits, `_` or `.`; unique.
     #[schema(pattern = r"^[A-Za-z0-9_.]{3,32}$")]
@@ -257,7 +257,7 @@ struct Credentials {
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    ApiJson(body): ApiJson<LoginRequest>,
+    ValidJson(body): ValidJson<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     limits::check_ip(&state.redis, &ip).await?;
     limits::check_account(&state.redis, &body.email).await?;
@@ -282,7 +282,7 @@ async fn login(
 }
 
 /// A refresh token.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     /// The refresh token of the current pair.
     pub refresh_token: String,
@@ -358,7 +358,7 @@ async fn refresh(
 }
 
 /// What to sign out.
-#[derive(Debug, Default, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct LogoutRequest {
     /// Also end this refresh token's session.
     pub refresh_token: Option<String>,

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use events::{Event, MailRequested, MailTemplate, UserEmailVerified};
 use platform::{
     auth::AuthUser,
-    error::{ApiError, ApiJson},
+    error::{ApiError, ValidJson},
     eventstore,
     http::{ClientIp, RequestId},
 };
@@ -123,7 +123,7 @@ pub struct TokenRequest {
 async fn verify_email(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<TokenRequest>,
+    ValidJson(body): ValidJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut tx = state.db.begin().await?;
     let user_id = spend_token(&mut tx, &body.token, "verify_email").await?;
@@ -192,7 +192,7 @@ async fn forgot_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<ForgotRequest>,
+    ValidJson(body): ValidJson<ForgotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check_mail(&state.redis, &ip).await?;
     let mut tx = state.db.begin().await?;
@@ -228,7 +228,7 @@ pub struct ResetRequest {
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn reset_password(
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<ResetRequest>,
+    ValidJson(body): ValidJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
     let user_id = spend_token(&mut tx, &body.token, "reset_password").await?;

@@ -38,7 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// An item of the guide, whole.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ItemRequest {
     /// Its category.
     pub category: Category,
@@ -166,7 +166,7 @@ async fn delete_item(
 }
 
 /// A question of the FAQ, whole.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct FaqRequest {
     /// The category it is about, if one.
     pub category: Option<Category>,
@@ -256,7 +256,7 @@ async fn delete_faq(
 }
 
 /// A region's rules, whole.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RulesRequest {
     /// Korean name, 1 to 50 characters.
     #[schema(min_length = 1, max_length = 50)]

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
 use events::{Event, Provider, UserRegistered};
 use platform::{
-    error::{ApiError, ApiJson, ApiPath},
+    error::{ApiError, ApiPath, ValidJson},
     eventstore,
     http::RequestId,
     settings::OAuthProvider,
@@ -185,7 +185,7 @@ async fn callback(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
     RequestId(request_id): RequestId,
-    ApiJson(body): ApiJson<CallbackRequest>,
+    ValidJson(body): ValidJson<CallbackRequest>,
 ) -> Result<Json<SocialLogin>, ApiError> {
     let (provider, config) = self::provider(&state, &name)?;
     let verifier: Option<String> = sqlx::query_scalar(

@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 const MAX_SAVED: usize = 20;
 
 /// A bin or center, whole.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceRequest {
     /// A bin or a center.
     pub kind: PlaceKind,
@@ -159,7 +159,7 @@ async fn delete_place(
 }
 
 /// A saved place to add.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SavedPlaceRequest {
     /// My name for it, 1 to 40 characters (e.g. `집`, `회사`).
     #[schema(min_length = 1, max_length = 40)]
@@ -179,7 +179,7 @@ pub struct SavedPlaceRequest {
 }
 
 /// Changes to a saved place; absent fields stay.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SavedPlaceChange {
     /// New name, 1 to 40 characters.
     #[schema(min_length = 1, max_length = 40)]

@@ -29,7 +29,7 @@ fn text(v: &Value) -> Option<String> {
 }
 
 /// An address to look up.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct GeocodeRequest {
     /// The address, 2 to 200 characters, e.g. `서울 중구 세종대로 110`.
     #[schema(min_length = 2, max_length = 200)]
@@ -85,7 +85,7 @@ async fn geocode(
 }
 
 /// A position to name.
-#[derive(Debug, Deserialize, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ReverseRequest {
     /// Latitude, -90 to 90.
     #[schema(minimum = -90.0, maximum = 90.0)]

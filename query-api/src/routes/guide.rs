@@ -297,7 +297,7 @@ pub struct SearchResult {
 }
 
 /// A search.
-#[derive(Debug, Deserialize, IntoParams, ToSchema, validator::Validate)]
+#[derive(Debug, Deserialize, IntoParams, ToSchema)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What to look for, 1 to 100 characters, Korean or English.

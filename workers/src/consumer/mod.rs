@@ -1,4 +1,6 @@
 //! The projector framework: consume a batch, apply it in one transaction, ack after commit.
+//! This module runs the consume loop; [`batch`] applies a batch (admission, deduplication, the
+//! projector's changes); [`parking`] settles what could not be applied (retry tiers, parking).
 //!
 //! A projector implements [`Projector`]: which consumer it is and how one event changes its
 //! tables. The framework does the rest:
@@ -19,36 +21,34 @@
 //!   the last tier. When the *database* is unreachable, nothing is retried or parked: the
 //!   consumer returns its deliveries and reconnects with backoff, because no event is at fault.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context;
-use chrono::Utc;
 use events::Event;
 use futures::StreamExt;
 use lapin::{
-    BasicProperties, Channel,
+    Channel,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions},
-    publisher_confirm::Confirmation,
-    types::{AMQPValue, FieldTable},
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
 };
 use platform::{
-    amqp::{self, header_int, long_string},
-    consistency::APPLIED_CHANNEL,
-    topology::{ConsumerSpec, INGEST, Topology, headers},
+    amqp,
+    topology::{ConsumerSpec, Topology},
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::{
-    admission::{self, Admitted, Refusal},
-    backoff::Backoff,
-};
+use crate::{admission::Refusal, backoff::Backoff};
+
+mod batch;
+mod parking;
+
+pub(crate) use batch::{Applied, BatchError, apply_in, apply_live, projection_lock};
+use batch::{DbFailure, db_failure};
+pub use batch::{Incoming, Target, projection_name};
+pub use parking::{event_id_of, note_parked, original_routing_key, parked_key};
 
 /// Why a projector could not apply an event.
 #[derive(Debug, thiserror::Error)]
@@ -310,299 +310,5 @@ impl<P: Projector> Consumer<'_, P> {
     /// Applies `events` in one transaction; returns those that were new and those refused.
     async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Applied, BatchError> {
         apply_live(&self.ctx.db, self.projector, events).await
-    }
-
-    /// Sends failed deliveries to their retry tier or the parked queue (confirmed), and acks
-    /// them individually when the batch will not be acked as a whole.
-    async fn settle_failures(
-        &self,
-        channel: &Channel,
-        publish: &Channel,
-        failed: Vec<(Delivery, Failed)>,
-        ack_each: bool,
-    ) -> anyhow::Result<()> {
-        let spec = self.spec();
-        let tiers = self.ctx.topology.retry_delays().len();
-        for (delivery, failure) in failed {
-            let tried = header_int(delivery.properties.headers().as_ref(), headers::RETRY_COUNT).unwrap_or(0);
-            let event_type = original_routing_key(&delivery);
-            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-            headers.insert(headers::ORIGINAL_ROUTING_KEY.into(), long_string(&event_type));
-            let (queue, outcome) = match failure {
-                Failed::Retry(error) if (tried as usize) < tiers => {
-                    headers.insert(headers::RETRY_COUNT.into(), AMQPValue::LongLongInt(tried + 1));
-                    headers.insert(headers::LAST_ERROR.into(), long_string(truncate(&error, 1000)));
-                    tracing::warn!(consumer = spec.name, event.type = %event_type, attempt = tried + 1, error = %error, "event failed; retrying later");
-                    (self.ctx.topology.retry_queue(spec, tried as usize + 1), Outcome::Retried)
-                }
-                Failed::Retry(error) => {
-                    park_headers(&mut headers, RETRIES_EXHAUSTED, &error, tried);
-                    tracing::error!(consumer = spec.name, event.type = %event_type, error = %error, "event failed after every retry; parked");
-                    (self.ctx.topology.parked_queue(spec), Outcome::Parked)
-                }
-                Failed::Park { code, detail } => {
-                    park_headers(&mut headers, code, &detail, tried);
-                    tracing::warn!(consumer = spec.name, reason = code, detail = %detail, "invalid event parked");
-                    (self.ctx.topology.parked_queue(spec), Outcome::Parked)
-                }
-            };
-            let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
-            let confirm = publish
-                .basic_publish(
-                    "",
-                    &queue,
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
-                    &delivery.data,
-                    properties,
-                )
-                .await
-                .with_context(|| format!("publishing to {queue}"))?
-                .await
-                .with_context(|| format!("confirm from {queue}"))?;
-            if !matches!(confirm, Confirmation::Ack(None)) {
-                anyhow::bail!("{queue} did not take the message: {confirm:?}");
-            }
-            if outcome == Outcome::Parked {
-                crate::ops::note_parked(
-                    &self.ctx.db,
-                    spec.name,
-                    &crate::ops::parked_key(&delivery.properties, &delivery.data),
-                )
-                .await;
-            }
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event_type, "outcome" => outcome.as_str()).increment(1);
-            if ack_each {
-                channel
-                    .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-                    .await
-                    .context("acknowledging a settled delivery")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn park_headers(headers: &mut FieldTable, code: &str, detail: &str, tried: i64) {
-    headers.insert(headers::PARKED_REASON.into(), long_string(code));
-    headers.insert(headers::PARKED_DETAIL.into(), long_string(truncate(detail, 2000)));
-    headers.insert(headers::PARKED_AT.into(), long_string(Utc::now().to_rfc3339()));
-    headers.insert(headers::RETRY_COUNT.into(), AMQPValue::LongLongInt(tried));
-}
-
-/// The routing key the message was first published with: kept in a header from its first
-/// retry or parking on, since retry tiers re-route it under the consumer queue's name.
-pub fn original_routing_key(delivery: &Delivery) -> String {
-    amqp::header_str(delivery.properties.headers().as_ref(), headers::ORIGINAL_ROUTING_KEY)
-        .unwrap_or_else(|| delivery.routing_key.as_str().to_owned())
-}
-
-fn truncate(s: &str, max_chars: usize) -> String {
-    s.chars().take(max_chars).collect()
-}
-
-/// Where a projector's tables are.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// The live read models in schema `read`, deduplicated in `projection.applied_events`.
-    Live,
-    /// A rebuild's shadow schema, holding copies of the projector's tables and its own
-    /// `applied_events (event_id)`.
-    Shadow(String),
-}
-
-/// An event to apply, with the bytes it arrived as when it came from the bus.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    /// The decoded (upcast) event.
-    pub event: &'a Event,
-    /// The delivery body, when there was a delivery.
-    pub sent: Option<&'a [u8]>,
-}
-
-impl<'a> Incoming<'a> {
-    /// Events read from the log.
-    pub fn from_log(events: &'a [Event]) -> Vec<Self> {
-        events.iter().map(|event| Self { event, sent: None }).collect()
-    }
-}
-
-/// The advisory lock namespace of projections: live batches hold it shared, the swap of a
-/// rebuild holds it exclusively, so no live batch commits between the rebuild's last catch-up
-/// and its swap. The key arguments, with the projection name bound as `name_param`.
-pub(crate) fn projection_lock(name_param: &str) -> String {
-    format!("hashtext('ecoeco.projection'), hashtext({name_param})")
-}
-
-/// The deduplication key of a consumer.
-pub fn projection_name(spec: &ConsumerSpec) -> &'static str {
-    spec.projection.unwrap_or(spec.name)
-}
-
-/// What a live batch did.
-#[derive(Debug, Default)]
-pub(crate) struct Applied {
-    /// The events that were new to the projection.
-    pub applied: Vec<Event>,
-    /// Deliveries admission refused (to park).
-    pub refused: Vec<Refusal>,
-}
-
-/// Applies `events` to the live read models in one transaction (under the projection's shared
-/// lock, taken by [`apply_in`]), wakes read-your-writes waiters, and returns the events that
-/// were new. Deliveries from the bus are admitted first, in the same transaction (see
-/// [`crate::admission`]); events read from the log (replays) need not be.
-pub(crate) async fn apply_live<P: Projector>(
-    db: &PgPool,
-    projector: &P,
-    events: &[Incoming<'_>],
-) -> Result<Applied, BatchError> {
-    let spec = projector.spec();
-    let projection = projection_name(spec);
-    let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
-    let admitted = if events.iter().any(|i| i.sent.is_some()) {
-        admission::admit(&mut tx, events, spec.name == INGEST.name).await.map_err(BatchError::from_sqlx)?
-    } else {
-        Admitted { events: events.iter().map(|i| i.event.clone()).collect(), refused: Vec::new() }
-    };
-    let applied = apply_in(&mut tx, projector, &Target::Live, &admitted.events).await?;
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(APPLIED_CHANNEL)
-        .bind(projection)
-        .execute(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?;
-    tx.commit().await.map_err(BatchError::from_sqlx)?;
-    Ok(Applied { applied, refused: admitted.refused })
-}
-
-/// Applies `events` inside the caller's transaction to `target`: records each id as applied,
-/// skips ids already recorded (and repeats within `events`), and returns the new events. The
-/// projector's unqualified table names resolve to the target's schema (`search_path`, local to
-/// the transaction).
-pub(crate) async fn apply_in<P: Projector>(
-    tx: &mut PgConnection,
-    projector: &P,
-    target: &Target,
-    events: &[Event],
-) -> Result<Vec<Event>, BatchError> {
-    let spec = projector.spec();
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let (search_path, dedup_sql) = match target {
-        Target::Live => (
-            "read, public".to_owned(),
-            "insert into projection.applied_events (projection, event_id)
-             select $1, unnest($2::uuid[]) on conflict do nothing returning event_id"
-                .to_owned(),
-        ),
-        Target::Shadow(schema) => (
-            format!("{schema}, public"),
-            format!(
-                "insert into {schema}.applied_events (event_id)
-                 select unnest($2::uuid[]) where $1::text is not null on conflict do nothing returning event_id"
-            ),
-        ),
-    };
-    // Live batches also take the projection's lock shared (a rebuild's swap takes it
-    // exclusively), in the same round trip.
-    let prepare = match target {
-        Target::Live => format!(
-            "select set_config('search_path', $1, true), pg_advisory_xact_lock_shared({})",
-            projection_lock("$2")
-        ),
-        Target::Shadow(_) => "select set_config('search_path', $1, true), $2::text".to_owned(),
-    };
-    sqlx::query(&prepare)
-        .bind(&search_path)
-        .bind(projection_name(spec))
-        .execute(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?;
-    let fresh: HashSet<Uuid> = sqlx::query_scalar(&dedup_sql)
-        .bind(projection_name(spec))
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?
-        .into_iter()
-        .collect();
-    let live = matches!(target, Target::Live);
-    let mut applied = Vec::with_capacity(fresh.len());
-    let mut seen = HashSet::with_capacity(fresh.len());
-    for event in events {
-        let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
-            let span = tracing::debug_span!(
-                "apply_event",
-                consumer = spec.name,
-                event.id = %event.id,
-                event.type = %event.event_type,
-                correlation_id = ?event.correlation_id,
-            );
-            projector.apply(&mut *tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
-            applied.push(event.clone());
-            Outcome::Applied
-        } else {
-            Outcome::Duplicate
-        };
-        if live {
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
-        }
-    }
-    Ok(applied)
-}
-
-pub(crate) enum BatchError {
-    /// The database is unreachable or refused service: not the events' fault.
-    Database(anyhow::Error),
-    /// The projector failed on an event.
-    Apply(ApplyError),
-}
-
-impl BatchError {
-    fn from_sqlx(e: sqlx::Error) -> Self {
-        match db_failure(&e) {
-            DbFailure::Unavailable => Self::Database(e.into()),
-            DbFailure::Rejected | DbFailure::Transient => Self::Apply(e.into()),
-        }
-    }
-
-    fn from_apply(e: ApplyError) -> Self {
-        match e {
-            ApplyError::Transient(inner) => match inner.downcast_ref::<sqlx::Error>() {
-                Some(db) if matches!(db_failure(db), DbFailure::Unavailable) => Self::Database(inner),
-                _ => Self::Apply(ApplyError::Transient(inner)),
-            },
-            permanent => Self::Apply(permanent),
-        }
-    }
-}
-
-/// How a database error bears on the events being applied.
-enum DbFailure {
-    /// The database is unreachable or refused service: no event is at fault. Class 08
-    /// (connection exception), 57P (operator intervention), 53 (insufficient resources), and
-    /// the pool's own errors.
-    Unavailable,
-    /// Refused what was asked of it, and would again: class 22 (data exception, e.g. a value
-    /// out of range) and class 23 (integrity violation; our dedup conflicts are
-    /// `on conflict do nothing` and never raise).
-    Rejected,
-    /// Anything else (serialization failures, deadlocks, lock timeouts): may pass on a retry.
-    Transient,
-}
-
-fn db_failure(e: &sqlx::Error) -> DbFailure {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_) => DbFailure::Unavailable,
-        sqlx::Error::Database(db) => match db.code() {
-            Some(c) if c.starts_with("08") || c.starts_with("57P") || c.starts_with("53") => DbFailure::Unavailable,
-            Some(c) if c.starts_with("22") || c.starts_with("23") => DbFailure::Rejected,
-            _ => DbFailure::Transient,
-        },
-        _ => DbFailure::Transient,
     }
 }
