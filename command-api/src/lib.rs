@@ -10,6 +10,7 @@ pub mod domain;
 pub mod limits;
 mod password;
 mod routes;
+pub mod services;
 
 use std::sync::Arc;
 

@@ -12,10 +12,9 @@ use platform::{
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use super::{consistency_headers, invalid, record_one};
-use crate::{AppState, SOURCE, domain, password};
+use crate::{AppState, SOURCE, domain, password, services::sessions::revoke_sessions};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -134,23 +133,6 @@ async fn change_password(
     tx.commit().await?;
     tracing::info!(user.id = %claims.sub, sessions_revoked = revoked, "password changed");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Revokes every refresh-token family of `user` except `keep`.
-pub(crate) async fn revoke_sessions(
-    tx: &mut sqlx::PgConnection,
-    user: Uuid,
-    keep: Option<Uuid>,
-) -> Result<u64, ApiError> {
-    Ok(sqlx::query(
-        "update auth.refresh_tokens set revoked_at = now()
-         where user_id = $1 and revoked_at is null and ($2::uuid is null or family_id <> $2)",
-    )
-    .bind(user)
-    .bind(keep)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected())
 }
 
 /// Confirmation of a deletion.

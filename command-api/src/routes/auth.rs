@@ -9,9 +9,8 @@ use axum::{
 use chrono::{DateTime, Utc};
 use events::Event;
 use platform::{
-    auth::{ACCESS_TOKEN_TTL_SECS, AuthUser, Claims, Role, TokenError, TokenType},
+    auth::{AuthUser, Role, TokenError, TokenType},
     error::{ApiError, ApiJson, ValidJson},
-    eventstore,
     http::{ClientIp, RequestId},
 };
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{consistency_headers, invalid, on_constraint};
-use crate::{AppState, SOURCE, domain, limits, password};
+use super::{consistency_headers, invalid};
+use crate::services::sessions::Tokens;
+use crate::{
+    AppState, SOURCE, domain, limits, password,
+    services::{accounts, sessions::issue_tokens},
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -69,19 +72,6 @@ pub struct AccountView {
     pub created_at: DateTime<Utc>,
 }
 
-/// A token pair.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Tokens {
-    /// Bearer token for the APIs; lives 30 minutes.
-    pub access_token: String,
-    /// Obtains a new pair; lives 7 days.
-    pub refresh_token: String,
-    /// Always `Bearer`.
-    pub token_type: &'static str,
-    /// Access token lifetime in seconds.
-    pub expires_in: i64,
-}
-
 /// Answer to a sign-up.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegisterResponse {
@@ -90,38 +80,6 @@ pub struct RegisterResponse {
     /// Its tokens.
     #[serde(flatten)]
     pub tokens: Tokens,
-}
-
-/// Signs an access token and a refresh token; records the refresh token in `family` (a new
-/// family for a new sign-in).
-pub(crate) async fn issue_tokens(
-    state: &AppState,
-    conn: &mut sqlx::PgConnection,
-    user_id: Uuid,
-    username: &str,
-    role: Role,
-    family: Option<Uuid>,
-) -> Result<Tokens, ApiError> {
-    let mut access = Claims::new(user_id, username, role, TokenType::Access);
-    let mut refresh = Claims::new(user_id, username, role, TokenType::Refresh);
-    let family = family.unwrap_or(refresh.jti);
-    access.sid = Some(family);
-    refresh.sid = Some(family);
-    sqlx::query(
-        "insert into auth.refresh_tokens (jti, family_id, user_id, expires_at) values ($1, $2, $3, to_timestamp($4))",
-    )
-    .bind(refresh.jti)
-    .bind(family)
-    .bind(user_id)
-    .bind(refresh.exp as f64)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Tokens {
-        access_token: state.signer.sign(&access)?,
-        refresh_token: state.signer.sign(&refresh)?,
-        token_type: "Bearer",
-        expires_in: ACCESS_TOKEN_TTL_SECS,
-    })
 }
 
 /// Create an account with e-mail and password.
@@ -147,20 +105,16 @@ async fn register(
     };
     let mut account = domain::register(&input, Uuid::now_v7()).map_err(invalid)?;
     if let Some(code) = body.invite_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
-        let inviter: Option<Uuid> =
-            sqlx::query_scalar("select user_id from read.profiles where invite_code = upper($1)")
-                .bind(code)
-                .fetch_optional(&state.db)
-                .await?;
-        let inviter = inviter.ok_or_else(|| ApiError::invalid("invite_code", "is not a known invite code"))?;
+        let inviter = accounts::find_inviter(&state.db, code)
+            .await?
+            .ok_or_else(|| ApiError::invalid("invite_code", "is not a known invite code"))?;
         domain::accept_invite(&mut account, inviter).map_err(invalid)?;
     }
     let password_hash = password::hash(input.password).await?;
-    let mut events: Vec<Event> = account
-        .events
+    // An invitation is about the inviter: it lands in their stream and history.
+    let events: Vec<Event> = std::mem::take(&mut account.events)
         .into_iter()
         .map(|data| {
-            // An invitation is about the inviter: it lands in their stream and history.
             let about = match &data {
                 events::EventData::InviteAccepted(i) => i.inviter_id,
                 _ => account.user_id,
@@ -168,47 +122,7 @@ async fn register(
             Event::new(SOURCE, about, data).caused_by(Some(request_id), None)
         })
         .collect();
-
-    let mut tx = state.db.begin().await?;
-    // No enumeration: an address that already has an account gets the same answer as a new
-    // one. The registrant gets a separate account that cannot sign in by that address, and
-    // the address's owner is told by mail.
-    let owner: Option<Uuid> =
-        sqlx::query_scalar("select id from auth.users where lower(email) = $1 and deleted_at is null")
-            .bind(&account.email)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let stored_email = match owner {
-        Some(_) => format!("unclaimed+{}@users.invalid", account.user_id),
-        None => account.email.clone(),
-    };
-    let created_at: DateTime<Utc> = sqlx::query_scalar(
-        "insert into auth.users (id, username, email, password_hash) values ($1, $2, $3, $4) returning created_at",
-    )
-    .bind(account.user_id)
-    .bind(&account.username)
-    .bind(&stored_email)
-    .bind(&password_hash)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| {
-        on_constraint(
-            e,
-            &[
-                // Only a registration racing another for the same new address ends here.
-                ("users_email_key", "registration_conflict", "Registration failed; try again."),
-                ("users_username_key", "username_taken", "This username is taken."),
-            ],
-        )
-    })?;
-    let mail = match owner {
-        Some(owner) => (owner, events::MailTemplate::AccountExists),
-        None => (account.user_id, events::MailTemplate::VerifyEmail),
-    };
-    events.push(super::email::queue_mail(&state, &mut tx, mail.0, &account.email, mail.1, request_id).await?);
-    eventstore::append(&mut tx, &mut events).await?;
-    let tokens = issue_tokens(&state, &mut tx, account.user_id, &account.username, Role::User, None).await?;
-    tx.commit().await?;
+    let created = accounts::create_local(&state, &account, &password_hash, events, request_id).await?;
     tracing::info!(user.id = %account.user_id, "account registered");
     let body = RegisterResponse {
         user: AccountView {
@@ -216,11 +130,11 @@ async fn register(
             username: account.username,
             nickname: account.nickname,
             email: account.email,
-            created_at,
+            created_at: created.created_at,
         },
-        tokens,
+        tokens: created.tokens,
     };
-    Ok((StatusCode::CREATED, consistency_headers(events.iter().map(|e| e.id).collect()), Json(body)))
+    Ok((StatusCode::CREATED, consistency_headers(created.event_ids), Json(body)))
 }
 
 /// Credentials.

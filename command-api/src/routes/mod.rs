@@ -77,7 +77,7 @@ fn consistency_headers(event_ids: Vec<Uuid>) -> HeaderMap {
 
 /// Maps a unique violation of one of `conflicts` (constraint or unique index name, machine
 /// code, human detail) to a 409; any other database error stays a 500.
-fn on_constraint(e: sqlx::Error, conflicts: &[(&str, &'static str, &str)]) -> ApiError {
+pub(crate) fn on_constraint(e: sqlx::Error, conflicts: &[(&str, &'static str, &str)]) -> ApiError {
     let violated = e.as_database_error().and_then(|d| d.constraint());
     match conflicts.iter().find(|(name, _, _)| Some(*name) == violated) {
         Some((_, code, detail)) => ApiError::conflict(code, *detail),

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::auth::{Tokens, issue_tokens};
+use crate::services::sessions::{Tokens, issue_tokens};
 use crate::{
     AppState, SOURCE,
     domain::{self, ExternalIdentity, SocialLink},
@@ -240,13 +240,16 @@ async fn callback(
                 _ => format!("{name}-{}@social.invalid", identity.subject),
             };
             let verified = identity.email_verified && email_owner.is_none() && identity.email.is_some();
-            sqlx::query("insert into auth.users (id, username, email, email_verified_at) values ($1, $2, $3, case when $4 then now() end)")
-                .bind(user)
-                .bind(&username)
-                .bind(&email)
-                .bind(verified)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "insert into auth.users (id, username, email, email_verified_at)
+                 values ($1, $2, $3, case when $4 then now() end)",
+            )
+            .bind(user)
+            .bind(&username)
+            .bind(&email)
+            .bind(verified)
+            .execute(&mut *tx)
+            .await?;
             link(&mut tx, &name, &identity.subject, user).await?;
             let nickname = identity
                 .nickname

@@ -23,6 +23,7 @@ use super::{
 use crate::{
     AppState, SOURCE,
     content::{ContentKind, exists, places},
+    services::accounts,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -214,16 +215,6 @@ fn only_true() -> utoipa::openapi::Object {
         .build()
 }
 
-/// Locks the user's row (serialising their place commands) and checks the account is live.
-async fn lock_user(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApiError> {
-    let live: Option<Uuid> =
-        sqlx::query_scalar("select id from auth.users where id = $1 and deleted_at is null for update")
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    live.map(|_| ()).ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))
-}
-
 /// Records the user's whole list after a change, in the same transaction.
 async fn record_list(tx: &mut PgConnection, user_id: Uuid, request_id: Uuid) -> Result<Uuid, ApiError> {
     let rows: Vec<(Uuid, String, f64, f64, Option<String>, bool)> = sqlx::query_as(
@@ -268,7 +259,7 @@ async fn add_mine(
     checks.done()?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
-    lock_user(&mut tx, user_id).await?;
+    accounts::lock_live(&mut tx, user_id).await?;
     let count: i64 = sqlx::query_scalar("select count(*) from app.saved_places where user_id = $1")
         .bind(user_id)
         .fetch_one(&mut *tx)
@@ -350,7 +341,7 @@ async fn put_mine(
     checks.done()?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
-    lock_user(&mut tx, user_id).await?;
+    accounts::lock_live(&mut tx, user_id).await?;
     owned(&mut tx, user_id, id).await?;
     if body.is_default == Some(true) {
         sqlx::query("update app.saved_places set is_default = false where user_id = $1")
@@ -389,7 +380,7 @@ async fn delete_mine(
 ) -> Result<impl IntoResponse, ApiError> {
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
-    lock_user(&mut tx, user_id).await?;
+    accounts::lock_live(&mut tx, user_id).await?;
     owned(&mut tx, user_id, id).await?;
     sqlx::query("delete from app.saved_places where saved_place_id = $1").bind(id).execute(&mut *tx).await?;
     sqlx::query(

@@ -12,7 +12,6 @@ use platform::{
     topology::{ConsumerSpec, PROFILES},
 };
 use readmodels::profiles::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key};
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -29,15 +28,6 @@ impl ProfilesProjector {
     pub fn new(db: PgPool, redis: Redis) -> Self {
         Self { db, redis }
     }
-}
-
-/// The invite code of a user: 8 characters of Crockford base32 from a hash of the user id.
-/// Derived, so a rebuild gives every user the same code again.
-pub fn invite_code(user_id: Uuid) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let digest = Sha256::digest(user_id.as_bytes());
-    let bits = u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], 0, 0, 0]) >> 24;
-    (0..8).rev().map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
 }
 
 impl ProfilesProjector {
@@ -119,7 +109,7 @@ impl Projector for ProfilesProjector {
                 .bind(&e.username)
                 .bind(&e.nickname)
                 .bind(serde_json::to_value(e.provider).ok().and_then(|v| v.as_str().map(str::to_owned)))
-                .bind(invite_code(e.user_id))
+                .bind(command_api::domain::invite_code(e.user_id))
                 .bind(event.occurred_at)
                 .bind(event.sequence)
                 .execute(&mut *tx)
@@ -221,21 +211,5 @@ impl Projector for ProfilesProjector {
 impl crate::registry::Build for ProfilesProjector {
     fn build(deps: &crate::registry::Deps) -> anyhow::Result<Self> {
         Ok(Self::new(deps.db.clone(), deps.redis.clone()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invite_codes_are_stable_and_readable() {
-        let id = Uuid::now_v7();
-        let code = invite_code(id);
-        assert_eq!(code, invite_code(id));
-        assert_eq!(code.len(), 8);
-        assert!(code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
-        assert!(!code.contains(['I', 'L', 'O', 'U']));
-        assert_ne!(code, invite_code(Uuid::now_v7()));
     }
 }

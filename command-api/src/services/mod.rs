@@ -1,0 +1,7 @@
+//! What several commands share, kept out of the route modules so none calls a sibling:
+//! [`sessions`] (token pairs, revocation), [`mail`] (queueing a message with its link), and
+//! [`accounts`] (the live-account lock, the invite-code lookup, creating a local account).
+
+pub mod accounts;
+pub mod mail;
+pub mod sessions;
