@@ -72,14 +72,29 @@ impl GeoPoint {
         (degrees * 1e7).round() / 1e7
     }
 
+    /// What is wrong with a latitude, if anything (the one range rule of every position).
+    pub fn latitude_problem(latitude: f64) -> Option<&'static str> {
+        (!(-90.0..=90.0).contains(&latitude)).then_some("must be between -90 and 90")
+    }
+
+    /// What is wrong with a longitude, if anything.
+    pub fn longitude_problem(longitude: f64) -> Option<&'static str> {
+        (!(-180.0..=180.0).contains(&longitude)).then_some("must be between -180 and 180")
+    }
+
+    /// Each coordinate that is out of range, by field name (`latitude`, `longitude`).
+    pub fn problems(latitude: f64, longitude: f64) -> Vec<(&'static str, &'static str)> {
+        [("latitude", Self::latitude_problem(latitude)), ("longitude", Self::longitude_problem(longitude))]
+            .into_iter()
+            .filter_map(|(field, problem)| Some((field, problem?)))
+            .collect()
+    }
+
     /// The problem with these coordinates, if any.
     pub fn check(latitude: f64, longitude: f64) -> Result<(), String> {
-        if !(-90.0..=90.0).contains(&latitude) {
-            return Err("latitude must be between -90 and 90".into());
+        match Self::problems(latitude, longitude).first() {
+            Some((field, problem)) => Err(format!("{field} {problem}")),
+            None => Ok(()),
         }
-        if !(-180.0..=180.0).contains(&longitude) {
-            return Err("longitude must be between -180 and 180".into());
-        }
-        Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! piece the same id, and an admin edit of a shipped item keeps its id.
 
 use anyhow::Context;
-use command_api::content::{ContentKind, Saved, save};
+use command_api::content::{ContentKind, Saved, rules, save};
 use events::{Category, GeoPoint, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, PlaceKind, PlaceSaved, RegionRule};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -120,14 +120,25 @@ fn count(tally: &mut (u32, u32, u32), saved: Saved) {
     }
 }
 
-/// Loads the shipped content, in one transaction.
+/// Shipped content must follow the rules the admin commands hold edits to.
+fn follows(checked: Result<(), Vec<platform::error::FieldError>>, kind: &str, slug: &str) -> anyhow::Result<()> {
+    checked.map_err(|errors| {
+        let each: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+        anyhow::anyhow!("content/guide.json: {kind} `{slug}` breaks the content rules: {}", each.join("; "))
+    })
+}
+
+/// Loads the shipped content, in one transaction; refuses it whole if any piece breaks the
+/// content rules (`command_api::content::rules`).
 pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
     let content: Content = serde_json::from_str(CONTENT).context("content/guide.json")?;
     let mut report = SeedReport::default();
     let mut tx = db.begin().await?;
     let source = "ecoctl-seed";
     for i in content.items {
+        let slug = i.slug.clone();
         let data = i.into_event();
+        follows(rules::item(&data), "item", &slug)?;
         let id = data.item_id;
         count(&mut report.items, save(&mut tx, ContentKind::Item, id, data.into(), source, None).await?);
     }
@@ -140,18 +151,20 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
             answer: f.answer,
             position: f.position,
         };
+        follows(rules::faq(&data), "question", &f.slug)?;
         count(&mut report.faqs, save(&mut tx, ContentKind::Faq, id, data.into(), source, None).await?);
     }
     for r in content.regions {
         let id = content_id("region", &r.code);
         let data = GuideRegionSaved {
             region_id: id,
-            code: r.code,
+            code: r.code.clone(),
             name_ko: r.name_ko,
             name_en: r.name_en,
             schedule: r.schedule,
             rules: r.rules,
         };
+        follows(rules::region(&data), "region", &r.code)?;
         count(&mut report.regions, save(&mut tx, ContentKind::Region, id, data.into(), source, None).await?);
     }
     for p in content.places {
@@ -165,6 +178,7 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
             opening_hours: p.opening_hours,
             phone: p.phone,
         };
+        follows(rules::place(&place), "place", &p.slug)?;
         count(&mut report.places, command_api::content::places::save(&mut tx, place, source, None).await?);
     }
     tx.commit().await?;
@@ -189,7 +203,11 @@ mod tests {
             assert_eq!(r.rules.len(), 9, "{}: a rule per category", r.code);
         }
         for i in content.items {
-            let data = events::EventData::from(i.into_event());
+            assert!(!i.aliases.is_empty(), "{}: everyday names people type", i.slug);
+            let slug = i.slug.clone();
+            let item = i.into_event();
+            rules::item(&item).unwrap_or_else(|e| panic!("{slug} breaks the content rules: {e:?}"));
+            let data = events::EventData::from(item);
             events::EventData::from_parts("guide.item_saved", 1, data.to_json()).unwrap();
         }
     }

@@ -75,3 +75,44 @@ pub async fn nearest(
     .await?;
     Ok(row.filter(|(_, d)| *d <= within_m).map(|(place_id, distance_m)| Nearest { place_id, distance_m }))
 }
+
+/// Whether a recycle earns its points, and why: the one rule ("honest recycling"), applied by
+/// `POST /recycles` to answer at once and by the points policy to pay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecycleVerdict {
+    /// No position was given.
+    NoLocation,
+    /// No bin or center within the distance.
+    NoKnownPlaceNearby,
+    /// Near this place: it pays.
+    NearKnownPlace(Nearest),
+}
+
+impl RecycleVerdict {
+    /// Whether it pays.
+    pub fn eligible(self) -> bool {
+        matches!(self, Self::NearKnownPlace(_))
+    }
+
+    /// `no_location`, `no_known_place_nearby` or `near_known_place`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoLocation => "no_location",
+            Self::NoKnownPlaceNearby => "no_known_place_nearby",
+            Self::NearKnownPlace(_) => "near_known_place",
+        }
+    }
+}
+
+/// Judges a recycle at `at`: it pays when a known bin or center is within `max_distance_m`.
+pub async fn judge_recycle(
+    db: impl sqlx::PgExecutor<'_>,
+    at: Option<events::GeoPoint>,
+    max_distance_m: f64,
+) -> sqlx::Result<RecycleVerdict> {
+    let Some(at) = at else { return Ok(RecycleVerdict::NoLocation) };
+    Ok(match nearest(db, at.latitude, at.longitude, max_distance_m).await? {
+        Some(place) => RecycleVerdict::NearKnownPlace(place),
+        None => RecycleVerdict::NoKnownPlaceNearby,
+    })
+}

@@ -91,12 +91,7 @@ pub fn complete_recycle(user_id: Uuid, recycle_id: Uuid, input: RecycleInput) ->
     let mut problems = Vec::new();
     match (input.latitude, input.longitude) {
         (Some(lat), Some(lon)) => {
-            if !(-90.0..=90.0).contains(&lat) {
-                problems.push(invalid("latitude", "must be between -90 and 90"));
-            }
-            if !(-180.0..=180.0).contains(&lon) {
-                problems.push(invalid("longitude", "must be between -180 and 180"));
-            }
+            problems.extend(events::GeoPoint::problems(lat, lon).into_iter().map(|(f, m)| invalid(f, m)));
         }
         (None, None) => {}
         (Some(_), None) => problems.push(invalid("longitude", "is required with latitude")),

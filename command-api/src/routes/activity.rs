@@ -15,7 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{consistency_headers, invalid, on_constraint, record_one};
-use crate::{AppState, SOURCE, domain};
+use crate::{
+    AppState, SOURCE,
+    content::places::{RecycleVerdict, judge_recycle},
+    domain,
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(scan)).routes(routes!(recycle)).routes(routes!(attendance))
@@ -143,34 +147,18 @@ async fn recycle(
         longitude: body.longitude,
     };
     let data = domain::complete_recycle(claims.sub, recycle_id, input).map_err(invalid)?;
-    let near = match (body.latitude, body.longitude) {
-        (Some(lat), Some(lon)) => {
-            Some(crate::content::places::nearest(&state.db, lat, lon, state.settings.recycle_max_distance_m).await?)
-        }
+    let EventData::RecycleCompleted(recycled) = &data else { unreachable!("complete_recycle returns a recycle") };
+    let verdict = judge_recycle(&state.db, recycled.location, state.settings.recycle_max_distance_m).await?;
+    let near = match verdict {
+        RecycleVerdict::NearKnownPlace(place) => Some(place),
         _ => None,
     };
-    let answer = match near {
-        None => RecycleAccepted {
-            recycle_id,
-            points_eligible: false,
-            reason: "no_location",
-            place_id: None,
-            distance_m: None,
-        },
-        Some(None) => RecycleAccepted {
-            recycle_id,
-            points_eligible: false,
-            reason: "no_known_place_nearby",
-            place_id: None,
-            distance_m: None,
-        },
-        Some(Some(n)) => RecycleAccepted {
-            recycle_id,
-            points_eligible: true,
-            reason: "near_known_place",
-            place_id: Some(n.place_id),
-            distance_m: Some(n.distance_m.round()),
-        },
+    let answer = RecycleAccepted {
+        recycle_id,
+        points_eligible: verdict.eligible(),
+        reason: verdict.reason(),
+        place_id: near.map(|p| p.place_id),
+        distance_m: near.map(|p| p.distance_m.round()),
     };
     record_one(&state, claims.sub, request_id, data, serde_json::json!(answer)).await
 }

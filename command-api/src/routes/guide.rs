@@ -20,11 +20,11 @@ use uuid::Uuid;
 
 use super::{
     consistency_headers,
-    content::{Checks, Edited, edited},
+    content::{Edited, edited},
 };
 use crate::{
     AppState, SOURCE,
-    content::{ContentKind, Saved, exists, save},
+    content::{ContentKind, Saved, exists, rules, save},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -71,14 +71,7 @@ fn keywords_schema() -> utoipa::openapi::schema::Array {
 
 impl ItemRequest {
     fn into_event(self, item_id: Uuid) -> Result<GuideItemSaved, ApiError> {
-        Checks::default()
-            .text("name_ko", &self.name_ko, 1, 100)
-            .text("name_en", &self.name_en, 1, 100)
-            .text("disposal", &self.disposal, 1, 2000)
-            .list("donts", &self.donts, 20, 300)
-            .list("keywords", &self.keywords, 50, 50)
-            .done()?;
-        Ok(GuideItemSaved {
+        let event = GuideItemSaved {
             item_id,
             category: self.category,
             name_ko: self.name_ko.trim().into(),
@@ -86,7 +79,9 @@ impl ItemRequest {
             disposal: self.disposal.trim().into(),
             donts: self.donts.iter().map(|d| d.trim().to_owned()).collect(),
             keywords: self.keywords.iter().map(|k| k.trim().to_owned()).collect(),
-        })
+        };
+        rules::item(&event).map_err(ApiError::Validation)?;
+        Ok(event)
     }
 }
 
@@ -184,19 +179,15 @@ pub struct FaqRequest {
 
 impl FaqRequest {
     fn into_event(self, faq_id: Uuid) -> Result<GuideFaqSaved, ApiError> {
-        let mut checks = Checks::default();
-        checks.text("question", &self.question, 1, 300).text("answer", &self.answer, 1, 4000);
-        if !(0..=10_000).contains(&self.position) {
-            checks.fail("position", "must be between 0 and 10000");
-        }
-        checks.done()?;
-        Ok(GuideFaqSaved {
+        let event = GuideFaqSaved {
             faq_id,
             category: self.category,
             question: self.question.trim().into(),
             answer: self.answer.trim().into(),
             position: self.position,
-        })
+        };
+        rules::faq(&event).map_err(ApiError::Validation)?;
+        Ok(event)
     }
 }
 
@@ -285,21 +276,15 @@ async fn put_rules(
     ApiPath(region): ApiPath<String>,
     ApiJson(body): ApiJson<RulesRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut checks = Checks::default();
-    checks.text("name_ko", &body.name_ko, 1, 50).text("name_en", &body.name_en, 1, 50).text(
-        "schedule",
-        &body.schedule,
-        1,
-        500,
-    );
-    let mut seen = std::collections::HashSet::new();
-    for rule in &body.rules {
-        if !seen.insert(rule.category) {
-            checks.fail("rules", "each category at most once");
-        }
-        checks.text("rules.rule", &rule.rule, 1, 1000);
-    }
-    checks.done()?;
+    let mut data = GuideRegionSaved {
+        region_id: Uuid::nil(),
+        code: region.to_lowercase(),
+        name_ko: body.name_ko.trim().into(),
+        name_en: body.name_en.trim().into(),
+        schedule: body.schedule.trim().into(),
+        rules: body.rules,
+    };
+    rules::region(&data).map_err(ApiError::Validation)?;
     let id: Option<Uuid> = sqlx::query_scalar("select region_id from read.guide_regions where code = $1")
         .bind(region.to_lowercase())
         .fetch_optional(&state.db)
@@ -307,14 +292,7 @@ async fn put_rules(
     let Some(id) = id.filter(|_| !region.is_empty()) else {
         return Err(ApiError::not_found("region_not_found", format!("no region `{region}`")));
     };
-    let data = GuideRegionSaved {
-        region_id: id,
-        code: region.to_lowercase(),
-        name_ko: body.name_ko.trim().into(),
-        name_en: body.name_en.trim().into(),
-        schedule: body.schedule.trim().into(),
-        rules: body.rules,
-    };
+    data.region_id = id;
     let saved = record(&state, ContentKind::Region, id, data.into(), request_id).await?;
     Ok(edited(id, saved, false))
 }

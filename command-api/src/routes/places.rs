@@ -18,11 +18,14 @@ use uuid::Uuid;
 
 use super::{
     consistency_headers,
-    content::{Checks, Edited, edited},
+    content::{Edited, edited},
 };
 use crate::{
     AppState, SOURCE,
-    content::{ContentKind, exists, places},
+    content::{
+        ContentKind, exists, places,
+        rules::{self, Checks},
+    },
     services::accounts,
 };
 
@@ -68,22 +71,7 @@ pub struct PlaceRequest {
 
 impl PlaceRequest {
     fn into_event(self, place_id: Uuid) -> Result<PlaceSaved, ApiError> {
-        let mut checks = Checks::default();
-        checks
-            .text("name", &self.name, 1, 100)
-            .text("address", &self.address, 0, 200)
-            .point(self.latitude, self.longitude);
-        if self.categories.is_empty() {
-            checks.fail("categories", "must not be empty");
-        }
-        if let Some(h) = &self.opening_hours {
-            checks.text("opening_hours", h, 1, 100);
-        }
-        if let Some(p) = &self.phone {
-            checks.text("phone", p, 3, 30);
-        }
-        checks.done()?;
-        Ok(PlaceSaved {
+        let event = PlaceSaved {
             place_id,
             kind: self.kind,
             name: self.name.trim().into(),
@@ -92,7 +80,9 @@ impl PlaceRequest {
             categories: self.categories,
             opening_hours: self.opening_hours,
             phone: self.phone,
-        })
+        };
+        rules::place(&event).map_err(ApiError::Validation)?;
+        Ok(event)
     }
 }
 
@@ -256,7 +246,7 @@ async fn add_mine(
     if let Some(a) = &body.address {
         checks.text("address", a, 0, 200);
     }
-    checks.done()?;
+    checks.done().map_err(ApiError::Validation)?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
@@ -338,7 +328,7 @@ async fn put_mine(
     if body.is_default == Some(false) {
         checks.fail("is_default", "make another place the default instead");
     }
-    checks.done()?;
+    checks.done().map_err(ApiError::Validation)?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;

@@ -109,12 +109,8 @@ pub struct Reversed {
 }
 
 fn check_point(errors: &mut Vec<FieldError>, lat: f64, lon: f64, names: (&str, &str)) {
-    if !(-90.0..=90.0).contains(&lat) {
-        errors.push(FieldError::new(names.0, "must be between -90 and 90"));
-    }
-    if !(-180.0..=180.0).contains(&lon) {
-        errors.push(FieldError::new(names.1, "must be between -180 and 180"));
-    }
+    errors.extend(events::GeoPoint::latitude_problem(lat).map(|m| FieldError::new(names.0, m)));
+    errors.extend(events::GeoPoint::longitude_problem(lon).map(|m| FieldError::new(names.1, m)));
 }
 
 /// Coordinates → address and region (cached 24 h, per ~1 m).

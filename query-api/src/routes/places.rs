@@ -80,17 +80,11 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
     let mut errors = Vec::new();
     match p.latitude {
         None => errors.push(FieldError::new("latitude", "is required")),
-        Some(v) if !(-90.0..=90.0).contains(&v) => {
-            errors.push(FieldError::new("latitude", "must be between -90 and 90"))
-        }
-        _ => {}
+        Some(v) => errors.extend(events::GeoPoint::latitude_problem(v).map(|m| FieldError::new("latitude", m))),
     }
     match p.longitude {
         None => errors.push(FieldError::new("longitude", "is required")),
-        Some(v) if !(-180.0..=180.0).contains(&v) => {
-            errors.push(FieldError::new("longitude", "must be between -180 and 180"))
-        }
-        _ => {}
+        Some(v) => errors.extend(events::GeoPoint::longitude_problem(v).map(|m| FieldError::new("longitude", m))),
     }
     let radius = p.radius.unwrap_or(1000.0);
     if !(1.0..=20_000.0).contains(&radius) {

@@ -151,18 +151,9 @@ impl Projector for PointsPolicy {
         }
         let Some(award) = candidate(event) else { return Ok(()) };
         if let EventData::RecycleCompleted(r) = &event.data {
-            let near = match r.location {
-                Some(at) => command_api::content::places::nearest(
-                    &mut *tx,
-                    at.latitude,
-                    at.longitude,
-                    self.recycle_max_distance_m,
-                )
-                .await?
-                .is_some(),
-                None => false,
-            };
-            if !near {
+            let verdict =
+                command_api::content::places::judge_recycle(&mut *tx, r.location, self.recycle_max_distance_m).await?;
+            if !verdict.eligible() {
                 tracing::debug!(user.id = %award.user_id, "recycle not near a known bin or center; no points");
                 return Ok(());
             }
