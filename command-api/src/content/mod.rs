@@ -104,6 +104,25 @@ pub async fn save(
     Ok(if previous.is_some() { Saved::Changed(id) } else { Saved::Created(id) })
 }
 
+/// 404 unless live content of `kind` with `id` exists (what every admin edit of existing
+/// content checks first).
+pub async fn must_exist(
+    db: impl sqlx::PgExecutor<'_>,
+    kind: ContentKind,
+    id: uuid::Uuid,
+) -> Result<(), platform::error::ApiError> {
+    if exists(db, kind, id).await? {
+        return Ok(());
+    }
+    let (code, what) = match kind {
+        ContentKind::Item => ("item_not_found", format!("no item {id}; add items with POST /admin/recycle/items")),
+        ContentKind::Faq => ("faq_not_found", format!("no question {id}")),
+        ContentKind::Region => ("region_not_found", format!("no region {id}")),
+        ContentKind::Place => ("place_not_found", format!("no place {id}")),
+    };
+    Err(platform::error::ApiError::not_found(code, what))
+}
+
 /// Whether live (not removed) content of `kind` with `id` exists.
 pub async fn exists(db: impl sqlx::PgExecutor<'_>, kind: ContentKind, id: uuid::Uuid) -> sqlx::Result<bool> {
     sqlx::query_scalar("select exists (select 1 from app.guide_content where kind = $1 and id = $2 and not removed)")

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod activity;
+pub mod places;
 mod sessions;
 mod social;
 

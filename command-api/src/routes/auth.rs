@@ -22,7 +22,10 @@ use super::{consistency_headers, invalid};
 use crate::services::sessions::Tokens;
 use crate::{
     AppState, SOURCE, domain, limits, password,
-    services::{accounts, sessions::issue_tokens},
+    services::{
+        accounts,
+        sessions::{self, SessionRow, issue_tokens},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -202,16 +205,6 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    family_id: Uuid,
-    spent_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    username: String,
-    role: Role,
-    deleted_at: Option<DateTime<Utc>>,
-}
-
 /// Exchange a refresh token for a new pair.
 ///
 /// The presented token is spent. Presenting a spent token again (after a 10 s grace window for
@@ -227,15 +220,7 @@ async fn refresh(
 ) -> Result<Json<Tokens>, ApiError> {
     let claims = state.verifier.verify(body.refresh_token.trim(), TokenType::Refresh)?;
     let mut tx = state.db.begin().await?;
-    let record: Option<SessionRow> = sqlx::query_as(
-        "select t.family_id, t.spent_at, t.revoked_at, u.username, u.role, u.deleted_at
-         from auth.refresh_tokens t join auth.users u on u.id = t.user_id
-         where t.jti = $1 and t.user_id = $2 for update of t",
-    )
-    .bind(claims.jti)
-    .bind(claims.sub)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let record = sessions::lock_refresh_token(&mut tx, claims.jti, claims.sub).await?;
     let Some(SessionRow { family_id: family, spent_at, revoked_at, username, role, deleted_at }) = record else {
         return Err(TokenError::Invalid.into());
     };
@@ -246,13 +231,7 @@ async fn refresh(
     match domain::judge_refresh(domain::RefreshRecord { spent_at, revoked_at }, Utc::now(), grace) {
         domain::RefreshDecision::Revoked => Err(TokenError::Revoked.into()),
         domain::RefreshDecision::Reuse => {
-            let revoked = sqlx::query(
-                "update auth.refresh_tokens set revoked_at = now() where family_id = $1 and revoked_at is null",
-            )
-            .bind(family)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let revoked = sessions::revoke_family(&mut tx, family).await?;
             tx.commit().await?;
             tracing::warn!(user.id = %claims.sub, family = %family, revoked, "refresh token reused; session revoked");
             Err(ApiError::Unauthorized(TokenError::Reused))
@@ -260,10 +239,7 @@ async fn refresh(
         decision => {
             let tokens = issue_tokens(&state, &mut tx, claims.sub, &username, role, Some(family)).await?;
             if decision == domain::RefreshDecision::Rotate {
-                sqlx::query("update auth.refresh_tokens set spent_at = now() where jti = $1")
-                    .bind(claims.jti)
-                    .execute(&mut *tx)
-                    .await?;
+                sessions::mark_spent(&mut tx, claims.jti).await?;
             }
             tx.commit().await?;
             Ok(Json(tokens))

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     AppState, SOURCE,
-    content::{ContentKind, Saved, exists, rules, save},
+    content::{ContentKind, Saved, must_exist, rules, save},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -130,12 +130,7 @@ async fn put_item(
     ApiJson(body): ApiJson<ItemRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let data = body.into_event(id)?;
-    if !exists(&state.db, ContentKind::Item, id).await? {
-        return Err(ApiError::not_found(
-            "item_not_found",
-            format!("no item {id}; add items with POST /admin/recycle/items"),
-        ));
-    }
+    must_exist(&state.db, ContentKind::Item, id).await?;
     let saved = record(&state, ContentKind::Item, id, data.into(), request_id).await?;
     tracing::info!(admin.id = %admin.sub, item.id = %id, outcome = saved.as_str(), "guide item edited");
     Ok(edited(id, saved, false))
@@ -152,9 +147,7 @@ async fn delete_item(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !exists(&state.db, ContentKind::Item, id).await? {
-        return Err(ApiError::not_found("item_not_found", format!("no item {id}")));
-    }
+    must_exist(&state.db, ContentKind::Item, id).await?;
     let saved = record(&state, ContentKind::Item, id, GuideItemRemoved { item_id: id }.into(), request_id).await?;
     tracing::info!(admin.id = %admin.sub, item.id = %id, "guide item removed");
     Ok(edited(id, saved, true))
@@ -221,9 +214,7 @@ async fn put_faq(
     ApiJson(body): ApiJson<FaqRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let data = body.into_event(id)?;
-    if !exists(&state.db, ContentKind::Faq, id).await? {
-        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
-    }
+    must_exist(&state.db, ContentKind::Faq, id).await?;
     let saved = record(&state, ContentKind::Faq, id, data.into(), request_id).await?;
     Ok(edited(id, saved, false))
 }
@@ -239,9 +230,7 @@ async fn delete_faq(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !exists(&state.db, ContentKind::Faq, id).await? {
-        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
-    }
+    must_exist(&state.db, ContentKind::Faq, id).await?;
     let saved = record(&state, ContentKind::Faq, id, GuideFaqRemoved { faq_id: id }.into(), request_id).await?;
     Ok(edited(id, saved, true))
 }
@@ -326,9 +315,7 @@ async fn helpful(
     if !live {
         return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
     }
-    if !exists(&mut *tx, ContentKind::Faq, id).await? {
-        return Err(ApiError::not_found("faq_not_found", format!("no question {id}")));
-    }
+    must_exist(&mut *tx, ContentKind::Faq, id).await?;
     let first = sqlx::query("insert into app.faq_helpful (faq_id, user_id) values ($1, $2) on conflict do nothing")
         .bind(id)
         .bind(user_id)

@@ -7,10 +7,9 @@
 use axum::{Json, extract::State};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::Utc;
-use events::{Event, Provider, UserRegistered};
+use events::Provider;
 use platform::{
     error::{ApiError, ApiPath, ValidJson},
-    eventstore,
     http::RequestId,
     settings::OAuthProvider,
 };
@@ -21,10 +20,10 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::services::sessions::{Tokens, issue_tokens};
 use crate::{
-    AppState, SOURCE,
-    domain::{self, ExternalIdentity, SocialLink},
+    AppState,
+    domain::{self, ExternalIdentity},
+    services::{sessions::Tokens, social},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -200,82 +199,6 @@ async fn callback(
         ApiError::bad_request("invalid_state", "This sign-in expired or was already used; start again.")
     })?;
     let identity = fetch_identity(&state, provider, &name, &config, &body.code, &verifier).await?;
-
-    let mut tx = state.db.begin().await?;
-    let identity_owner: Option<Uuid> = sqlx::query_scalar(
-        "select i.user_id from auth.identities i join auth.users u on u.id = i.user_id
-         where i.provider = $1 and i.subject = $2 and u.deleted_at is null",
-    )
-    .bind(&name)
-    .bind(&identity.subject)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let email_owner: Option<Uuid> = match &identity.email {
-        Some(email) => {
-            sqlx::query_scalar("select id from auth.users where lower(email) = $1 and deleted_at is null")
-                .bind(email)
-                .fetch_optional(&mut *tx)
-                .await?
-        }
-        None => None,
-    };
-    let decision = domain::decide_social_link(identity_owner, email_owner, &identity);
-    let (user_id, created) = match decision {
-        SocialLink::SignIn(user) => (user, false),
-        SocialLink::LinkTo(user) => {
-            link(&mut tx, &name, &identity.subject, user).await?;
-            sqlx::query("update auth.users set email_verified_at = coalesce(email_verified_at, now()) where id = $1")
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-            tracing::info!(user.id = %user, provider = %name, "social identity linked to an existing account");
-            (user, false)
-        }
-        SocialLink::Create => {
-            let user = Uuid::now_v7();
-            let username = domain::social_username(&identity, &user.simple().to_string()[24..]);
-            // An address someone else already uses stays theirs; this account gets none it can sign in with.
-            let email = match (&identity.email, email_owner) {
-                (Some(email), None) => email.clone(),
-                _ => format!("{name}-{}@social.invalid", identity.subject),
-            };
-            let verified = identity.email_verified && email_owner.is_none() && identity.email.is_some();
-            sqlx::query(
-                "insert into auth.users (id, username, email, email_verified_at)
-                 values ($1, $2, $3, case when $4 then now() end)",
-            )
-            .bind(user)
-            .bind(&username)
-            .bind(&email)
-            .bind(verified)
-            .execute(&mut *tx)
-            .await?;
-            link(&mut tx, &name, &identity.subject, user).await?;
-            let nickname = identity
-                .nickname
-                .clone()
-                .filter(|n| !n.trim().is_empty() && n.chars().count() <= 40)
-                .unwrap_or_else(|| username.clone());
-            let registered = UserRegistered { user_id: user, username, nickname, provider, invited_by: None };
-            let mut events = [Event::new(SOURCE, user, registered.into()).caused_by(Some(request_id), None)];
-            eventstore::append(&mut tx, &mut events).await?;
-            tracing::info!(user.id = %user, provider = %name, "account created by social login");
-            (user, true)
-        }
-    };
-    let (username, role): (String, platform::auth::Role) =
-        sqlx::query_as("select username, role from auth.users where id = $1").bind(user_id).fetch_one(&mut *tx).await?;
-    let tokens = issue_tokens(&state, &mut tx, user_id, &username, role, None).await?;
-    tx.commit().await?;
+    let (user_id, created, tokens) = social::sign_in(&state, &name, provider, &identity, request_id).await?;
     Ok(Json(SocialLogin { user_id, created, tokens }))
-}
-
-async fn link(tx: &mut sqlx::PgConnection, provider: &str, subject: &str, user: Uuid) -> Result<(), ApiError> {
-    sqlx::query("insert into auth.identities (provider, subject, user_id) values ($1, $2, $3)")
-        .bind(provider)
-        .bind(subject)
-        .bind(user)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }

@@ -3,15 +3,13 @@
 //! list (`user.places_changed`), so the read model keeps one default in any delivery order.
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
-use events::{Category, Event, GeoPoint, PlaceKind, PlaceSaved, SavedPlace, UserPlacesChanged};
+use events::{Category, GeoPoint, PlaceKind, PlaceSaved};
 use platform::{
     auth::{AdminUser, AuthUser},
     error::{ApiError, ApiJson, ApiPath},
-    eventstore,
     http::RequestId,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -22,11 +20,9 @@ use super::{
 };
 use crate::{
     AppState, SOURCE,
-    content::{
-        ContentKind, exists, places,
-        rules::{self, Checks},
-    },
-    services::accounts,
+    content::{ContentKind, must_exist, places, rules},
+    domain,
+    services::{accounts, saved_places},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,9 +32,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_mine))
         .routes(routes!(put_mine, delete_mine))
 }
-
-/// Most saved places a user can keep.
-const MAX_SAVED: usize = 20;
 
 /// A bin or center, whole.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -120,9 +113,7 @@ async fn put_place(
     ApiJson(body): ApiJson<PlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let place = body.into_event(id)?;
-    if !exists(&state.db, ContentKind::Place, id).await? {
-        return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
-    }
+    must_exist(&state.db, ContentKind::Place, id).await?;
     let mut tx = state.db.begin().await?;
     let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
@@ -140,9 +131,7 @@ async fn delete_place(
     RequestId(request_id): RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !exists(&state.db, ContentKind::Place, id).await? {
-        return Err(ApiError::not_found("place_not_found", format!("no place {id}")));
-    }
+    must_exist(&state.db, ContentKind::Place, id).await?;
     let mut tx = state.db.begin().await?;
     let saved = places::remove(&mut tx, id, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
@@ -205,31 +194,6 @@ fn only_true() -> utoipa::openapi::Object {
         .build()
 }
 
-/// Records the user's whole list after a change, in the same transaction.
-async fn record_list(tx: &mut PgConnection, user_id: Uuid, request_id: Uuid) -> Result<Uuid, ApiError> {
-    let rows: Vec<(Uuid, String, f64, f64, Option<String>, bool)> = sqlx::query_as(
-        "select saved_place_id, label, latitude, longitude, address, is_default from app.saved_places
-         where user_id = $1 order by created_at, saved_place_id",
-    )
-    .bind(user_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let places = rows
-        .into_iter()
-        .map(|(saved_place_id, label, latitude, longitude, address, is_default)| SavedPlace {
-            saved_place_id,
-            label,
-            location: GeoPoint { latitude, longitude },
-            address,
-            is_default,
-        })
-        .collect();
-    let mut events =
-        [Event::new(SOURCE, user_id, UserPlacesChanged { user_id, places }.into()).caused_by(Some(request_id), None)];
-    eventstore::append(tx, &mut events).await?;
-    Ok(events[0].id)
-}
-
 /// Save a place of mine.
 #[utoipa::path(post, path = "/locations/me", tag = "locations", request_body = SavedPlaceRequest, security(("bearer" = [])),
     responses((status = 202, body = SavedPlaceAccepted, headers(("x-consistency-token" = String))),
@@ -241,59 +205,22 @@ async fn add_mine(
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<SavedPlaceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut checks = Checks::default();
-    checks.text("label", &body.label, 1, 40).point(body.latitude, body.longitude);
-    if let Some(a) = &body.address {
-        checks.text("address", a, 0, 200);
-    }
-    checks.done().map_err(ApiError::Validation)?;
+    domain::places::check_new(&body.label, body.latitude, body.longitude, body.address.as_deref())
+        .map_err(ApiError::Validation)?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
-    let count: i64 = sqlx::query_scalar("select count(*) from app.saved_places where user_id = $1")
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if count as usize >= MAX_SAVED {
-        return Err(ApiError::conflict(
-            "too_many_places",
-            format!("at most {MAX_SAVED} saved places; remove one first"),
-        ));
+    let existing = saved_places::count(&mut tx, user_id).await?;
+    if !domain::places::room_for_another(existing) {
+        let max = domain::places::MAX_SAVED;
+        return Err(ApiError::conflict("too_many_places", format!("at most {max} saved places; remove one first")));
     }
-    let make_default = body.is_default || count == 0;
-    if make_default {
-        sqlx::query("update app.saved_places set is_default = false where user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let id = Uuid::now_v7();
-    sqlx::query(
-        "insert into app.saved_places (saved_place_id, user_id, label, latitude, longitude, address, is_default)
-         values ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(id)
-    .bind(user_id)
-    .bind(body.label.trim())
-    .bind(body.latitude)
-    .bind(body.longitude)
-    .bind(body.address.as_deref().map(str::trim))
-    .bind(make_default)
-    .execute(&mut *tx)
-    .await?;
-    let event = record_list(&mut tx, user_id, request_id).await?;
+    let at = GeoPoint { latitude: body.latitude, longitude: body.longitude };
+    let is_default = domain::places::new_place_is_default(body.is_default, existing);
+    let id = saved_places::add(&mut tx, user_id, &body.label, at, body.address.as_deref(), is_default).await?;
+    let event = saved_places::record_list(&mut tx, user_id, request_id).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
-}
-
-async fn owned(tx: &mut PgConnection, user_id: Uuid, id: Uuid) -> Result<bool, ApiError> {
-    let mine: bool =
-        sqlx::query_scalar("select exists (select 1 from app.saved_places where saved_place_id = $1 and user_id = $2)")
-            .bind(id)
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
-    if mine { Ok(true) } else { Err(ApiError::not_found("place_not_found", format!("you have no saved place {id}"))) }
 }
 
 /// Change a place of mine.
@@ -309,50 +236,20 @@ async fn put_mine(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<SavedPlaceChange>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut checks = Checks::default();
-    if let Some(l) = &body.label {
-        checks.text("label", l, 1, 40);
-    }
-    match (body.latitude, body.longitude) {
-        (Some(lat), Some(lon)) => {
-            checks.point(lat, lon);
-        }
-        (None, None) => {}
-        _ => {
-            checks.fail("latitude", "latitude and longitude change together");
-        }
-    }
-    if let Some(a) = &body.address {
-        checks.text("address", a, 0, 200);
-    }
-    if body.is_default == Some(false) {
-        checks.fail("is_default", "make another place the default instead");
-    }
-    checks.done().map_err(ApiError::Validation)?;
+    let change = domain::places::PlaceChange {
+        label: body.label,
+        latitude: body.latitude,
+        longitude: body.longitude,
+        address: body.address,
+        is_default: body.is_default,
+    };
+    domain::places::check_change(&change).map_err(ApiError::Validation)?;
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
-    owned(&mut tx, user_id, id).await?;
-    if body.is_default == Some(true) {
-        sqlx::query("update app.saved_places set is_default = false where user_id = $1")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "update app.saved_places set label = coalesce($2, label), latitude = coalesce($3, latitude),
-           longitude = coalesce($4, longitude), address = coalesce($5, address), is_default = is_default or $6
-         where saved_place_id = $1",
-    )
-    .bind(id)
-    .bind(body.label.as_deref().map(str::trim))
-    .bind(body.latitude)
-    .bind(body.longitude)
-    .bind(body.address.as_deref().map(str::trim))
-    .bind(body.is_default == Some(true))
-    .execute(&mut *tx)
-    .await?;
-    let event = record_list(&mut tx, user_id, request_id).await?;
+    saved_places::owned(&mut tx, user_id, id).await?;
+    saved_places::change(&mut tx, user_id, id, &change).await?;
+    let event = saved_places::record_list(&mut tx, user_id, request_id).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
 }
@@ -371,17 +268,9 @@ async fn delete_mine(
     let user_id = claims.sub;
     let mut tx = state.db.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
-    owned(&mut tx, user_id, id).await?;
-    sqlx::query("delete from app.saved_places where saved_place_id = $1").bind(id).execute(&mut *tx).await?;
-    sqlx::query(
-        "update app.saved_places set is_default = true where saved_place_id = (
-           select saved_place_id from app.saved_places where user_id = $1 order by created_at, saved_place_id limit 1)
-         and not exists (select 1 from app.saved_places where user_id = $1 and is_default)",
-    )
-    .bind(user_id)
-    .execute(&mut *tx)
-    .await?;
-    let event = record_list(&mut tx, user_id, request_id).await?;
+    saved_places::owned(&mut tx, user_id, id).await?;
+    saved_places::remove(&mut tx, user_id, id).await?;
+    let event = saved_places::record_list(&mut tx, user_id, request_id).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, consistency_headers(vec![event]), Json(SavedPlaceAccepted { saved_place_id: id })))
 }

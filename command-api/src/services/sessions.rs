@@ -1,6 +1,7 @@
 //! Sessions: signing a token pair (its refresh token recorded in a family), and revoking
 //! families.
 
+use chrono::{DateTime, Utc};
 use platform::{
     auth::{ACCESS_TOKEN_TTL_SECS, Claims, Role, TokenType},
     error::ApiError,
@@ -67,4 +68,53 @@ pub async fn revoke_sessions(tx: &mut sqlx::PgConnection, user: Uuid, keep: Opti
     .execute(&mut *tx)
     .await?
     .rows_affected())
+}
+
+#[derive(sqlx::FromRow)]
+/// A refresh token's record and its account, as a refresh needs them.
+pub struct SessionRow {
+    /// The session it belongs to.
+    pub family_id: Uuid,
+    /// When it was rotated, if it was.
+    pub spent_at: Option<DateTime<Utc>>,
+    /// When its session was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The account's username.
+    pub username: String,
+    /// The account's role.
+    pub role: Role,
+    /// When the account was deleted, if it was.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The refresh token `jti` of `user` with its account, locked for the rest of the transaction.
+pub async fn lock_refresh_token(
+    tx: &mut sqlx::PgConnection,
+    jti: Uuid,
+    user: Uuid,
+) -> Result<Option<SessionRow>, ApiError> {
+    Ok(sqlx::query_as(
+        "select t.family_id, t.spent_at, t.revoked_at, u.username, u.role, u.deleted_at
+         from auth.refresh_tokens t join auth.users u on u.id = t.user_id
+         where t.jti = $1 and t.user_id = $2 for update of t",
+    )
+    .bind(jti)
+    .bind(user)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
+/// Revokes every token of a session (a family); how many were still live.
+pub async fn revoke_family(tx: &mut sqlx::PgConnection, family: Uuid) -> Result<u64, ApiError> {
+    Ok(sqlx::query("update auth.refresh_tokens set revoked_at = now() where family_id = $1 and revoked_at is null")
+        .bind(family)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())
+}
+
+/// Marks a refresh token spent (rotated).
+pub async fn mark_spent(tx: &mut sqlx::PgConnection, jti: Uuid) -> Result<(), ApiError> {
+    sqlx::query("update auth.refresh_tokens set spent_at = now() where jti = $1").bind(jti).execute(&mut *tx).await?;
+    Ok(())
 }

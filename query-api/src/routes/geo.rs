@@ -193,6 +193,27 @@ pub struct KeywordResult {
     pub next_cursor: Option<String>,
 }
 
+/// Kakao's keyword-search documents as places (documents without a name or position are skipped).
+fn kakao_places(body: serde_json::Value) -> Vec<KakaoPlace> {
+    body["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some(KakaoPlace {
+                name: text(&d["place_name"])?,
+                address: text(&d["address_name"]).unwrap_or_default(),
+                road_address: text(&d["road_address_name"]),
+                phone: text(&d["phone"]),
+                latitude: number(&d["y"])?,
+                longitude: number(&d["x"])?,
+                distance_m: number(&d["distance"]),
+                url: text(&d["place_url"]),
+            })
+        })
+        .collect()
+}
+
 /// Search recycling centers (or anything) by keyword near a point, through Kakao (cached 1 h).
 #[utoipa::path(get, path = "/locations/keyword", tag = "locations", params(KeywordParams),
     responses((status = 200, body = KeywordResult),
@@ -225,27 +246,6 @@ async fn keyword(
         ("radius", radius.to_string()),
         ("sort", "distance".to_owned()),
     ];
-    let places = state
-        .kakao
-        .get("kw", HOUR, "/v2/local/search/keyword.json", &query, |body| {
-            body["documents"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| {
-                    Some(KakaoPlace {
-                        name: text(&d["place_name"])?,
-                        address: text(&d["address_name"]).unwrap_or_default(),
-                        road_address: text(&d["road_address_name"]),
-                        phone: text(&d["phone"]),
-                        latitude: number(&d["y"])?,
-                        longitude: number(&d["x"])?,
-                        distance_m: number(&d["distance"]),
-                        url: text(&d["place_url"]),
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await?;
+    let places = state.kakao.get("kw", HOUR, "/v2/local/search/keyword.json", &query, kakao_places).await?;
     Ok(Json(KeywordResult { items: places, next_cursor: None }))
 }
