@@ -7,7 +7,7 @@ use platform::{
     error::ApiError,
     topology::PROFILES,
 };
-use readmodels::profiles::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, profile_key};
+use readmodels::profiles::{self, Profile};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -19,36 +19,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(me)).routes(routes!(auth_me))
 }
 
-/// Reads a profile: from Redis unless `fresh_required`, else (or on a miss, or with Redis down)
-/// from PostgreSQL, refilling the cache.
+/// Reads a profile (see [`readmodels::profiles::load`]).
 pub async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> Result<Option<Profile>, ApiError> {
-    let key = profile_key(&state.redis, user_id);
-    if !fresh_required {
-        match state.redis.get_versioned(&key).await {
-            Ok(Some(Some(json))) => {
-                if let Ok(profile) = serde_json::from_str::<Profile>(&json) {
-                    metrics::counter!("cache_requests_total", "cache" => "profile", "result" => "hit").increment(1);
-                    return Ok(Some(profile));
-                }
-            }
-            Ok(Some(None)) => return Ok(None), // deleted
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = format!("{e:#}"), "profile cache unavailable"),
-        }
-        metrics::counter!("cache_requests_total", "cache" => "profile", "result" => "miss").increment(1);
-    }
-    let profile: Option<Profile> =
-        sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&state.db)
-            .await?;
-    if let Some(p) = &profile
-        && let Ok(json) = serde_json::to_string(p)
-        && let Err(e) = state.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await
-    {
-        tracing::debug!(error = format!("{e:#}"), "profile cache not filled");
-    }
-    Ok(profile)
+    Ok(profiles::load(&state.db, &state.redis, user_id, fresh_required).await?)
 }
 
 /// My profile.

@@ -11,7 +11,6 @@ use platform::{
     redis::Redis,
     topology::{ConsumerSpec, PROFILES},
 };
-use readmodels::profiles::{PROFILE_CACHE_TTL_SECS, PROFILE_COLUMNS, Profile, TOMBSTONE_VERSION, profile_key};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -176,35 +175,8 @@ impl Projector for ProfilesProjector {
     }
 
     async fn after_commit(&self, applied: &[Event]) {
-        let mut changed: Vec<Uuid> = applied.iter().map(|e| e.aggregate_id).collect();
-        changed.sort();
-        changed.dedup();
-        let rows: Vec<Profile> =
-            match sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = any($1)"))
-                .bind(&changed)
-                .fetch_all(&self.db)
-                .await
-            {
-                Ok(rows) => rows,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read profiles to refresh the cache");
-                    return;
-                }
-            };
-        for user_id in changed {
-            let key = profile_key(&self.redis, user_id);
-            let result = match rows.iter().find(|p| p.id == user_id) {
-                Some(p) => match serde_json::to_string(p) {
-                    Ok(json) => self.redis.set_if_newer(&key, p.version, &json, PROFILE_CACHE_TTL_SECS).await,
-                    Err(e) => Err(e.into()),
-                },
-                None => self.redis.set_if_newer(&key, TOMBSTONE_VERSION, "", PROFILE_CACHE_TTL_SECS).await,
-            };
-            if let Err(e) = result {
-                // The cache is an optimisation; queries fall back to PostgreSQL.
-                tracing::debug!(error = format!("{e:#}"), "profile cache not refreshed");
-            }
-        }
+        readmodels::profiles::refresh_cache(&self.db, &self.redis, applied.iter().map(|e| e.aggregate_id).collect())
+            .await;
     }
 }
 
