@@ -110,6 +110,183 @@ pub async fn reset(redis: &Redis) -> anyhow::Result<()> {
     redis.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await }).await
 }
 
+/// A scored user, before names are attached.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Scored {
+    /// Competition rank (ties share it).
+    pub rank: i64,
+    /// Who.
+    pub user_id: Uuid,
+    /// Points in the period.
+    pub points: i64,
+}
+
+/// Reads boards from Redis, rebuilding a missing one from PostgreSQL.
+struct RedisBoard<'a> {
+    redis: &'a Redis,
+    db: &'a sqlx::PgPool,
+    key: &'a str,
+}
+
+impl RedisBoard<'_> {
+    async fn ensure_built(&self) -> anyhow::Result<()> {
+        let ready = ready_key(self.redis, self.key);
+        let check = ready.clone();
+        let exists: bool = self
+            .redis
+            .run(move |mut c| async move { redis::cmd("EXISTS").arg(check).query_async(&mut c).await })
+            .await?;
+        if exists {
+            return Ok(());
+        }
+        let rows: Vec<ScoreRow> = sqlx::query_as(
+            "select period_key, user_id, points, reached_at from read.leaderboard_scores where period_key = $1",
+        )
+        .bind(self.key)
+        .fetch_all(self.db)
+        .await?;
+        for chunk in rows.chunks(1000) {
+            write(self.redis, chunk).await?;
+        }
+        self.redis
+            .run(move |mut c| async move { redis::cmd("SET").arg(ready).arg("1").query_async::<()>(&mut c).await })
+            .await?;
+        tracing::info!(period = self.key, users = rows.len(), "leaderboard rebuilt in Redis from PostgreSQL");
+        Ok(())
+    }
+
+    /// Entries at positions `offset..offset + limit` (0-based), with competition ranks.
+    async fn page(&self, offset: i64, limit: i64) -> anyhow::Result<Vec<Scored>> {
+        self.ensure_built().await?;
+        let key = key(self.redis, self.key);
+        let k = key.clone();
+        let raw: Vec<(String, f64)> = self
+            .redis
+            .run(move |mut c| async move {
+                redis::cmd("ZREVRANGE")
+                    .arg(k)
+                    .arg(offset)
+                    .arg(offset + limit - 1)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut out: Vec<Scored> = Vec::with_capacity(raw.len());
+        for (i, (member, score)) in raw.into_iter().enumerate() {
+            let points = points_of(score);
+            let rank = match out.last() {
+                Some(prev) if prev.points == points => prev.rank,
+                Some(_) => offset + i as i64 + 1,
+                None => {
+                    let k = key.clone();
+                    let above: i64 = self
+                        .redis
+                        .run(move |mut c| async move {
+                            redis::cmd("ZCOUNT")
+                                .arg(k)
+                                .arg(min_score_above(points))
+                                .arg("+inf")
+                                .query_async(&mut c)
+                                .await
+                        })
+                        .await?;
+                    above + 1
+                }
+            };
+            out.push(Scored { rank, user_id: member.parse()?, points });
+        }
+        Ok(out)
+    }
+
+    /// My 0-based position and points.
+    async fn position(&self, user_id: Uuid) -> anyhow::Result<Option<(i64, i64)>> {
+        self.ensure_built().await?;
+        let key = key(self.redis, self.key);
+        let member = user_id.to_string();
+        let (pos, score): (Option<i64>, Option<f64>) = self
+            .redis
+            .run(move |mut c| async move {
+                redis::pipe()
+                    .cmd("ZREVRANK")
+                    .arg(&key)
+                    .arg(&member)
+                    .cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(&member)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(pos.zip(score.map(points_of)))
+    }
+}
+
+/// The same reads straight from PostgreSQL.
+async fn pg_page(db: &sqlx::PgPool, key: &str, offset: i64, limit: i64) -> sqlx::Result<Vec<Scored>> {
+    sqlx::query_as(
+        "select rank, user_id, points from (
+           select rank() over (order by points desc)::bigint as rank, user_id, points, reached_at
+           from read.leaderboard_scores where period_key = $1) ranked
+         order by points desc, reached_at asc, user_id limit $2 offset $3",
+    )
+    .bind(key)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db)
+    .await
+}
+
+async fn pg_position(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> sqlx::Result<Option<(i64, i64)>> {
+    sqlx::query_as(
+        "select pos, points from (
+           select row_number() over (order by points desc, reached_at asc, user_id)::bigint - 1 as pos, user_id, points
+           from read.leaderboard_scores where period_key = $1) ranked
+         where user_id = $2",
+    )
+    .bind(key)
+    .bind(user_id)
+    .fetch_optional(db)
+    .await
+}
+
+/// Entries at positions `offset..offset + limit` (0-based) of the board `key`: from Redis
+/// (rebuilding a missing board from PostgreSQL) unless `primary`, else or with Redis down from
+/// PostgreSQL.
+pub async fn page(
+    db: &sqlx::PgPool,
+    redis: &Redis,
+    key: &str,
+    offset: i64,
+    limit: i64,
+    primary: bool,
+) -> sqlx::Result<Vec<Scored>> {
+    if !primary {
+        match (RedisBoard { redis, db, key }).page(offset, limit).await {
+            Ok(page) => return Ok(page),
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
+        }
+    }
+    pg_page(db, key, offset, limit).await
+}
+
+/// A user's 0-based position and points on the board `key` (layered like [`page`]).
+pub async fn position(
+    db: &sqlx::PgPool,
+    redis: &Redis,
+    key: &str,
+    user_id: Uuid,
+    primary: bool,
+) -> sqlx::Result<Option<(i64, i64)>> {
+    if !primary {
+        match (RedisBoard { redis, db, key }).position(user_id).await {
+            Ok(p) => return Ok(p),
+            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
+        }
+    }
+    pg_position(db, key, user_id).await
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;

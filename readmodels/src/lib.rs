@@ -1,6 +1,7 @@
 //! The read models: for each, its tables' names and shapes, its cache keys and codecs, the
-//! rules that derive it (periods, search keys), so its projector (writing, in `workers`) and
-//! query-api (reading) share one definition.
+//! rules that derive it (periods, search keys) and its layered reads (Redis, else PostgreSQL:
+//! `profiles::load`, `leaderboards::{page, position}`) and cache refreshes, so its projector
+//! (writing, in `workers`) and query-api (reading) share one definition.
 //!
 //! | model | tables | caches |
 //! |---|---|---|

@@ -1,7 +1,8 @@
 //! Weekly, monthly and all-time leaderboards, current and past.
 //!
 //! Served from Redis sorted sets (rebuilt from PostgreSQL when missing, e.g. after a flush)
-//! and from PostgreSQL directly when Redis is down or the caller sent a consistency token.
+//! and from PostgreSQL directly when Redis is down or the caller sent a consistency token
+//! (`readmodels::leaderboards::{page, position}`).
 //! Ranks are competition ranks (1, 2, 2, 4); among equal points, whoever reached them first is
 //! listed first.
 
@@ -12,11 +13,10 @@ use chrono::{DateTime, Utc};
 use platform::{
     auth::AuthUser,
     error::{ApiError, ApiPath, ApiQuery},
-    redis::Redis,
     topology::LEADERBOARDS,
 };
 use readmodels::{
-    leaderboards::{self as leaderboard, ScoreRow},
+    leaderboards::{self as leaderboard},
     periods::Period,
 };
 use serde::{Deserialize, Serialize};
@@ -125,175 +125,23 @@ fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, 
     Ok(Target { key, client_key, next_reset_at })
 }
 
-/// A scored user, before names are attached.
-struct Scored {
-    rank: i64,
-    user_id: Uuid,
-    points: i64,
-}
-
-/// Reads boards from Redis, rebuilding a missing one from PostgreSQL.
-struct RedisBoard<'a> {
-    redis: &'a Redis,
-    db: &'a sqlx::PgPool,
-    key: &'a str,
-}
-
-impl RedisBoard<'_> {
-    async fn ensure_built(&self) -> anyhow::Result<()> {
-        let ready = leaderboard::ready_key(self.redis, self.key);
-        let check = ready.clone();
-        let exists: bool = self
-            .redis
-            .run(move |mut c| async move { redis::cmd("EXISTS").arg(check).query_async(&mut c).await })
-            .await?;
-        if exists {
-            return Ok(());
-        }
-        let rows: Vec<ScoreRow> = sqlx::query_as(
-            "select period_key, user_id, points, reached_at from read.leaderboard_scores where period_key = $1",
-        )
-        .bind(self.key)
-        .fetch_all(self.db)
-        .await?;
-        for chunk in rows.chunks(1000) {
-            leaderboard::write(self.redis, chunk).await?;
-        }
-        self.redis
-            .run(move |mut c| async move { redis::cmd("SET").arg(ready).arg("1").query_async::<()>(&mut c).await })
-            .await?;
-        tracing::info!(period = self.key, users = rows.len(), "leaderboard rebuilt in Redis from PostgreSQL");
-        Ok(())
-    }
-
-    /// Entries at positions `offset..offset + limit` (0-based), with competition ranks.
-    async fn page(&self, offset: i64, limit: i64) -> anyhow::Result<Vec<Scored>> {
-        self.ensure_built().await?;
-        let key = leaderboard::key(self.redis, self.key);
-        let k = key.clone();
-        let raw: Vec<(String, f64)> = self
-            .redis
-            .run(move |mut c| async move {
-                redis::cmd("ZREVRANGE")
-                    .arg(k)
-                    .arg(offset)
-                    .arg(offset + limit - 1)
-                    .arg("WITHSCORES")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        let mut out: Vec<Scored> = Vec::with_capacity(raw.len());
-        for (i, (member, score)) in raw.into_iter().enumerate() {
-            let points = leaderboard::points_of(score);
-            let rank = match out.last() {
-                Some(prev) if prev.points == points => prev.rank,
-                Some(_) => offset + i as i64 + 1,
-                None => {
-                    let k = key.clone();
-                    let above: i64 = self
-                        .redis
-                        .run(move |mut c| async move {
-                            redis::cmd("ZCOUNT")
-                                .arg(k)
-                                .arg(leaderboard::min_score_above(points))
-                                .arg("+inf")
-                                .query_async(&mut c)
-                                .await
-                        })
-                        .await?;
-                    above + 1
-                }
-            };
-            out.push(Scored { rank, user_id: member.parse()?, points });
-        }
-        Ok(out)
-    }
-
-    /// My 0-based position and points.
-    async fn position(&self, user_id: Uuid) -> anyhow::Result<Option<(i64, i64)>> {
-        self.ensure_built().await?;
-        let key = leaderboard::key(self.redis, self.key);
-        let member = user_id.to_string();
-        let (pos, score): (Option<i64>, Option<f64>) = self
-            .redis
-            .run(move |mut c| async move {
-                redis::pipe()
-                    .cmd("ZREVRANK")
-                    .arg(&key)
-                    .arg(&member)
-                    .cmd("ZSCORE")
-                    .arg(&key)
-                    .arg(&member)
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(pos.zip(score.map(leaderboard::points_of)))
-    }
-}
-
-/// The same reads straight from PostgreSQL.
-async fn pg_page(db: &sqlx::PgPool, key: &str, offset: i64, limit: i64) -> Result<Vec<Scored>, ApiError> {
-    let rows: Vec<(i64, Uuid, i64)> = sqlx::query_as(
-        "select rank, user_id, points from (
-           select rank() over (order by points desc)::bigint as rank, user_id, points, reached_at
-           from read.leaderboard_scores where period_key = $1) ranked
-         order by points desc, reached_at asc, user_id limit $2 offset $3",
-    )
-    .bind(key)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|(rank, user_id, points)| Scored { rank, user_id, points }).collect())
-}
-
-async fn pg_position(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> Result<Option<(i64, i64)>, ApiError> {
-    Ok(sqlx::query_as(
-        "select pos, points from (
-           select row_number() over (order by points desc, reached_at asc, user_id)::bigint - 1 as pos, user_id, points
-           from read.leaderboard_scores where period_key = $1) ranked
-         where user_id = $2",
-    )
-    .bind(key)
-    .bind(user_id)
-    .fetch_optional(db)
-    .await?)
-}
-
-async fn page(state: &AppState, key: &str, offset: i64, limit: i64, primary: bool) -> Result<Vec<Scored>, ApiError> {
-    if !primary {
-        match (RedisBoard { redis: &state.redis, db: &state.db, key }).page(offset, limit).await {
-            Ok(page) => return Ok(page),
-            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
-        }
-    }
-    pg_page(&state.db, key, offset, limit).await
-}
-
-async fn position(state: &AppState, key: &str, user_id: Uuid, primary: bool) -> Result<Option<(i64, i64)>, ApiError> {
-    if !primary {
-        match (RedisBoard { redis: &state.redis, db: &state.db, key }).position(user_id).await {
-            Ok(p) => return Ok(p),
-            Err(e) => tracing::debug!(error = format!("{e:#}"), "leaderboard from PostgreSQL: Redis unavailable"),
-        }
-    }
-    pg_position(&state.db, key, user_id).await
-}
-
 /// Attaches nicknames and levels.
-async fn named(state: &AppState, scored: Vec<Scored>) -> Result<Vec<Entry>, ApiError> {
+async fn named(state: &AppState, scored: Vec<leaderboard::Scored>) -> Result<Vec<Entry>, ApiError> {
     let ids: Vec<Uuid> = scored.iter().map(|s| s.user_id).collect();
-    let names: HashMap<Uuid, (String, i32)> = sqlx::query_as::<_, (Uuid, String, i32)>(
-        "select user_id, nickname, level from read.profiles where user_id = any($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&state.db)
-    .await?
-    .into_iter()
-    .map(|(id, nickname, level)| (id, (nickname, level)))
-    .collect();
+    #[derive(sqlx::FromRow)]
+    struct Name {
+        user_id: Uuid,
+        nickname: String,
+        level: i32,
+    }
+    let names: HashMap<Uuid, (String, i32)> =
+        sqlx::query_as::<_, Name>("select user_id, nickname, level from read.profiles where user_id = any($1)")
+            .bind(&ids)
+            .fetch_all(&state.db)
+            .await?
+            .into_iter()
+            .map(|n| (n.user_id, (n.nickname, n.level)))
+            .collect();
     Ok(scored
         .into_iter()
         .filter_map(|s| {
@@ -339,7 +187,9 @@ async fn board(
     let limit = super::me::PageParams { limit: params.limit, cursor: None }.limit()?;
     let offset = parse_offset(params.cursor.as_deref())?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
-    let mut scored = page(&state, &target.key, offset, limit + 1, freshness.requires_primary()).await?;
+    let mut scored =
+        leaderboard::page(&state.db, &state.redis, &target.key, offset, limit + 1, freshness.requires_primary())
+            .await?;
     let more = scored.len() as i64 > limit;
     scored.truncate(limit as usize);
     let items = named(&state, scored).await?;
@@ -367,15 +217,20 @@ async fn my_rank(
     let target = target(&state, &period, params.period_key.as_deref())?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
     let primary = freshness.requires_primary();
-    let (rank, points, entries) = match position(&state, &target.key, claims.sub, primary).await? {
-        Some((pos, points)) => {
-            let start = (pos - 2).max(0);
-            let around = named(&state, page(&state, &target.key, start, pos - start + 3, primary).await?).await?;
-            let rank = around.iter().find(|e| e.user_id == claims.sub).map(|e| e.rank);
-            (rank, points, around)
-        }
-        None => (None, 0, Vec::new()),
-    };
+    let (rank, points, entries) =
+        match leaderboard::position(&state.db, &state.redis, &target.key, claims.sub, primary).await? {
+            Some((pos, points)) => {
+                let start = (pos - 2).max(0);
+                let around = named(
+                    &state,
+                    leaderboard::page(&state.db, &state.redis, &target.key, start, pos - start + 3, primary).await?,
+                )
+                .await?;
+                let rank = around.iter().find(|e| e.user_id == claims.sub).map(|e| e.rank);
+                (rank, points, around)
+            }
+            None => (None, 0, Vec::new()),
+        };
     Ok((
         freshness.headers(),
         Json(MyRank { period_key: target.client_key, next_reset_at: target.next_reset_at, rank, points, entries }),
