@@ -52,6 +52,36 @@ pub enum Category {
     Hazardous,
 }
 
+impl Category {
+    /// Every category.
+    pub const ALL: [Category; 9] = [
+        Self::Plastic,
+        Self::Paper,
+        Self::Metal,
+        Self::Glass,
+        Self::General,
+        Self::Food,
+        Self::Large,
+        Self::Electronic,
+        Self::Hazardous,
+    ];
+
+    /// Its code, as the contract writes it (`plastic`, …; what serde writes).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Plastic => "plastic",
+            Self::Paper => "paper",
+            Self::Metal => "metal",
+            Self::Glass => "glass",
+            Self::General => "general",
+            Self::Food => "food",
+            Self::Large => "large",
+            Self::Electronic => "electronic",
+            Self::Hazardous => "hazardous",
+        }
+    }
+}
+
 /// A position, WGS84 degrees.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +125,18 @@ impl GeoPoint {
         match Self::problems(latitude, longitude).first() {
             Some((field, problem)) => Err(format!("{field} {problem}")),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_category_code_is_what_serde_writes() {
+        for c in Category::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.code());
         }
     }
 }

@@ -53,7 +53,7 @@ impl Role {
 
     /// The role of the consumer with this spec.
     pub fn consumer(spec: &platform::topology::ConsumerSpec) -> Role {
-        registry::find(spec.name).map_or(Role(""), |c| Role(c.spec.name))
+        Role(spec.name)
     }
 
     /// The role's name in `WORKER_ROLES`: `relay` or the consumer's name.

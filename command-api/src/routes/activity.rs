@@ -79,9 +79,7 @@ async fn scan(
     let data = domain::record_scan(claims.sub, scan_id, input, Utc::now()).map_err(invalid)?;
     let guidance = match &data {
         EventData::ScanRecorded(s) => {
-            let category = serde_json::to_value(s.category).ok();
-            let category = category.as_ref().and_then(|c| c.as_str()).unwrap_or_default();
-            readmodels::guide::guidance::for_scan(&state.db, claims.sub, &s.item_name, category)
+            readmodels::guide::guidance::for_scan(&state.db, claims.sub, &s.item_name, s.category.code())
                 .await
                 .inspect_err(|e| tracing::warn!(error = %e, "scan guidance not looked up"))
                 .ok()

@@ -37,10 +37,6 @@ impl GuideProjector {
     }
 }
 
-fn category(c: events::Category) -> String {
-    serde_json::to_value(c).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
 impl Projector for GuideProjector {
     const TABLES: &'static [&'static str] = &["guide_items", "guide_faqs", "guide_regions", "guide_stats"];
     /// Statistics rows and helpful counts are shared by every user.
@@ -69,7 +65,7 @@ impl Projector for GuideProjector {
                      where guide_items.sequence < excluded.sequence",
                 )
                 .bind(i.item_id)
-                .bind(category(i.category))
+                .bind(i.category.code())
                 .bind(&i.name_ko)
                 .bind(&i.name_en)
                 .bind(&i.disposal)
@@ -107,7 +103,7 @@ impl Projector for GuideProjector {
                      where guide_faqs.sequence < excluded.sequence",
                 )
                 .bind(f.faq_id)
-                .bind(f.category.map(category))
+                .bind(f.category.map(events::Category::code))
                 .bind(&f.question)
                 .bind(&f.answer)
                 .bind(f.position)
@@ -175,7 +171,7 @@ impl Projector for GuideProjector {
                        set scans = guide_stats.scans + excluded.scans, recycles = guide_stats.recycles + excluded.recycles",
                 )
                 .bind(&keys)
-                .bind(category(c))
+                .bind(c.code())
                 .bind(scans)
                 .bind(recycles)
                 .execute(&mut *tx)
