@@ -12,6 +12,9 @@
 //! `points.balances` row first, which keeps the daily cap exact with several workers running.
 //! An admin's `points.earned` (`reason: bonus`) is not paid again; it only moves the balance and
 //! may announce a level.
+//!
+//! Each award is decided by a pure function ([`PointsPolicy::decide`]) over facts that one SQL
+//! query gathers ([`Facts`]); the SQL around it only locks, claims and records.
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -89,7 +92,79 @@ pub fn levels_crossed(user_id: Uuid, before: i64, after: i64) -> Vec<EventData> 
         .collect()
 }
 
+/// What the policy knows when it decides, gathered under the user's balance lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Facts {
+    /// For a recycle: whether it happened near a known bin or center.
+    #[sqlx(skip)]
+    pub near_place: Option<bool>,
+    /// Scans already paid to the user on the local day of this one.
+    pub scans_paid_today: i64,
+    /// Whether the scan's image was rewarded before (to anyone).
+    pub image_rewarded: bool,
+    /// Whether the ledger already holds this award (same rule and domain key).
+    pub already_paid: bool,
+}
+
+impl Facts {
+    /// Reads the facts about `award` (one query).
+    async fn gather(
+        tx: &mut PgConnection,
+        award: &Candidate,
+        local_date: chrono::NaiveDate,
+        near_place: Option<bool>,
+    ) -> Result<Self, ApplyError> {
+        let facts: Facts = sqlx::query_as(
+            "select (select count(*) from points.ledger where user_id = $1 and rule = 'scan' and local_date = $2) as scans_paid_today,
+                    exists (select 1 from points.rewarded_images where image_sha256 = $3) as image_rewarded,
+                    exists (select 1 from points.ledger where rule = $4 and source_key = $5) as already_paid",
+        )
+        .bind(award.user_id)
+        .bind(local_date)
+        .bind(&award.image_sha256)
+        .bind(award.rule)
+        .bind(award.source_key)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(Facts { near_place, ..facts })
+    }
+}
+
+/// Whether an award is paid, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Pay it.
+    Pay,
+    /// Paid before (same rule and domain key).
+    AlreadyPaid,
+    /// A recycle far from every known bin and center.
+    NotNearPlace,
+    /// The user's rewarded scans for the day are used up.
+    DailyCapReached,
+    /// The scan's image was rewarded before.
+    ImageAlreadyRewarded,
+}
+
 impl PointsPolicy {
+    /// Decides an award from the facts (pure).
+    pub fn decide(&self, award: &Candidate, facts: &Facts) -> Decision {
+        if facts.already_paid {
+            return Decision::AlreadyPaid;
+        }
+        if facts.near_place == Some(false) {
+            return Decision::NotNearPlace;
+        }
+        if award.rule == "scan" {
+            if facts.scans_paid_today >= self.scan_daily_cap {
+                return Decision::DailyCapReached;
+            }
+            if self.unique_images && award.image_sha256.is_some() && facts.image_rewarded {
+                return Decision::ImageAlreadyRewarded;
+            }
+        }
+        Decision::Pay
+    }
+
     fn local_date(&self, at: DateTime<Utc>) -> chrono::NaiveDate {
         at.with_timezone(&self.timezone).date_naive()
     }
@@ -150,44 +225,37 @@ impl Projector for PointsPolicy {
             return Ok(());
         }
         let Some(award) = candidate(event) else { return Ok(()) };
-        if let EventData::RecycleCompleted(r) = &event.data {
-            let verdict =
-                command_api::content::places::judge_recycle(&mut *tx, r.location, self.recycle_max_distance_m).await?;
-            if !verdict.eligible() {
-                tracing::debug!(user.id = %award.user_id, "recycle not near a known bin or center; no points");
-                return Ok(());
-            }
-        }
+        let near_place = match &event.data {
+            EventData::RecycleCompleted(r) => Some(
+                command_api::content::places::judge_recycle(&mut *tx, r.location, self.recycle_max_distance_m)
+                    .await?
+                    .eligible(),
+            ),
+            _ => None,
+        };
         let before = Self::lock_balance(tx, award.user_id).await?;
         let local_date = self.local_date(event.occurred_at);
-        if award.rule == "scan" {
-            let paid_today: i64 = sqlx::query_scalar(
-                "select count(*) from points.ledger where user_id = $1 and rule = 'scan' and local_date = $2",
+        let facts = Facts::gather(tx, &award, local_date, near_place).await?;
+        let decision = self.decide(&award, &facts);
+        if decision != Decision::Pay {
+            tracing::debug!(user.id = %award.user_id, ?decision, "no points");
+            return Ok(());
+        }
+        if let Some(hash) = award.image_sha256.as_deref().filter(|_| self.unique_images) {
+            // The claim is the guard against two users racing with one image (their balance
+            // locks do not serialise them).
+            let first = sqlx::query(
+                "insert into points.rewarded_images (image_sha256, user_id, source_event_id) values ($1, $2, $3)
+                 on conflict do nothing",
             )
+            .bind(hash)
             .bind(award.user_id)
-            .bind(local_date)
-            .fetch_one(&mut *tx)
+            .bind(event.id)
+            .execute(&mut *tx)
             .await?;
-            if paid_today >= self.scan_daily_cap {
-                tracing::debug!(user.id = %award.user_id, "daily scan cap reached; no points");
+            if first.rows_affected() == 0 {
+                tracing::debug!(user.id = %award.user_id, decision = ?Decision::ImageAlreadyRewarded, "no points");
                 return Ok(());
-            }
-            if self.unique_images
-                && let Some(hash) = &award.image_sha256
-            {
-                let first = sqlx::query(
-                    "insert into points.rewarded_images (image_sha256, user_id, source_event_id) values ($1, $2, $3)
-                     on conflict do nothing",
-                )
-                .bind(hash)
-                .bind(award.user_id)
-                .bind(event.id)
-                .execute(&mut *tx)
-                .await?;
-                if first.rows_affected() == 0 {
-                    tracing::debug!(user.id = %award.user_id, "image already rewarded; no points");
-                    return Ok(());
-                }
             }
         }
         let earned = Event::new(
@@ -273,6 +341,61 @@ mod tests {
         let b = Event::new("y", user, AttendanceCheckedIn { user_id: user, date: day }.into());
         assert_ne!(a.id, b.id);
         assert_eq!(candidate(&a).unwrap().source_key, candidate(&b).unwrap().source_key);
+    }
+
+    fn policy() -> PointsPolicy {
+        PointsPolicy {
+            timezone: chrono_tz::Asia::Seoul,
+            scan_daily_cap: 3,
+            unique_images: true,
+            recycle_max_distance_m: 50.0,
+        }
+    }
+
+    fn scan_award(image: Option<&str>) -> Candidate {
+        Candidate {
+            rule: "scan",
+            source_key: Uuid::now_v7(),
+            user_id: Uuid::now_v7(),
+            amount: SCAN_POINTS,
+            reason: PointsReason::Scan,
+            image_sha256: image.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_daily_cap_pays_up_to_the_cap_and_not_one_more() {
+        // Given a cap of 3, when 2 scans were paid today, then a third is paid…
+        let facts = Facts { scans_paid_today: 2, ..Facts::default() };
+        assert_eq!(policy().decide(&scan_award(None), &facts), Decision::Pay);
+        // …and when 3 were, a fourth is not.
+        let facts = Facts { scans_paid_today: 3, ..Facts::default() };
+        assert_eq!(policy().decide(&scan_award(None), &facts), Decision::DailyCapReached);
+    }
+
+    #[test]
+    fn an_image_is_paid_once_when_unique_images_are_required() {
+        let rewarded = Facts { image_rewarded: true, ..Facts::default() };
+        assert_eq!(policy().decide(&scan_award(Some("ab")), &rewarded), Decision::ImageAlreadyRewarded);
+        assert_eq!(policy().decide(&scan_award(None), &rewarded), Decision::Pay, "no image, nothing to compare");
+        let lenient = PointsPolicy { unique_images: false, ..policy() };
+        assert_eq!(lenient.decide(&scan_award(Some("ab")), &rewarded), Decision::Pay);
+    }
+
+    #[test]
+    fn a_recycle_far_from_places_is_not_paid_and_the_cap_is_for_scans_only() {
+        let recycle =
+            Candidate { rule: "recycle", amount: RECYCLE_POINTS, reason: PointsReason::Recycle, ..scan_award(None) };
+        let far = Facts { near_place: Some(false), ..Facts::default() };
+        assert_eq!(policy().decide(&recycle, &far), Decision::NotNearPlace);
+        let near_after_many_scans = Facts { near_place: Some(true), scans_paid_today: 99, ..Facts::default() };
+        assert_eq!(policy().decide(&recycle, &near_after_many_scans), Decision::Pay);
+    }
+
+    #[test]
+    fn what_was_paid_is_never_paid_again() {
+        let paid = Facts { already_paid: true, ..Facts::default() };
+        assert_eq!(policy().decide(&scan_award(None), &paid), Decision::AlreadyPaid);
     }
 
     #[test]
