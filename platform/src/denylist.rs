@@ -97,12 +97,18 @@ impl Denylist {
 
     /// Copies every unexpired revocation into Redis and marks the set complete.
     async fn reload(&self) -> anyhow::Result<()> {
-        let rows: Vec<(Uuid, DateTime<Utc>)> =
+        /// A revoked access token.
+        #[derive(sqlx::FromRow)]
+        struct Revoked {
+            jti: Uuid,
+            expires_at: DateTime<Utc>,
+        }
+        let rows: Vec<Revoked> =
             sqlx::query_as("select jti, expires_at from auth.revoked_access_tokens where expires_at > now()")
                 .fetch_all(&self.db)
                 .await?;
-        for (jti, expires_at) in &rows {
-            self.mirror(*jti, *expires_at).await?;
+        for row in &rows {
+            self.mirror(row.jti, row.expires_at).await?;
         }
         let ready = self.ready_key();
         self.redis

@@ -17,7 +17,6 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use platform::Settings;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -55,14 +54,15 @@ pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
 }
 
 async fn sample(db: &PgPool, broker: Option<&ops::Broker>) -> anyhow::Result<()> {
-    let (backlog, oldest): (i64, Option<DateTime<Utc>>) =
-        sqlx::query_as("select count(*), min(recorded_at) from eventstore.events where published_at is null")
-            .fetch_one(db)
-            .await?;
-    metrics::gauge!("outbox_backlog_events").set(backlog as f64);
-    metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(oldest.map_or(0.0, ops::age_seconds));
+    let outbox: ops::Backlog = sqlx::query_as(
+        "select count(*) as events, min(recorded_at) as oldest from eventstore.events where published_at is null",
+    )
+    .fetch_one(db)
+    .await?;
+    metrics::gauge!("outbox_backlog_events").set(outbox.events as f64);
+    metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(outbox.oldest.map_or(0.0, ops::age_seconds));
     for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
-        let (events, seconds) = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
+        let ops::Lag { events, seconds } = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
         metrics::gauge!("projection_lag_events", "consumer" => spec.name).set(events as f64);
         metrics::gauge!("projection_lag_seconds", "consumer" => spec.name).set(seconds);
     }

@@ -106,8 +106,15 @@ impl Projector for Mailer {
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         let EventData::MailRequested(request) = &event.data else { return Ok(()) };
-        let row: Option<(Option<String>, Option<String>, bool)> = sqlx::query_as(
-            "select recipient, link, sent_at is not null from auth.mail_outbox where id = $1 for update",
+        /// A queued mail and whether it went out already.
+        #[derive(sqlx::FromRow)]
+        struct Queued {
+            recipient: Option<String>,
+            link: Option<String>,
+            sent: bool,
+        }
+        let row: Option<Queued> = sqlx::query_as(
+            "select recipient, link, sent_at is not null as sent from auth.mail_outbox where id = $1 for update",
         )
         .bind(request.mail_id)
         .fetch_optional(&mut *tx)
@@ -119,8 +126,8 @@ impl Projector for Mailer {
                     detail: format!("no queued mail {}", request.mail_id),
                 });
             }
-            Some((_, _, true)) => return Ok(()),
-            Some((Some(recipient), Some(link), false)) => (recipient, link),
+            Some(Queued { sent: true, .. }) => return Ok(()),
+            Some(Queued { recipient: Some(recipient), link: Some(link), .. }) => (recipient, link),
             Some(_) => {
                 return Err(ApplyError::Permanent {
                     code: "mail_incomplete",

@@ -205,27 +205,45 @@ pub struct Status {
     pub parked: Option<u32>,
 }
 
+/// How far a consumer has got.
+#[derive(sqlx::FromRow)]
+struct Progress {
+    applied: i64,
+    last_applied_at: Option<DateTime<Utc>>,
+    last_position: Option<i64>,
+}
+
+/// Published events a consumer has not applied yet.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// How many.
+    pub events: i64,
+    /// Age in seconds of the oldest (0 when none).
+    pub seconds: f64,
+}
+
 /// Status of every consumer.
 pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Status>> {
     let b = broker(settings).await?;
     let mut out = Vec::new();
     for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
         let projection = spec.projection.unwrap_or(spec.name);
-        let (applied, last_applied_at, last_position): (i64, Option<DateTime<Utc>>, Option<i64>) = sqlx::query_as(
-            "select count(*), max(a.applied_at), max(e.position) from projection.applied_events a
+        let progress: Progress = sqlx::query_as(
+            "select count(*) as applied, max(a.applied_at) as last_applied_at, max(e.position) as last_position
+             from projection.applied_events a
              left join eventstore.events e on e.id = a.event_id where a.projection = $1",
         )
         .bind(projection)
         .fetch_one(db)
         .await?;
-        let (lag_events, lag_seconds) = lag(db, spec, None).await?;
+        let Lag { events: lag_events, seconds: lag_seconds } = lag(db, spec, None).await?;
         let queued = queue_depth(&b.conn, &b.topology.queue(spec)).await;
         let parked = queue_depth(&b.conn, &b.topology.parked_queue(spec)).await;
         out.push(Status {
             consumer: spec.name,
-            applied,
-            last_position,
-            last_applied_at,
+            applied: progress.applied,
+            last_position: progress.last_position,
+            last_applied_at: progress.last_applied_at,
             lag_events,
             lag_seconds,
             queued,
@@ -238,12 +256,12 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
 
 /// Published events of `spec`'s types it has not applied, and the age in seconds of the oldest
 /// of them; only among events recorded within `window` when given (cheaper on a long log).
-pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> anyhow::Result<(i64, f64)> {
+pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> anyhow::Result<Lag> {
     let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
     let everything = spec.bindings.contains(&"#");
     let since = window.map(|w| Utc::now() - chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1)));
-    let (lag_events, oldest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
-        "select count(*), min(e.recorded_at) from eventstore.events e
+    let backlog: Backlog = sqlx::query_as(
+        "select count(*) as events, min(e.recorded_at) as oldest from eventstore.events e
          where e.published_at is not null and ($3 or e.type = any($2))
            and ($4::timestamptz is null or e.recorded_at >= $4)
            and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
@@ -254,7 +272,16 @@ pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> 
     .bind(since)
     .fetch_one(db)
     .await?;
-    Ok((lag_events, oldest.map_or(0.0, age_seconds)))
+    Ok(Lag { events: backlog.events, seconds: backlog.oldest.map_or(0.0, age_seconds) })
+}
+
+/// A count of events and when the oldest of them was recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Backlog {
+    /// How many.
+    pub events: i64,
+    /// When the oldest was recorded.
+    pub oldest: Option<DateTime<Utc>>,
 }
 
 /// Seconds since `t`.

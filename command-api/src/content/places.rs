@@ -46,7 +46,7 @@ pub async fn remove(
 }
 
 /// The known place nearest to a point, within `within_m` metres.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, sqlx::FromRow)]
 pub struct Nearest {
     /// The place.
     pub place_id: Uuid,
@@ -62,18 +62,18 @@ pub async fn nearest(
     longitude: f64,
     within_m: f64,
 ) -> sqlx::Result<Option<Nearest>> {
-    let row: Option<(Uuid, f64)> = sqlx::query_as(
-        "select place_id, earth_distance(ll_to_earth($1, $2), ll_to_earth(latitude, longitude)) as d
+    let row: Option<Nearest> = sqlx::query_as(
+        "select place_id, earth_distance(ll_to_earth($1, $2), ll_to_earth(latitude, longitude)) as distance_m
          from app.places
          where not removed and earth_box(ll_to_earth($1, $2), $3) @> ll_to_earth(latitude, longitude)
-         order by d limit 1",
+         order by distance_m limit 1",
     )
     .bind(events::GeoPoint::round(latitude))
     .bind(events::GeoPoint::round(longitude))
     .bind(within_m)
     .fetch_optional(db)
     .await?;
-    Ok(row.filter(|(_, d)| *d <= within_m).map(|(place_id, distance_m)| Nearest { place_id, distance_m }))
+    Ok(row.filter(|n| n.distance_m <= within_m))
 }
 
 /// Whether a recycle earns its points, and why: the one rule ("honest recycling"), applied by

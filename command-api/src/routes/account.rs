@@ -14,7 +14,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{consistency_headers, invalid, record_one};
-use crate::{AppState, SOURCE, domain, password, services::sessions::revoke_sessions};
+use crate::{
+    AppState, SOURCE, domain, password,
+    services::{
+        accounts::{self, AccountBy},
+        sessions::revoke_sessions,
+    },
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -111,17 +117,14 @@ async fn change_password(
     AuthUser(claims): AuthUser,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let row: Option<(String, String, Option<String>)> =
-        sqlx::query_as("select username, email, password_hash from auth.users where id = $1 and deleted_at is null")
-            .bind(claims.sub)
-            .fetch_optional(&state.db)
-            .await?;
-    let (username, email, stored) =
-        row.ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))?;
-    if stored.is_some() && !password::verify(body.current_password, stored).await? {
+    let account = accounts::find(&state.db, AccountBy::LiveId(claims.sub))
+        .await?
+        .ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))?;
+    if account.password_hash.is_some() && !password::verify(body.current_password, account.password_hash).await? {
         return Err(ApiError::InvalidCredentials("The current password is wrong.".into()));
     }
-    domain::check_password(&body.new_password, &username, &email).map_err(|m| ApiError::invalid("new_password", m))?;
+    domain::check_password(&body.new_password, &account.username, &account.email)
+        .map_err(|m| ApiError::invalid("new_password", m))?;
     let hash = password::hash(body.new_password).await?;
     let mut tx = state.db.begin().await?;
     sqlx::query("update auth.users set password_hash = $2 where id = $1")

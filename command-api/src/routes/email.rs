@@ -21,7 +21,11 @@ use uuid::Uuid;
 use super::consistency_headers;
 use crate::{
     AppState, SOURCE, domain, limits, password,
-    services::{mail::queue_mail, sessions::revoke_sessions},
+    services::{
+        accounts::{self, AccountBy},
+        mail::queue_mail,
+        sessions::revoke_sessions,
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -140,13 +144,9 @@ async fn forgot_password(
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check_mail(&state.redis, &ip).await?;
     let mut tx = state.db.begin().await?;
-    let account: Option<(Uuid, String)> =
-        sqlx::query_as("select id, email from auth.users where lower(email) = lower($1) and deleted_at is null")
-            .bind(body.email.trim())
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some((user_id, email)) = account {
-        let mut events = [queue_mail(&state, &mut tx, user_id, &email, MailTemplate::ResetPassword, request_id).await?];
+    if let Some(account) = accounts::find(&mut *tx, AccountBy::LiveEmail(body.email.trim())).await? {
+        let mail = MailTemplate::ResetPassword;
+        let mut events = [queue_mail(&state, &mut tx, account.id, &account.email, mail, request_id).await?];
         eventstore::append(&mut tx, &mut events).await?;
     }
     tx.commit().await?;
@@ -176,13 +176,13 @@ async fn reset_password(
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin().await?;
     let user_id = spend_token(&mut tx, &body.token, "reset_password").await?;
-    let (username, email): (String, String) = sqlx::query_as("select username, email from auth.users where id = $1")
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let account = accounts::find(&mut *tx, AccountBy::Id(user_id))
+        .await?
+        .ok_or_else(|| ApiError::bad_request("invalid_token", "This link is invalid, used or expired."))?;
     // Checked after spending so the rules are only revealed to the token holder; a failure
     // rolls the spend back and the link stays usable.
-    domain::check_password(&body.new_password, &username, &email).map_err(|m| ApiError::invalid("new_password", m))?;
+    domain::check_password(&body.new_password, &account.username, &account.email)
+        .map_err(|m| ApiError::invalid("new_password", m))?;
     let hash = password::hash(body.new_password).await?;
     sqlx::query("update auth.users set password_hash = $2 where id = $1")
         .bind(user_id)

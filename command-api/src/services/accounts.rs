@@ -24,6 +24,50 @@ pub async fn lock_live(tx: &mut PgConnection, user_id: Uuid) -> Result<(), ApiEr
     live.map(|_| ()).ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))
 }
 
+/// What the write side reads of an account to check a password or issue tokens.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Account {
+    /// Id.
+    pub id: Uuid,
+    /// Handle.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Argon2 hash; `None` for accounts made by social sign-in.
+    pub password_hash: Option<String>,
+    /// Role.
+    pub role: Role,
+}
+
+/// How an account is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum AccountBy<'a> {
+    /// By id (deleted accounts included; their row remains).
+    Id(Uuid),
+    /// A live account by id.
+    LiveId(Uuid),
+    /// A live account by e-mail address, case-insensitive.
+    LiveEmail(&'a str),
+}
+
+/// Finds an account.
+pub async fn find(db: impl sqlx::PgExecutor<'_>, by: AccountBy<'_>) -> Result<Option<Account>, ApiError> {
+    const COLUMNS: &str = "id, username, email, password_hash, role";
+    let query = match by {
+        AccountBy::Id(_) => format!("select {COLUMNS} from auth.users where id = $1"),
+        AccountBy::LiveId(_) => format!("select {COLUMNS} from auth.users where id = $1 and deleted_at is null"),
+        AccountBy::LiveEmail(_) => {
+            format!("select {COLUMNS} from auth.users where lower(email) = lower($1) and deleted_at is null")
+        }
+    };
+    let query = sqlx::query_as(&query);
+    let query = match by {
+        AccountBy::Id(id) | AccountBy::LiveId(id) => query.bind(id),
+        AccountBy::LiveEmail(email) => query.bind(email),
+    };
+    Ok(query.fetch_optional(db).await?)
+}
+
 /// The live account whose invite code is `code` (case-insensitive), if any.
 pub async fn find_inviter(db: impl sqlx::PgExecutor<'_>, code: &str) -> Result<Option<Uuid>, ApiError> {
     Ok(sqlx::query_scalar(

@@ -83,9 +83,10 @@ pub async fn sign_in(
             (user, true)
         }
     };
-    let (username, role): (String, platform::auth::Role) =
-        sqlx::query_as("select username, role from auth.users where id = $1").bind(user_id).fetch_one(&mut *tx).await?;
-    let tokens = issue_tokens(state, &mut tx, user_id, &username, role, None).await?;
+    let account = super::accounts::find(&mut *tx, super::accounts::AccountBy::Id(user_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("account_not_found", "This account no longer exists."))?;
+    let tokens = issue_tokens(state, &mut tx, user_id, &account.username, account.role, None).await?;
     tx.commit().await?;
     Ok((user_id, created, tokens))
 }
