@@ -80,6 +80,21 @@ impl Category {
             Self::Hazardous => "hazardous",
         }
     }
+
+    /// Its Korean and English names, as the guide shows them.
+    pub fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Plastic => ("플라스틱", "Plastic"),
+            Self::Paper => ("종이", "Paper"),
+            Self::Metal => ("금속·캔", "Metal"),
+            Self::Glass => ("유리", "Glass"),
+            Self::General => ("일반쓰레기", "General waste"),
+            Self::Food => ("음식물", "Food waste"),
+            Self::Large => ("대형폐기물", "Large items"),
+            Self::Electronic => ("전자제품", "Electronics"),
+            Self::Hazardous => ("유해폐기물", "Hazardous waste"),
+        }
+    }
 }
 
 /// A position, WGS84 degrees.

@@ -121,6 +121,15 @@ pub struct Scored {
     pub points: i64,
 }
 
+/// Where a user stands on a board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Standing {
+    /// 0-based position (ties broken by who got there first).
+    pub position: i64,
+    /// Points in the period.
+    pub points: i64,
+}
+
 /// Reads boards from Redis, rebuilding a missing one from PostgreSQL.
 struct RedisBoard<'a> {
     redis: &'a Redis,
@@ -139,12 +148,7 @@ impl RedisBoard<'_> {
         if exists {
             return Ok(());
         }
-        let rows: Vec<ScoreRow> = sqlx::query_as(
-            "select period_key, user_id, points, reached_at from read.leaderboard_scores where period_key = $1",
-        )
-        .bind(self.key)
-        .fetch_all(self.db)
-        .await?;
+        let rows = scores(self.db, None, &[self.key.to_owned()]).await?;
         for chunk in rows.chunks(1000) {
             write(self.redis, chunk).await?;
         }
@@ -200,7 +204,7 @@ impl RedisBoard<'_> {
     }
 
     /// My 0-based position and points.
-    async fn position(&self, user_id: Uuid) -> anyhow::Result<Option<(i64, i64)>> {
+    async fn position(&self, user_id: Uuid) -> anyhow::Result<Option<Standing>> {
         self.ensure_built().await?;
         let key = key(self.redis, self.key);
         let member = user_id.to_string();
@@ -218,7 +222,7 @@ impl RedisBoard<'_> {
                     .await
             })
             .await?;
-        Ok(pos.zip(score.map(points_of)))
+        Ok(pos.zip(score).map(|(position, score)| Standing { position, points: points_of(score) }))
     }
 }
 
@@ -237,10 +241,10 @@ async fn pg_page(db: &sqlx::PgPool, key: &str, offset: i64, limit: i64) -> sqlx:
     .await
 }
 
-async fn pg_position(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> sqlx::Result<Option<(i64, i64)>> {
+async fn pg_position(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> sqlx::Result<Option<Standing>> {
     sqlx::query_as(
-        "select pos, points from (
-           select row_number() over (order by points desc, reached_at asc, user_id)::bigint - 1 as pos, user_id, points
+        "select position, points from (
+           select row_number() over (order by points desc, reached_at asc, user_id)::bigint - 1 as position, user_id, points
            from read.leaderboard_scores where period_key = $1) ranked
          where user_id = $2",
     )
@@ -277,7 +281,7 @@ pub async fn position(
     key: &str,
     user_id: Uuid,
     primary: bool,
-) -> sqlx::Result<Option<(i64, i64)>> {
+) -> sqlx::Result<Option<Standing>> {
     if !primary {
         match (RedisBoard { redis, db, key }).position(user_id).await {
             Ok(p) => return Ok(p),
@@ -285,6 +289,78 @@ pub async fn position(
         }
     }
     pg_position(db, key, user_id).await
+}
+
+/// A user's points on the board `key` (PostgreSQL), `None` when they have none there.
+pub async fn points(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("select points from read.leaderboard_scores where period_key = $1 and user_id = $2")
+        .bind(key)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// The committed scores of `users` (everyone when `None`) on the boards `keys`.
+pub async fn scores(db: &sqlx::PgPool, users: Option<&[Uuid]>, keys: &[String]) -> sqlx::Result<Vec<ScoreRow>> {
+    sqlx::query_as(
+        "select period_key, user_id, points, reached_at from read.leaderboard_scores
+         where ($1::uuid[] is null or user_id = any($1)) and period_key = any($2)",
+    )
+    .bind(users)
+    .bind(keys)
+    .fetch_all(db)
+    .await
+}
+
+/// Copies the committed scores of `users` on the boards `keys` to Redis (after the projector's
+/// commit). PostgreSQL has the truth; an error leaves Redis to catch up on the next write or
+/// rebuild.
+pub async fn mirror(db: &sqlx::PgPool, redis: &Redis, users: &[Uuid], keys: &[String]) -> anyhow::Result<()> {
+    write(redis, &scores(db, Some(users), keys).await?).await
+}
+
+/// Writing, for the leaderboards projector, inside its batch transaction. Commutative, so
+/// order-free: points add to a board's row and `reached_at` only moves forward; a deletion
+/// removes the person from every board and leaves a tombstone so late points stay out.
+pub mod write {
+    use chrono::{DateTime, Utc};
+    use sqlx::PgConnection;
+    use uuid::Uuid;
+
+    /// Adds `amount` points reached at `at` to `user_id`'s row on each board of `keys`.
+    pub async fn add_points(
+        tx: &mut PgConnection,
+        keys: &[String],
+        user_id: Uuid,
+        amount: i64,
+        at: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "insert into leaderboard_scores (period_key, user_id, points, reached_at)
+             select k, $2, $3, $4 from unnest($1::text[]) as k
+             where not exists (select 1 from leaderboard_tombstones where user_id = $2)
+             on conflict (period_key, user_id) do update
+               set points = leaderboard_scores.points + excluded.points,
+                   reached_at = greatest(leaderboard_scores.reached_at, excluded.reached_at)",
+        )
+        .bind(keys)
+        .bind(user_id)
+        .bind(amount)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a person from every board, for good.
+    pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+        sqlx::query("delete from leaderboard_scores where user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("insert into leaderboard_tombstones (user_id) values ($1) on conflict do nothing")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

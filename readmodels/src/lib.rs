@@ -1,17 +1,23 @@
-//! The read models: for each, its tables' names and shapes, its cache keys and codecs, the
+//! The read models. Each module owns its tables' SQL for both sides: the writes its projector
+//! (in `workers`) runs inside its batch transaction (a `write` module or `record`/`forget`),
+//! and the reads query-api serves, with named row types; plus its cache keys and codecs, the
 //! rules that derive it (periods, search keys) and its layered reads (Redis, else PostgreSQL:
-//! `profiles::load`, `leaderboards::{page, position}`) and cache refreshes, so its projector
-//! (writing, in `workers`) and query-api (reading) share one definition.
+//! `profiles::load`, `leaderboards::{page, position}`) and cache refreshes. A projector only
+//! maps events to these calls.
 //!
 //! | model | tables | caches |
 //! |---|---|---|
 //! | [`profiles`] | `read.profiles`, `read.settings` | `{prefix}:profile:{user}`, versioned |
+//! | [`activities`] | `read.activities` | none |
 //! | [`leaderboards`] | `read.leaderboard_scores` | sorted sets per period |
+//! | [`places`] | `read.places`, `read.saved_places` | none |
 //! | [`guide`] | `read.guide_items`, `…_faqs`, `…_regions`, `…_stats` | answers under the guide's generation |
 //!
 //! Calendar periods ([`periods`]) belong to the leaderboards and the guide's statistics.
 
+pub mod activities;
 pub mod guide;
 pub mod leaderboards;
 pub mod periods;
+pub mod places;
 pub mod profiles;

@@ -120,3 +120,213 @@ pub async fn refresh_cache(db: &PgPool, redis: &Redis, mut users: Vec<Uuid>) {
         }
     }
 }
+
+/// How a user is shown beside a score.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Name {
+    /// User id.
+    pub user_id: Uuid,
+    /// Display name.
+    pub nickname: String,
+    /// Level.
+    pub level: i32,
+}
+
+/// The names of those of `users` who have a profile.
+pub async fn names(db: &PgPool, users: &[Uuid]) -> sqlx::Result<std::collections::HashMap<Uuid, Name>> {
+    let rows: Vec<Name> = sqlx::query_as("select user_id, nickname, level from read.profiles where user_id = any($1)")
+        .bind(users)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|n| (n.user_id, n)).collect())
+}
+
+/// My settings.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct Settings {
+    /// Push notifications.
+    pub notification_enabled: bool,
+    /// `ko` or `en`.
+    pub language: String,
+    /// `light`, `dark` or `system`.
+    pub theme: String,
+}
+
+/// A user's settings (`read.settings`, `GET /users/me/settings`), `None` when they have none (no account, or deleted).
+pub async fn settings(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Settings>> {
+    sqlx::query_as("select notification_enabled, language, theme from read.settings where user_id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// Writing, for the profiles projector, inside its batch transaction (tables unqualified: the
+/// projector's connection has its schema, live or rebuild, on the search path).
+///
+/// Order-tolerant per user: a registration inserts only if absent and never after a deletion
+/// (the `profiles_tombstones` tombstone); profile and settings changes only move their
+/// sequence forward; counters and points are commutative additions, the level derived from the
+/// points.
+pub mod write {
+    use chrono::{DateTime, Utc};
+    use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated, rules::level_for};
+    use sqlx::PgConnection;
+    use uuid::Uuid;
+
+    /// What a write found.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Written {
+        /// Applied, or had nothing to do (stale, or the person is forgotten).
+        Done,
+        /// The profile is not there yet: the event overtook the registration.
+        NotYet,
+    }
+
+    /// A commutative change to a profile's numbers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Bump {
+        /// One more scan.
+        Scan,
+        /// One more recycle.
+        Recycle,
+        /// Points earned (the level follows).
+        Points(i64),
+    }
+
+    /// Creates the profile and settings of a registration (once; never after a deletion).
+    pub async fn register(
+        tx: &mut PgConnection,
+        user: &UserRegistered,
+        occurred_at: DateTime<Utc>,
+        sequence: Option<i64>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "insert into profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
+             select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
+             where not exists (select 1 from profiles_tombstones where user_id = $1)
+             on conflict (user_id) do nothing",
+        )
+        .bind(user.user_id)
+        .bind(&user.username)
+        .bind(&user.nickname)
+        .bind(serde_json::to_value(user.provider).ok().and_then(|v| v.as_str().map(str::to_owned)))
+        .bind(events::rules::invite_code(user.user_id))
+        .bind(occurred_at)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "insert into settings (user_id) select $1
+             where not exists (select 1 from profiles_tombstones where user_id = $1)
+             on conflict (user_id) do nothing",
+        )
+        .bind(user.user_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies a profile change newer than the one the row holds.
+    pub async fn update_profile(
+        tx: &mut PgConnection,
+        user_id: Uuid,
+        change: &UserProfileUpdated,
+        sequence: Option<i64>,
+    ) -> sqlx::Result<Written> {
+        let updated = sqlx::query(
+            "update profiles set
+                nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),
+                profile_sequence = coalesce($5, profile_sequence), version = version + 1, updated_at = now()
+             where user_id = $1 and ($5::bigint is null or profile_sequence < $5)",
+        )
+        .bind(user_id)
+        .bind(&change.nickname)
+        .bind(&change.bio)
+        .bind(&change.avatar_url)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 { Ok(Written::Done) } else { stale_or_missing(tx, "profiles", user_id).await }
+    }
+
+    /// Applies a settings change newer than the one the row holds.
+    pub async fn update_settings(
+        tx: &mut PgConnection,
+        user_id: Uuid,
+        change: &UserSettingsUpdated,
+        sequence: Option<i64>,
+    ) -> sqlx::Result<Written> {
+        let updated = sqlx::query(
+            "update settings set
+                notification_enabled = coalesce($2, notification_enabled), language = coalesce($3, language),
+                theme = coalesce($4, theme), settings_sequence = coalesce($5, settings_sequence), updated_at = now()
+             where user_id = $1 and ($5::bigint is null or settings_sequence < $5)",
+        )
+        .bind(user_id)
+        .bind(change.notification_enabled)
+        .bind(&change.language)
+        .bind(&change.theme)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 { Ok(Written::Done) } else { stale_or_missing(tx, "settings", user_id).await }
+    }
+
+    /// Adds to a profile's counters or points; the level is recomputed from the points.
+    pub async fn bump(tx: &mut PgConnection, user_id: Uuid, bump: Bump) -> sqlx::Result<Written> {
+        let (scans, recycles, points) = match bump {
+            Bump::Scan => (1, 0, 0),
+            Bump::Recycle => (0, 1, 0),
+            Bump::Points(amount) => (0, 0, amount),
+        };
+        let total: Option<i64> = sqlx::query_scalar(
+            "update profiles set total_scans = total_scans + $2, total_recycles = total_recycles + $3,
+                points = points + $4, version = version + 1, updated_at = now()
+             where user_id = $1 returning points",
+        )
+        .bind(user_id)
+        .bind(scans)
+        .bind(recycles)
+        .bind(points)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(total) = total else { return missing(tx, user_id).await };
+        sqlx::query("update profiles set level = $2 where user_id = $1 and level <> $2")
+            .bind(user_id)
+            .bind(level_for(total))
+            .execute(&mut *tx)
+            .await?;
+        Ok(Written::Done)
+    }
+
+    /// Forgets a person: profile and settings gone, and a tombstone so late events stay out.
+    pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+        sqlx::query("delete from profiles where user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("delete from settings where user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("insert into profiles_tombstones (user_id) values ($1) on conflict do nothing")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(())
+    }
+
+    /// A sequence-guarded update of `table` changed nothing: the event is stale (the row is
+    /// there, fine) or overtook the registration.
+    async fn stale_or_missing(tx: &mut PgConnection, table: &str, user_id: Uuid) -> sqlx::Result<Written> {
+        let exists: bool = sqlx::query_scalar(&format!("select exists (select 1 from {table} where user_id = $1)"))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists { Ok(Written::Done) } else { missing(tx, user_id).await }
+    }
+
+    /// A profile that is not there: gone for good (forgotten) is done, else not there yet.
+    async fn missing(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Written> {
+        let forgotten: bool =
+            sqlx::query_scalar("select exists (select 1 from profiles_tombstones where user_id = $1)")
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        Ok(if forgotten { Written::Done } else { Written::NotYet })
+    }
+}

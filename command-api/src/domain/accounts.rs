@@ -1,7 +1,6 @@
 //! Accounts: sign-up, the password policy, profile and settings changes.
 
 use events::{EventData, Provider, UserRegistered};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{Invalid, invalid};
@@ -88,15 +87,7 @@ pub fn check_password(password: &str, username: &str, email: &str) -> Result<(),
     Ok(())
 }
 
-/// The invite code of a user: 8 characters of Crockford base32 from a hash of the user id.
-/// Derived, so a rebuild gives every user the same code again. PostgreSQL derives the same for
-/// the write side (`auth.invite_code(id)`, a generated column of `auth.users`).
-pub fn invite_code(user_id: Uuid) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let digest = Sha256::digest(user_id.as_bytes());
-    let bits = u64::from_be_bytes([digest[0], digest[1], digest[2], digest[3], digest[4], 0, 0, 0]) >> 24;
-    (0..8).rev().map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
-}
+pub use events::rules::invite_code;
 
 /// Syntax only (one `@`, a dotted domain, no spaces); ownership is proven by verification mail.
 fn is_plausible_email(email: &str) -> bool {
@@ -117,20 +108,6 @@ mod tests {
 
     fn input(username: &str, email: &str, password: &str) -> Registration {
         Registration { username: username.into(), email: email.into(), password: password.into(), nickname: None }
-    }
-
-    #[test]
-    fn invite_codes_are_stable_and_readable() {
-        let id = Uuid::now_v7();
-        let code = invite_code(id);
-        assert_eq!(code, invite_code(id));
-        assert_eq!(code.len(), 8);
-        assert!(code.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
-        assert!(!code.contains(['I', 'L', 'O', 'U']));
-        assert_ne!(code, invite_code(Uuid::now_v7()));
-        // The value the migration backfills with in SQL for the same id.
-        let known = Uuid::parse_str("0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07").unwrap();
-        assert_eq!(invite_code(known), "0FQ78XCX", "auth.invite_code() in migrations/20261124000018 gives the same");
     }
 
     #[test]

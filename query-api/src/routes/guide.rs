@@ -16,11 +16,15 @@ use axum::{Json, extract::State, http::HeaderMap};
 use chrono::Utc;
 use events::Category;
 use platform::{
-    error::{ApiError, ApiJson, ApiPath, ApiQuery},
+    error::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError},
     topology::GUIDE,
 };
 use readmodels::{
-    guide::{CACHE_TTL_SECS, cache_key, generation_key},
+    guide::{
+        CACHE_TTL_SECS, cache_key,
+        catalogue::{self, CategoryStats, Faq, Hit, Item, RegionRules},
+        generation_key,
+    },
     periods::Period,
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -44,23 +48,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The nine categories: code, Korean and English name.
-pub(super) const CATEGORIES: [(Category, &str, &str, &str); 9] = [
-    (Category::Plastic, "plastic", "플라스틱", "Plastic"),
-    (Category::Paper, "paper", "종이", "Paper"),
-    (Category::Metal, "metal", "금속·캔", "Metal"),
-    (Category::Glass, "glass", "유리", "Glass"),
-    (Category::General, "general", "일반쓰레기", "General waste"),
-    (Category::Food, "food", "음식물", "Food waste"),
-    (Category::Large, "large", "대형폐기물", "Large items"),
-    (Category::Electronic, "electronic", "전자제품", "Electronics"),
-    (Category::Hazardous, "hazardous", "유해폐기물", "Hazardous waste"),
-];
+/// `value` as a category code, or what is wrong with `field`.
+pub(super) fn known_category(field: &str, value: &str) -> Result<&'static str, FieldError> {
+    Category::ALL.iter().map(|c| c.code()).find(|c| *c == value).ok_or_else(|| {
+        let known: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
+        FieldError::new(field, format!("must be one of {}", known.join(", ")))
+    })
+}
 
 fn category_code(value: &str) -> Result<&'static str, ApiError> {
-    CATEGORIES.iter().find(|c| c.1 == value).map(|c| c.1).ok_or_else(|| {
-        let known: Vec<&str> = CATEGORIES.iter().map(|c| c.1).collect();
-        ApiError::invalid("category", &format!("must be one of {}", known.join(", ")))
-    })
+    known_category("category", value).map_err(|e| ApiError::Validation(vec![e]))
 }
 
 /// Where a cached answer lives.
@@ -138,17 +135,17 @@ pub struct CategoryList {
 #[utoipa::path(get, path = "/recycle/categories", tag = "guide", responses((status = 200, body = CategoryList)))]
 async fn categories(State(state): State<AppState>) -> Result<Json<CategoryList>, ApiError> {
     let answer = cached(&state, "categories", Scope::Shared, false, async {
-        let counts: Vec<(String, i64)> =
-            sqlx::query_as("select category, count(*) from read.guide_items where not removed group by category")
-                .fetch_all(&state.db)
-                .await?;
-        Ok(CATEGORIES
-            .iter()
-            .map(|(_, code, ko, en)| CategoryInfo {
-                code: (*code).into(),
-                name_ko: (*ko).into(),
-                name_en: (*en).into(),
-                item_count: counts.iter().find(|(c, _)| c == code).map_or(0, |(_, n)| *n),
+        Ok(catalogue::item_counts(&state.db)
+            .await?
+            .into_iter()
+            .map(|(category, item_count)| {
+                let (name_ko, name_en) = category.names();
+                CategoryInfo {
+                    code: category.code().into(),
+                    name_ko: name_ko.into(),
+                    name_en: name_en.into(),
+                    item_count,
+                }
             })
             .collect())
     })
@@ -156,30 +153,8 @@ async fn categories(State(state): State<AppState>) -> Result<Json<CategoryList>,
     Ok(Json(CategoryList { items: answer, next_cursor: None }))
 }
 
-/// An item of the guide: what it is and how to dispose of it.
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Item {
-    /// Id.
-    #[sqlx(rename = "item_id")]
-    pub id: Uuid,
-    /// Category code.
-    pub category: String,
-    /// Korean name.
-    pub name_ko: String,
-    /// English name.
-    pub name_en: String,
-    /// How to dispose of it.
-    pub disposal: String,
-    /// What not to do.
-    pub donts: Vec<String>,
-    /// Search keywords.
-    pub keywords: Vec<String>,
-}
-
 /// The list name in item cursors.
 const ITEMS_CURSOR: &str = "guide-items";
-
-const ITEM_COLUMNS: &str = "item_id, category, name_ko, name_en, disposal, donts, keywords";
 
 /// A page of items.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -229,20 +204,8 @@ async fn items(
         params.cursor.as_deref().map(|c| platform::cursor::decode(ITEMS_CURSOR, c)).transpose()?;
     let what = format!("items:{}:{limit}:{}", category.unwrap_or("*"), params.cursor.as_deref().unwrap_or(""));
     let page = cached(&state, &what, Scope::Local, false, async {
-        let mut rows: Vec<Item> = sqlx::query_as(&format!(
-            "select {ITEM_COLUMNS} from read.guide_items
-             where not removed and ($1::text is null or category = $1)
-               and ($2::text is null or (name_ko, item_id) > ($2, $3))
-             order by name_ko, item_id limit $4"
-        ))
-        .bind(category)
-        .bind(after.as_ref().map(|a| &a.0))
-        .bind(after.as_ref().map(|a| a.1))
-        .bind(limit + 1)
-        .fetch_all(&state.db)
-        .await?;
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
+        let (rows, more) = catalogue::items(&state.db, category, after.as_ref(), limit).await?;
+        let next_cursor = if more {
             rows.last().map(|last| platform::cursor::encode(ITEMS_CURSOR, &(last.name_ko.clone(), last.id)))
         } else {
             None
@@ -264,25 +227,11 @@ async fn item(
 ) -> Result<(HeaderMap, Json<Item>), ApiError> {
     let fresh = consistency.wait(&state, &[&GUIDE]).await?;
     let found: Option<Item> = cached(&state, &format!("item:{id}"), Scope::Local, fresh.requires_primary(), async {
-        Ok(sqlx::query_as(&format!("select {ITEM_COLUMNS} from read.guide_items where item_id = $1 and not removed"))
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?)
+        Ok(catalogue::item(&state.db, id).await?)
     })
     .await?;
     let item = found.ok_or_else(|| ApiError::not_found("item_not_found", format!("no item {id} in the guide")))?;
     Ok((fresh.headers(), Json(item)))
-}
-
-/// A search hit.
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Hit {
-    /// The item.
-    #[serde(flatten)]
-    #[sqlx(flatten)]
-    pub item: Item,
-    /// Relevance; higher is better.
-    pub score: f64,
 }
 
 /// Search results, best first.
@@ -331,19 +280,7 @@ async fn run_search(state: &AppState, params: SearchParams) -> Result<SearchResu
     let what = format!("search:{}:{limit}:{q}", category.unwrap_or("*"));
     let keys = readmodels::guide::search::QueryKeys::new(&q);
     cached(state, &what, Scope::Local, false, async {
-        let mut items: Vec<Hit> = sqlx::query_as(readmodels::guide::search::SEARCH_SQL)
-            .bind(&keys.exact)
-            .bind(&keys.korean)
-            .bind(&keys.english)
-            .bind(&keys.initials)
-            .bind(category)
-            .bind(readmodels::guide::search::MIN_SCORE)
-            .bind(limit)
-            .fetch_all(&state.db)
-            .await?;
-        for hit in &mut items {
-            hit.score = (hit.score * 1000.0).round() / 1000.0;
-        }
+        let items = catalogue::search(&state.db, &keys, category, limit).await?;
         Ok(SearchResult { items, next_cursor: None, query: q.clone() })
     })
     .await
@@ -369,22 +306,6 @@ async fn search_post(
     Ok(Json(run_search(&state, params).await?))
 }
 
-/// A region's disposal rules.
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct RegionRules {
-    /// Code, e.g. `seoul`.
-    pub code: String,
-    /// Korean name.
-    pub name_ko: String,
-    /// English name.
-    pub name_en: String,
-    /// When and where household waste goes out.
-    pub schedule: String,
-    /// Per category: `{category, rule}`.
-    #[schema(value_type = Vec<Object>)]
-    pub rules: sqlx::types::Json<serde_json::Value>,
-}
-
 /// Disposal rules of one of the 17 metropolitan cities and provinces, by code (`seoul`), English
 /// name (`Seoul`) or Korean name (`서울특별시`).
 #[utoipa::path(get, path = "/recycle/rules/{region}", tag = "guide",
@@ -396,39 +317,16 @@ async fn rules(State(state): State<AppState>, ApiPath(region): ApiPath<String>) 
         return Err(ApiError::invalid("region", "must be 1 to 50 characters"));
     }
     let found: Option<RegionRules> = cached(&state, &format!("rules:{wanted}"), Scope::Local, false, async {
-        Ok(sqlx::query_as(
-            "select code, name_ko, name_en, schedule, rules from read.guide_regions
-             where code = $1 or lower(name_en) = $1 or name_ko = $1",
-        )
-        .bind(&wanted)
-        .fetch_optional(&state.db)
-        .await?)
+        Ok(catalogue::region(&state.db, &wanted).await?)
     })
     .await?;
     match found {
         Some(r) => Ok(Json(r)),
         None => {
-            let codes: Vec<String> =
-                sqlx::query_scalar("select code from read.guide_regions order by code").fetch_all(&state.db).await?;
+            let codes = catalogue::region_codes(&state.db).await?;
             Err(ApiError::not_found("region_not_found", format!("no region `{region}`; known: {}", codes.join(", "))))
         }
     }
-}
-
-/// A question of the FAQ.
-#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
-pub struct Faq {
-    /// Id.
-    #[sqlx(rename = "faq_id")]
-    pub id: Uuid,
-    /// Category it is about, if one.
-    pub category: Option<String>,
-    /// Question.
-    pub question: String,
-    /// Answer.
-    pub answer: String,
-    /// How many people found it helpful.
-    pub helpful: i64,
 }
 
 /// Query parameters of the FAQ.
@@ -446,13 +344,7 @@ pub struct FaqParams {
 async fn faqs(State(state): State<AppState>, ApiQuery(params): ApiQuery<FaqParams>) -> Result<Json<FaqList>, ApiError> {
     let category = params.category.as_deref().map(category_code).transpose()?;
     let list = cached(&state, &format!("faq:{}", category.unwrap_or("*")), Scope::Shared, false, async {
-        Ok(sqlx::query_as(
-            "select faq_id, category, question, answer, helpful from read.guide_faqs
-             where not removed and ($1::text is null or category = $1) order by position, faq_id",
-        )
-        .bind(category)
-        .fetch_all(&state.db)
-        .await?)
+        Ok(catalogue::faqs(&state.db, category).await?)
     })
     .await?;
     Ok(Json(FaqList { items: list, next_cursor: None }))
@@ -478,27 +370,11 @@ async fn faq(
 ) -> Result<(HeaderMap, Json<Faq>), ApiError> {
     let fresh = consistency.wait(&state, &[&GUIDE]).await?;
     let found: Option<Faq> = cached(&state, &format!("faq-one:{id}"), Scope::Local, fresh.requires_primary(), async {
-        Ok(sqlx::query_as(
-            "select faq_id, category, question, answer, helpful from read.guide_faqs where faq_id = $1 and not removed",
-        )
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await?)
+        Ok(catalogue::faq(&state.db, id).await?)
     })
     .await?;
     let faq = found.ok_or_else(|| ApiError::not_found("faq_not_found", format!("no question {id} in the FAQ")))?;
     Ok((fresh.headers(), Json(faq)))
-}
-
-/// Scans and recycles of a category in a period.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CategoryStats {
-    /// Category code.
-    pub category: String,
-    /// Scans.
-    pub scans: i64,
-    /// Completed recycles.
-    pub recycles: i64,
 }
 
 /// What people scan and recycle.
@@ -537,19 +413,7 @@ async fn stats(
         _ => return Err(ApiError::invalid("period", "must be weekly, monthly or all-time")),
     };
     let period_key = period.key_at(Utc::now(), state.settings.app_timezone);
-    let rows: Vec<(String, i64, i64)> =
-        sqlx::query_as("select category, scans, recycles from read.guide_stats where period_key = $1")
-            .bind(&period_key)
-            .fetch_all(&state.db)
-            .await?;
-    let mut categories: Vec<CategoryStats> = CATEGORIES
-        .iter()
-        .map(|(_, code, _, _)| {
-            let (scans, recycles) = rows.iter().find(|r| r.0 == *code).map_or((0, 0), |r| (r.1, r.2));
-            CategoryStats { category: (*code).into(), scans, recycles }
-        })
-        .collect();
-    categories.sort_by(|a, b| b.scans.cmp(&a.scans).then(b.recycles.cmp(&a.recycles)));
+    let categories = catalogue::stats(&state.db, &period_key).await?;
     let total_scans = categories.iter().map(|c| c.scans).sum();
     let total_recycles = categories.iter().map(|c| c.recycles).sum();
     let period_key = Period::public_key(&period_key).to_owned();

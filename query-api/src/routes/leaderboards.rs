@@ -6,8 +6,6 @@
 //! Ranks are competition ranks (1, 2, 2, 4); among equal points, whoever reached them first is
 //! listed first.
 
-use std::collections::HashMap;
-
 use axum::{Json, extract::State, http::HeaderMap};
 use chrono::{DateTime, Utc};
 use platform::{
@@ -15,10 +13,7 @@ use platform::{
     error::{ApiError, ApiPath, ApiQuery},
     topology::LEADERBOARDS,
 };
-use readmodels::{
-    leaderboards::{self as leaderboard},
-    periods::Period,
-};
+use readmodels::{leaderboards as leaderboard, periods::Period, profiles};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -128,26 +123,19 @@ fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, 
 /// Attaches nicknames and levels.
 async fn named(state: &AppState, scored: Vec<leaderboard::Scored>) -> Result<Vec<Entry>, ApiError> {
     let ids: Vec<Uuid> = scored.iter().map(|s| s.user_id).collect();
-    #[derive(sqlx::FromRow)]
-    struct Name {
-        user_id: Uuid,
-        nickname: String,
-        level: i32,
-    }
-    let names: HashMap<Uuid, (String, i32)> =
-        sqlx::query_as::<_, Name>("select user_id, nickname, level from read.profiles where user_id = any($1)")
-            .bind(&ids)
-            .fetch_all(&state.db)
-            .await?
-            .into_iter()
-            .map(|n| (n.user_id, (n.nickname, n.level)))
-            .collect();
+    let names = profiles::names(&state.db, &ids).await?;
     Ok(scored
         .into_iter()
         .filter_map(|s| {
             // A user deleted a moment ago may linger in Redis; never show them.
-            let (nickname, level) = names.get(&s.user_id)?.clone();
-            Some(Entry { rank: s.rank, user_id: s.user_id, nickname, points: s.points, level })
+            let name = names.get(&s.user_id)?.clone();
+            Some(Entry {
+                rank: s.rank,
+                user_id: s.user_id,
+                nickname: name.nickname,
+                points: s.points,
+                level: name.level,
+            })
         })
         .collect())
 }
@@ -219,7 +207,7 @@ async fn my_rank(
     let primary = freshness.requires_primary();
     let (rank, points, entries) =
         match leaderboard::position(&state.db, &state.redis, &target.key, claims.sub, primary).await? {
-            Some((pos, points)) => {
+            Some(leaderboard::Standing { position: pos, points }) => {
                 let start = (pos - 2).max(0);
                 let around = named(
                     &state,

@@ -8,7 +8,11 @@ use platform::{
     error::{ApiError, ApiQuery},
     topology::{ACTIVITIES, LEADERBOARDS, PROFILES},
 };
-use readmodels::periods::Period;
+use readmodels::{
+    activities::{self, Activity},
+    periods::Period,
+    profiles::{self, Settings},
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -57,12 +61,7 @@ async fn points(
     let freshness = consistency.wait(&state, &[&PROFILES, &LEADERBOARDS]).await?;
     let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?.ok_or_else(no_profile)?;
     let week = Period::Weekly.key_at(Utc::now(), state.settings.app_timezone);
-    let weekly_points: Option<i64> =
-        sqlx::query_scalar("select points from read.leaderboard_scores where period_key = $1 and user_id = $2")
-            .bind(&week)
-            .bind(claims.sub)
-            .fetch_optional(&state.db)
-            .await?;
+    let weekly_points = readmodels::leaderboards::points(&state.db, &week, claims.sub).await?;
     let next = level_start(profile.level + 1);
     Ok((
         freshness.headers(),
@@ -157,22 +156,6 @@ impl PageParams {
     }
 }
 
-/// One entry of the history.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Activity {
-    /// The event id.
-    pub id: Uuid,
-    /// `scan`, `recycle`, `attendance`, `invite`, `points` or `level_up`.
-    pub action: String,
-    /// Points this activity earned.
-    pub points_earned: i64,
-    /// Details of the action.
-    #[schema(value_type = Object)]
-    pub metadata: serde_json::Value,
-    /// When it happened.
-    pub created_at: DateTime<Utc>,
-}
-
 /// A page of history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivityPage {
@@ -212,35 +195,9 @@ async fn activities(
     let limit = page.limit()?;
     let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
     let freshness = consistency.wait(&state, &[&ACTIVITIES]).await?;
-    let mut items: Vec<Activity> = sqlx::query_as(
-        "select id, action, points_earned, metadata, created_at from read.activities
-         where user_id = $1 and ($2::timestamptz is null or (created_at, id) < ($2, $3))
-         order by created_at desc, id desc limit $4",
-    )
-    .bind(claims.sub)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
-    .fetch_all(&state.db)
-    .await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|a| encode_cursor(a.created_at, a.id))
-    } else {
-        None
-    };
+    let (items, more) = activities::page(&state.db, claims.sub, after, limit).await?;
+    let next_cursor = if more { items.last().map(|a| encode_cursor(a.created_at, a.id)) } else { None };
     Ok((freshness.headers(), Json(ActivityPage { items, next_cursor })))
-}
-
-/// My settings.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Settings {
-    /// Push notifications.
-    pub notification_enabled: bool,
-    /// `ko` or `en`.
-    pub language: String,
-    /// `light`, `dark` or `system`.
-    pub theme: String,
 }
 
 /// My settings.
@@ -253,10 +210,6 @@ async fn settings(
     consistency: Consistency,
 ) -> Result<(HeaderMap, Json<Settings>), ApiError> {
     let freshness = consistency.wait(&state, &[&PROFILES]).await?;
-    let settings: Option<Settings> =
-        sqlx::query_as("select notification_enabled, language, theme from read.settings where user_id = $1")
-            .bind(claims.sub)
-            .fetch_optional(&state.db)
-            .await?;
+    let settings = profiles::settings(&state.db, claims.sub).await?;
     Ok((freshness.headers(), Json(settings.ok_or_else(no_profile)?)))
 }

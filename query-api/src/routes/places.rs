@@ -7,12 +7,12 @@ use platform::{
     error::{ApiError, ApiQuery, FieldError},
     topology::PLACES,
 };
+use readmodels::places::{self, Place, SavedPlace};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
-use super::guide::CATEGORIES;
+use super::guide::known_category;
 use crate::{AppState, consistency::Consistency};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -39,32 +39,6 @@ pub struct NearParams {
     /// At most this many, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-}
-
-/// A bin or center, with how far it is.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Place {
-    /// Id.
-    #[sqlx(rename = "place_id")]
-    pub id: Uuid,
-    /// `bin` or `center`.
-    pub kind: String,
-    /// Name.
-    pub name: String,
-    /// Address.
-    pub address: String,
-    /// Latitude.
-    pub latitude: f64,
-    /// Longitude.
-    pub longitude: f64,
-    /// Categories it takes.
-    pub categories: Vec<String>,
-    /// Opening hours (centers).
-    pub opening_hours: Option<String>,
-    /// Phone (centers).
-    pub phone: Option<String>,
-    /// Metres from the point asked about.
-    pub distance_m: f64,
 }
 
 /// Places near a point, nearest first (one page: `limit` is the page size).
@@ -94,38 +68,21 @@ async fn near(state: &AppState, kind: &str, p: NearParams) -> Result<Json<Nearby
     if !(1..=100).contains(&limit) {
         errors.push(FieldError::new("limit", "must be between 1 and 100"));
     }
-    if let Some(c) = &p.category
-        && !CATEGORIES.iter().any(|(_, code, _, _)| code == c)
-    {
-        let codes: Vec<&str> = CATEGORIES.iter().map(|(_, code, _, _)| *code).collect();
-        errors.push(FieldError::new("type", format!("must be one of {}", codes.join(", "))));
+    if let Some(Err(wrong)) = p.category.as_deref().map(|c| known_category("type", c)) {
+        errors.push(wrong);
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (lat, lon) = (
-        events::GeoPoint::round(p.latitude.unwrap_or_default()),
-        events::GeoPoint::round(p.longitude.unwrap_or_default()),
-    );
-    let places: Vec<Place> = sqlx::query_as(
-        "select * from (
-           select place_id, kind, name, address, latitude, longitude, categories, opening_hours, phone,
-                  earth_distance(ll_to_earth($1, $2), ll_to_earth(latitude, longitude)) as distance_m
-           from read.places
-           where not removed and kind = $3
-             and earth_box(ll_to_earth($1, $2), $4) @> ll_to_earth(latitude, longitude)
-             and ($5::text is null or $5 = any(categories))
-         ) p where distance_m <= $4 order by distance_m, place_id limit $6",
-    )
-    .bind(lat)
-    .bind(lon)
-    .bind(kind)
-    .bind(radius)
-    .bind(&p.category)
-    .bind(limit)
-    .fetch_all(&state.db)
-    .await?;
-    let items = places.into_iter().map(|p| Place { distance_m: p.distance_m.round(), ..p }).collect();
+    let near = places::Near {
+        kind,
+        latitude: events::GeoPoint::round(p.latitude.unwrap_or_default()),
+        longitude: events::GeoPoint::round(p.longitude.unwrap_or_default()),
+        radius,
+        category: p.category.as_deref(),
+        limit,
+    };
+    let items = places::nearby(&state.db, &near).await?;
     Ok(Json(Nearby { items, next_cursor: None }))
 }
 
@@ -143,24 +100,6 @@ async fn centers(State(state): State<AppState>, ApiQuery(p): ApiQuery<NearParams
     near(&state, "center", p).await
 }
 
-/// One of my saved places.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct SavedPlace {
-    /// Id.
-    #[sqlx(rename = "saved_place_id")]
-    pub id: Uuid,
-    /// My name for it.
-    pub label: String,
-    /// Latitude.
-    pub latitude: f64,
-    /// Longitude.
-    pub longitude: f64,
-    /// Address, if known.
-    pub address: Option<String>,
-    /// My default place.
-    pub is_default: bool,
-}
-
 /// My saved places, in the order I added them.
 #[utoipa::path(get, path = "/locations/me", tag = "locations", security(("bearer" = [])),
     params(("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
@@ -171,14 +110,8 @@ async fn my_places(
     consistency: Consistency,
 ) -> Result<(HeaderMap, Json<SavedPlaces>), ApiError> {
     let freshness = consistency.wait(&state, &[&PLACES]).await?;
-    let places: Vec<SavedPlace> = sqlx::query_as(
-        "select saved_place_id, label, latitude, longitude, address, is_default from read.saved_places
-         where user_id = $1 order by position",
-    )
-    .bind(claims.sub)
-    .fetch_all(&state.db)
-    .await?;
-    Ok((freshness.headers(), Json(SavedPlaces { items: places, next_cursor: None })))
+    let items = places::saved(&state.db, claims.sub).await?;
+    Ok((freshness.headers(), Json(SavedPlaces { items, next_cursor: None })))
 }
 
 /// My saved places (at most 20: one page).

@@ -7,7 +7,10 @@ use platform::{
     error::{ApiError, ApiPath},
     topology::{ACTIVITIES, PLACES},
 };
-use readmodels::guide::guidance::{Guidance, for_scan};
+use readmodels::{
+    activities,
+    guide::guidance::{Guidance, for_scan},
+};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -31,15 +34,8 @@ async fn guidance(
     consistency: Consistency,
 ) -> Result<(HeaderMap, Json<Guidance>), ApiError> {
     let freshness = consistency.wait(&state, &[&ACTIVITIES, &PLACES]).await?;
-    let scan: Option<(String, String)> = sqlx::query_as(
-        "select metadata->>'item_name', metadata->>'category' from read.activities
-         where user_id = $1 and action = 'scan' and metadata->>'scan_id' = $2::text",
-    )
-    .bind(claims.sub)
-    .bind(id)
-    .fetch_optional(&state.db)
-    .await?;
-    let (item_name, category) =
-        scan.ok_or_else(|| ApiError::not_found("scan_not_found", format!("you have no scan {id}")))?;
-    Ok((freshness.headers(), Json(for_scan(&state.db, claims.sub, &item_name, &category).await?)))
+    let scan = activities::scan(&state.db, claims.sub, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("scan_not_found", format!("you have no scan {id}")))?;
+    Ok((freshness.headers(), Json(for_scan(&state.db, claims.sub, &scan.item_name, &scan.category).await?)))
 }

@@ -119,15 +119,10 @@ pub async fn for_scan(db: &PgPool, user_id: Uuid, item_name: &str, category: &st
         Some(item) => Some(item),
         None => best_item(db, item_name, None).await?,
     };
-    let place: Option<(f64, f64, Option<String>)> =
-        sqlx::query_as("select latitude, longitude, address from read.saved_places where user_id = $1 and is_default")
-            .bind(user_id)
-            .fetch_optional(db)
-            .await?;
-    let Some((latitude, longitude, address)) = place else {
+    let Some(home) = crate::places::default_place(db, user_id).await? else {
         return Ok(Guidance { item, region_rule: None, nearest_bin: None });
     };
-    let region_rule = match address.as_deref().and_then(region_of_address) {
+    let region_rule = match home.address.as_deref().and_then(region_of_address) {
         Some(code) => region_rule(db, code, category).await?,
         None => None,
     };
@@ -140,8 +135,8 @@ pub async fn for_scan(db: &PgPool, user_id: Uuid, item_name: &str, category: &st
            and earth_distance(ll_to_earth($1, $2), ll_to_earth(latitude, longitude)) <= $4
          order by distance_m, place_id limit 1",
     )
-    .bind(latitude)
-    .bind(longitude)
+    .bind(home.latitude)
+    .bind(home.longitude)
     .bind(category)
     .bind(BIN_RADIUS_M)
     .fetch_optional(db)
@@ -164,17 +159,33 @@ async fn best_item(db: &PgPool, item_name: &str, category: Option<&str>) -> sqlx
 }
 
 async fn region_rule(db: &PgPool, code: &str, category: &str) -> sqlx::Result<Option<RegionalRule>> {
-    let row: Option<(String, String, String, String, Option<String>)> = sqlx::query_as(
+    /// A region with its rule for one category, if it has one.
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        code: String,
+        name_ko: String,
+        name_en: String,
+        schedule: String,
+        rule: Option<String>,
+    }
+    let row: Option<Row> = sqlx::query_as(
         "select code, name_ko, name_en, schedule,
-                (select r->>'rule' from jsonb_array_elements(rules) r where r->>'category' = $2 limit 1)
+                (select r->>'rule' from jsonb_array_elements(rules) r where r->>'category' = $2 limit 1) as rule
          from read.guide_regions where code = $1",
     )
     .bind(code)
     .bind(category)
     .fetch_optional(db)
     .await?;
-    Ok(row.and_then(|(region, name_ko, name_en, schedule, rule)| {
-        Some(RegionalRule { region, name_ko, name_en, category: category.to_owned(), rule: rule?, schedule })
+    Ok(row.and_then(|r| {
+        Some(RegionalRule {
+            region: r.code,
+            name_ko: r.name_ko,
+            name_en: r.name_en,
+            category: category.to_owned(),
+            rule: r.rule?,
+            schedule: r.schedule,
+        })
     }))
 }
 

@@ -1,5 +1,5 @@
-//! The recycling guide's read model: its search keys ([`search`]), what a scan is told
-//! ([`guidance`]), and its cache keys, shared by its projector (which invalidates) and
+//! The recycling guide's read model: its reads ([`catalogue`]), its writes ([`write`], for the
+//! projector), its search keys ([`search`]), what a scan is told ([`guidance`]), and its cache keys, shared by its projector (which invalidates) and
 //! query-api (which caches).
 //!
 //! Every cached guide answer lives under the current *generation*: `{prefix}:guide:{gen}:{what}`.
@@ -8,8 +8,10 @@
 
 use platform::redis::Redis;
 
+pub mod catalogue;
 pub mod guidance;
 pub mod search;
+pub mod write;
 
 /// How long a cached guide answer lives.
 pub const CACHE_TTL_SECS: u64 = 600;

@@ -1,5 +1,5 @@
 //! The recycling guide projection: items, FAQ, regional rules and scan/recycle statistics in
-//! `read.guide_*`, and the generation counter that invalidates query-api's guide caches.
+//! `read.guide_*` (SQL in `readmodels::guide::write`), and the generation counter that invalidates query-api's guide caches.
 //!
 //! Content events carry the whole new state and the per-aggregate `sequence` assigned when they
 //! were appended: a row only moves to a higher sequence, so redelivered or late events cannot
@@ -12,7 +12,13 @@ use platform::{
     redis::Redis,
     topology::{ConsumerSpec, GUIDE},
 };
-use readmodels::{guide::invalidate, periods::Period};
+use readmodels::{
+    guide::{
+        invalidate,
+        write::{self, Removable},
+    },
+    periods::Period,
+};
 use sqlx::PgConnection;
 
 use crate::consumer::{ApplyError, Projector};
@@ -27,6 +33,11 @@ impl GuideProjector {
     /// A projector counting statistics in `timezone`'s periods.
     pub fn new(redis: Redis, timezone: Tz) -> Self {
         Self { redis, timezone }
+    }
+
+    /// The statistics periods an event at `event`'s time counts in.
+    fn keys(&self, event: &Event) -> Vec<String> {
+        Period::ALL.iter().map(|p| p.key_at(event.occurred_at, self.timezone)).collect()
     }
 
     async fn bump_generation(&self) {
@@ -47,136 +58,23 @@ impl Projector for GuideProjector {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
-        let sequence = event.sequence.unwrap_or(0);
+        let (sequence, at) = (event.sequence.unwrap_or(0), event.occurred_at);
         match &event.data {
-            EventData::GuideItemSaved(i) => {
-                let keys = readmodels::guide::search::ItemKeys::new(&i.name_ko, &i.name_en, &i.keywords);
-                sqlx::query(
-                    "insert into guide_items (item_id, category, name_ko, name_en, disposal, donts, keywords,
-                       search_korean, search_english, search_initials, exact_names, exact_terms, removed, sequence, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, false, $13, $14)
-                     on conflict (item_id) do update set
-                       category = excluded.category, name_ko = excluded.name_ko, name_en = excluded.name_en,
-                       disposal = excluded.disposal, donts = excluded.donts, keywords = excluded.keywords,
-                       search_korean = excluded.search_korean, search_english = excluded.search_english,
-                       search_initials = excluded.search_initials, exact_names = excluded.exact_names,
-                       exact_terms = excluded.exact_terms, removed = false, sequence = excluded.sequence,
-                       updated_at = excluded.updated_at
-                     where guide_items.sequence < excluded.sequence",
-                )
-                .bind(i.item_id)
-                .bind(i.category.code())
-                .bind(&i.name_ko)
-                .bind(&i.name_en)
-                .bind(&i.disposal)
-                .bind(&i.donts)
-                .bind(&i.keywords)
-                .bind(&keys.korean)
-                .bind(&keys.english)
-                .bind(&keys.initials)
-                .bind(&keys.names)
-                .bind(&keys.terms)
-                .bind(sequence)
-                .bind(event.occurred_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventData::GuideItemRemoved(i) => {
-                sqlx::query(
-                    "insert into guide_items (item_id, removed, sequence, updated_at) values ($1, true, $2, $3)
-                     on conflict (item_id) do update set removed = true, sequence = excluded.sequence, updated_at = excluded.updated_at
-                     where guide_items.sequence < excluded.sequence",
-                )
-                .bind(i.item_id)
-                .bind(sequence)
-                .bind(event.occurred_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventData::GuideFaqSaved(f) => {
-                sqlx::query(
-                    "insert into guide_faqs (faq_id, category, question, answer, position, removed, sequence, updated_at)
-                     values ($1, $2, $3, $4, $5, false, $6, $7)
-                     on conflict (faq_id) do update set
-                       category = excluded.category, question = excluded.question, answer = excluded.answer,
-                       position = excluded.position, removed = false, sequence = excluded.sequence, updated_at = excluded.updated_at
-                     where guide_faqs.sequence < excluded.sequence",
-                )
-                .bind(f.faq_id)
-                .bind(f.category.map(events::Category::code))
-                .bind(&f.question)
-                .bind(&f.answer)
-                .bind(f.position)
-                .bind(sequence)
-                .bind(event.occurred_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventData::GuideFaqRemoved(f) => {
-                sqlx::query(
-                    "insert into guide_faqs (faq_id, removed, sequence, updated_at) values ($1, true, $2, $3)
-                     on conflict (faq_id) do update set removed = true, sequence = excluded.sequence, updated_at = excluded.updated_at
-                     where guide_faqs.sequence < excluded.sequence",
-                )
-                .bind(f.faq_id)
-                .bind(sequence)
-                .bind(event.occurred_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-            EventData::GuideRegionSaved(r) => {
-                sqlx::query(
-                    "insert into guide_regions (region_id, code, name_ko, name_en, schedule, rules, sequence, updated_at)
-                     values ($1, $2, $3, $4, $5, $6, $7, $8)
-                     on conflict (region_id) do update set
-                       code = excluded.code, name_ko = excluded.name_ko, name_en = excluded.name_en,
-                       schedule = excluded.schedule, rules = excluded.rules, sequence = excluded.sequence,
-                       updated_at = excluded.updated_at
-                     where guide_regions.sequence < excluded.sequence",
-                )
-                .bind(r.region_id)
-                .bind(&r.code)
-                .bind(&r.name_ko)
-                .bind(&r.name_en)
-                .bind(&r.schedule)
-                .bind(sqlx::types::Json(&r.rules))
-                .bind(sequence)
-                .bind(event.occurred_at)
-                .execute(&mut *tx)
-                .await?;
-            }
+            EventData::GuideItemSaved(i) => write::save_item(tx, i, sequence, at).await?,
+            EventData::GuideItemRemoved(i) => write::remove(tx, Removable::Item, i.item_id, sequence, at).await?,
+            EventData::GuideFaqSaved(f) => write::save_faq(tx, f, sequence, at).await?,
+            EventData::GuideFaqRemoved(f) => write::remove(tx, Removable::Faq, f.faq_id, sequence, at).await?,
+            EventData::GuideRegionSaved(r) => write::save_region(tx, r, sequence, at).await?,
             EventData::FaqMarkedHelpful(h) => {
                 // The command accepted it only for an existing question; its row may still be
                 // on its way here (transient: retried).
-                let updated = sqlx::query("update guide_faqs set helpful = helpful + 1 where faq_id = $1")
-                    .bind(h.faq_id)
-                    .execute(&mut *tx)
-                    .await?;
-                if updated.rows_affected() == 0 {
-                    return Err(ApplyError::Transient(anyhow::anyhow!("question {} is not projected yet", h.faq_id)));
-                }
+                let found = write::mark_helpful(tx, h.faq_id).await?;
+                found.then_some(()).ok_or_else(|| {
+                    ApplyError::Transient(anyhow::anyhow!("question {} is not projected yet", h.faq_id))
+                })?;
             }
-            EventData::ScanRecorded(_) | EventData::RecycleCompleted(_) => {
-                let (c, scans, recycles) = match &event.data {
-                    EventData::ScanRecorded(s) => (s.category, 1i64, 0i64),
-                    EventData::RecycleCompleted(r) => (r.category, 0, 1),
-                    _ => unreachable!("matched above"),
-                };
-                let keys: Vec<String> =
-                    Period::ALL.iter().map(|p| p.key_at(event.occurred_at, self.timezone)).collect();
-                sqlx::query(
-                    "insert into guide_stats (period_key, category, scans, recycles)
-                     select k, $2, $3, $4 from unnest($1::text[]) as k
-                     on conflict (period_key, category) do update
-                       set scans = guide_stats.scans + excluded.scans, recycles = guide_stats.recycles + excluded.recycles",
-                )
-                .bind(&keys)
-                .bind(c.code())
-                .bind(scans)
-                .bind(recycles)
-                .execute(&mut *tx)
-                .await?;
-            }
+            EventData::ScanRecorded(s) => write::count(tx, &self.keys(event), s.category, 1, 0).await?,
+            EventData::RecycleCompleted(r) => write::count(tx, &self.keys(event), r.category, 0, 1).await?,
             _ => {}
         }
         Ok(())
