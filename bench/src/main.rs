@@ -4,6 +4,7 @@
 //! ecoeco-bench register-latency --count 1000 --concurrency 8
 //! ecoeco-bench load --concurrency 16 --requests 5000
 //! ecoeco-bench rebuild --events 200000
+//! ecoeco-bench sustained --rate 200 --factor 1.5 --step-secs 60
 //! ```
 //!
 //! `rebuild` needs no running system, only PostgreSQL and Redis (see `rebuild.rs`).
@@ -15,6 +16,7 @@
 //! RabbitMQ confirmed publish + consume per second.
 
 mod rebuild;
+mod sustained;
 
 use std::time::{Duration, Instant};
 
@@ -26,13 +28,13 @@ use uuid::Uuid;
 
 #[derive(Parser)]
 #[command(name = "ecoeco-bench", about = "Benchmarks against a running EcoEco")]
-struct Cli {
+pub(crate) struct Cli {
     /// command-api base URL.
     #[arg(long, default_value = "http://127.0.0.1:8081", global = true)]
-    command_url: String,
+    pub(crate) command_url: String,
     /// query-api base URL.
     #[arg(long, default_value = "http://127.0.0.1:8082", global = true)]
-    query_url: String,
+    pub(crate) query_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,6 +90,48 @@ enum Command {
         #[arg(long)]
         misses: bool,
     },
+    /// Open-loop mixed traffic stepped up to the highest rate sustained with scan → points p99
+    /// under 1 s and no failure, with the ceilings, closed-loop reads, the cost per scan and
+    /// each process's RSS and CPU (settings from the environment; see `sustained.rs`).
+    Sustained {
+        /// First step's rate, requests per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Rate multiplier between steps.
+        #[arg(long, default_value_t = 1.5)]
+        factor: f64,
+        /// Seconds per step.
+        #[arg(long, default_value_t = 60)]
+        step_secs: u64,
+        /// At most this many steps.
+        #[arg(long, default_value_t = 8)]
+        max_steps: usize,
+        /// Share of scans in the mix, 0 to 1.
+        #[arg(long, default_value_t = 0.2)]
+        scan_share: f64,
+        /// Users sending the load.
+        #[arg(long, default_value_t = 64)]
+        users: usize,
+        /// Probe users measuring scan → points visible.
+        #[arg(long, default_value_t = 8)]
+        probes: usize,
+        /// Connections for the closed-loop reads and HTTP ceilings.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per closed-loop measurement.
+        #[arg(long, default_value_t = 10)]
+        read_secs: u64,
+        /// Where the workers' metrics are served.
+        #[arg(long, default_value = "http://127.0.0.1:8083/metrics")]
+        metrics_url: String,
+        /// Processes to watch (names as in /proc/*/comm), comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "ecoeco,command-api,query-api,workers,postgres,redis-server,beam.smp"
+        )]
+        processes: Vec<String>,
+    },
     /// Rebuild rate of each projection over a synthetic log, next to the raw batched-insert rate
     /// of the same rows (scratch database `ecoeco_bench_rebuild`; settings from the environment).
     Rebuild {
@@ -131,11 +175,11 @@ async fn register_and_read(http: &reqwest::Client, cli: &Cli, run: &str, i: usiz
 }
 
 /// A registered user of the benchmark.
-struct User {
-    access: String,
+pub(crate) struct User {
+    pub(crate) access: String,
 }
 
-async fn register(http: &reqwest::Client, cli: &Cli, name: String) -> anyhow::Result<User> {
+pub(crate) async fn register(http: &reqwest::Client, cli: &Cli, name: String) -> anyhow::Result<User> {
     let res = http
         .post(format!("{}/api/v1/auth/register", cli.command_url))
         .json(&json!({"username": name, "email": format!("{name}@bench.example"), "password": "recycle2026"}))
@@ -412,7 +456,7 @@ async fn search_quality(http: &reqwest::Client, cli: &Cli, eval: &std::path::Pat
 }
 
 /// Single-row inserts, each its own transaction, `concurrency` connections.
-async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
+pub(crate) async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
     let base = database_url.rsplit_once('/').map_or(database_url, |(b, _)| b);
     let url = format!("{base}/ecoeco_bench");
     platform::db::create_if_missing(&url).await?;
@@ -433,7 +477,7 @@ async fn pg_commit_ceiling(database_url: &str, concurrency: usize, requests: usi
 }
 
 /// Publishes with confirms from `concurrency` tasks and consumes with acks, end to end.
-async fn amqp_ceiling(amqp_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
+pub(crate) async fn amqp_ceiling(amqp_url: &str, concurrency: usize, requests: usize) -> anyhow::Result<f64> {
     use lapin::{BasicProperties, options::*, types::FieldTable};
     let conn = platform::amqp::connect(amqp_url, "bench").await?;
     let consume = conn.create_channel().await?;
@@ -475,7 +519,7 @@ async fn amqp_ceiling(amqp_url: &str, concurrency: usize, requests: usize) -> an
     Ok(throughput("RabbitMQ confirmed publish+consume", requests, elapsed, lat))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx].as_secs_f64() * 1000.0
 }
@@ -525,6 +569,34 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::SearchQuality { ref eval, misses } => {
             search_quality(&http, &cli, eval, misses).await?;
+        }
+        Command::Sustained {
+            rate,
+            factor,
+            step_secs,
+            max_steps,
+            scan_share,
+            users,
+            probes,
+            connections,
+            read_secs,
+            ref metrics_url,
+            ref processes,
+        } => {
+            let opts = sustained::Options {
+                rate,
+                factor,
+                step_secs,
+                max_steps,
+                scan_share,
+                users,
+                probes,
+                connections,
+                read_secs,
+                metrics_url: metrics_url.clone(),
+                processes: processes.clone(),
+            };
+            sustained::run(&cli, opts).await?;
         }
         Command::Rebuild { events } => {
             rebuild::run(platform::Settings::from_env()?, events).await?;

@@ -88,6 +88,7 @@ pub(crate) async fn apply_live<P: Projector>(
         .await
         .map_err(BatchError::from_sqlx)?;
     tx.commit().await.map_err(BatchError::from_sqlx)?;
+    metrics::counter!("consumer_transactions_total", "consumer" => spec.name).increment(1);
     Ok(Applied { applied, refused: admitted.refused })
 }
 

@@ -1,0 +1,602 @@
+//! `ecoeco-bench sustained`: open-loop load at a fixed rate of mixed traffic, stepped up to the
+//! highest rate the system sustains, with the machine's ceilings measured in the same run.
+//!
+//! In order, against a running system (settings for PostgreSQL, Redis and RabbitMQ from the
+//! environment, as the system's own):
+//!
+//! 1. **Ceilings**: PostgreSQL single-row commits on 16 connections; RabbitMQ confirmed
+//!    publish + consume; an axum server in this process answering from memory, and with one
+//!    Redis `GET` per request, driven by the same HTTP client as the system.
+//! 2. **Reads** at `--connections` (closed loop, `--read-secs` each): `GET /users/me`,
+//!    `/users/me/points`, `/leaderboards/weekly` and `/leaderboards/weekly/me`, each as a ratio
+//!    to the "axum + one Redis GET" ceiling.
+//! 3. **Cost per scan**: scans only, at a modest rate, then waits for the pipeline to drain and
+//!    divides by the scans: events appended (the log), broker publishes and consumer deliveries
+//!    (the workers' metrics), consumer transactions (metrics) and PostgreSQL commits of the whole
+//!    database (`pg_stat_database`).
+//! 4. **Steps**: each `--step-secs` long, at a fixed request rate (open loop: requests start on
+//!    schedule whether or not earlier ones finished), a mix of scans, profile reads and board
+//!    reads; probe users measure scan accepted → points visible on `GET /users/me`. A step
+//!    passes when no request fails and that lag's p99 is under 1 s. Each step prints its
+//!    latencies and every process's peak RSS and mean CPU; the last passing rate is the answer.
+//!
+//! Every scan must pay for the lag to be visible and the cost to be honest: start the system
+//! with `SCAN_DAILY_CAP=1000000` (scripts/bench-sustained.sh does).
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use futures::{StreamExt, stream};
+use serde_json::json;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::{Cli, User, amqp_ceiling, percentile, pg_commit_ceiling, register};
+
+/// What to run.
+pub struct Options {
+    /// First step's request rate (requests per second, all kinds together).
+    pub rate: f64,
+    /// Each step's rate is the previous one times this.
+    pub factor: f64,
+    /// Seconds per step.
+    pub step_secs: u64,
+    /// At most this many steps.
+    pub max_steps: usize,
+    /// Share of scans in the mix (the rest split evenly between profile and board reads).
+    pub scan_share: f64,
+    /// Users sending the load.
+    pub users: usize,
+    /// Probe users measuring the lag.
+    pub probes: usize,
+    /// Connections of the closed-loop read measurements and the HTTP ceilings.
+    pub connections: usize,
+    /// Seconds per closed-loop measurement.
+    pub read_secs: u64,
+    /// Workers' metrics endpoint (`ecoeco` serves the same registry on every port).
+    pub metrics_url: String,
+    /// Process names (as in `/proc/*/comm`) whose RSS and CPU are reported.
+    pub processes: Vec<String>,
+}
+
+/// Latencies and failures of a timed run.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    failures: usize,
+    first_failure: Option<String>,
+}
+
+impl Tally {
+    fn line(&self, name: &str, secs: f64) -> String {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return format!("{name:<30} no requests");
+        }
+        format!(
+            "{name:<30} {:>8.0} /s  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms  failed {}",
+            sorted.len() as f64 / secs,
+            percentile(&sorted, 0.50),
+            percentile(&sorted, 0.99),
+            percentile(&sorted, 1.0),
+            self.failures
+        )
+    }
+
+    fn p99_ms(&self) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        if sorted.is_empty() { f64::INFINITY } else { percentile(&sorted, 0.99) }
+    }
+}
+
+/// Runs `call` with `connections` in flight, back to back, for `secs`; (requests per second, tally).
+async fn closed_loop<F, Fut>(secs: u64, connections: usize, call: F) -> (f64, Tally)
+where
+    F: Fn(usize) -> Fut + Sync,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let tallies: Vec<Tally> = stream::iter(0..connections)
+        .map(|c| {
+            let call = &call;
+            async move {
+                let mut tally = Tally::default();
+                let mut i = c;
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match call(i).await {
+                        Ok(()) => tally.latencies.push(t.elapsed()),
+                        Err(e) => {
+                            tally.failures += 1;
+                            tally.first_failure.get_or_insert_with(|| format!("{e:#}"));
+                        }
+                    }
+                    i += connections;
+                }
+                tally
+            }
+        })
+        .buffer_unordered(connections)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut all = Tally::default();
+    for t in tallies {
+        all.latencies.extend(t.latencies);
+        all.failures += t.failures;
+        if all.first_failure.is_none() {
+            all.first_failure = t.first_failure;
+        }
+    }
+    (all.latencies.len() as f64 / elapsed, all)
+}
+
+async fn ok(res: reqwest::Response, status: reqwest::StatusCode) -> anyhow::Result<()> {
+    let got = res.status();
+    let url = res.url().path().to_owned();
+    let body = res.bytes().await?;
+    if got != status {
+        bail!("{url} answered {got}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(())
+}
+
+/// The in-process axum ceilings: from memory, and with one Redis GET per request.
+async fn http_ceilings(http: &reqwest::Client, opts: &Options) -> anyhow::Result<(f64, f64)> {
+    use axum::{Router, extract::State, routing::get};
+    let settings = platform::Settings::from_env()?;
+    let redis = platform::redis::Redis::new(&settings)?;
+    let key = redis.key("bench:ceiling");
+    let body = json!({"id": Uuid::nil(), "nickname": "ceiling", "points": 1234, "level": 3}).to_string();
+    {
+        let (key, body) = (key.clone(), body.clone());
+        redis
+            .run(move |mut c| async move { redis::cmd("SET").arg(key).arg(body).query_async::<()>(&mut c).await })
+            .await?;
+    }
+    let from_memory: &'static str = Box::leak(body.into_boxed_str());
+    let app = Router::new()
+        .route("/mem", get(move || async move { ([("content-type", "application/json")], from_memory) }))
+        .route(
+            "/redis",
+            get(|State((redis, key)): State<(platform::redis::Redis, String)>| async move {
+                let got: anyhow::Result<Option<String>> =
+                    redis.run(move |mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await;
+                match got {
+                    Ok(Some(json)) => Ok(([("content-type", "application/json")], json)),
+                    _ => Err(axum::http::StatusCode::SERVICE_UNAVAILABLE),
+                }
+            }),
+        )
+        .with_state((redis, key));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut rates = Vec::new();
+    for (path, name) in [("mem", "axum from memory"), ("redis", "axum + one Redis GET")] {
+        let url = format!("http://{addr}/{path}");
+        let (rate, tally) = closed_loop(opts.read_secs, opts.connections, |_| {
+            let req = http.get(&url);
+            async move { ok(req.send().await?, reqwest::StatusCode::OK).await }
+        })
+        .await;
+        println!("{}", tally.line(name, opts.read_secs as f64));
+        rates.push(rate);
+    }
+    server.abort();
+    Ok((rates[0], rates[1]))
+}
+
+/// Sums the samples of a Prometheus counter (every label set) in `text`.
+fn counter_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// What the pipeline has done so far, for deltas.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    events: f64,
+    published: f64,
+    delivered: f64,
+    consumer_transactions: f64,
+    commits: f64,
+}
+
+impl Counters {
+    async fn read(http: &reqwest::Client, db: &sqlx::PgPool, metrics_url: &str) -> anyhow::Result<Self> {
+        let text = http.get(metrics_url).send().await?.text().await?;
+        let events: i64 = sqlx::query_scalar("select count(*) from eventstore.events").fetch_one(db).await?;
+        let commits: i64 =
+            sqlx::query_scalar("select xact_commit from pg_stat_database where datname = current_database()")
+                .fetch_one(db)
+                .await?;
+        Ok(Self {
+            events: events as f64,
+            published: counter_sum(&text, "events_published_total"),
+            delivered: counter_sum(&text, "events_consumed_total"),
+            consumer_transactions: counter_sum(&text, "consumer_transactions_total"),
+            commits: commits as f64,
+        })
+    }
+}
+
+/// One process's CPU time (clock ticks) and RSS (KiB) from `/proc`.
+fn proc_sample(pid: &str) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks, rss))
+}
+
+/// Per process name: summed CPU ticks, and the RSS of each process.
+fn processes(names: &[String]) -> BTreeMap<String, (u64, Vec<u64>)> {
+    let mut out: BTreeMap<String, (u64, Vec<u64>)> = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return out };
+    for entry in dir.flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else { continue };
+        let comm = comm.trim();
+        if let Some(name) = names.iter().find(|n| n.as_str() == comm)
+            && let Some((ticks, rss)) = proc_sample(&pid)
+        {
+            let e = out.entry(name.clone()).or_default();
+            e.0 += ticks;
+            e.1.push(rss);
+        }
+    }
+    out
+}
+
+/// Samples processes every second until told to stop: (name → peak RSS of its largest process
+/// in MiB, processes, CPU % over the run).
+async fn watch(names: Vec<String>, stop: Arc<tokio::sync::Notify>) -> BTreeMap<String, (f64, usize, f64)> {
+    const TICKS_PER_SEC: f64 = 100.0; // USER_HZ on Linux
+    let first = processes(&names);
+    let started = Instant::now();
+    let mut peak: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+    let mut last = first.clone();
+    loop {
+        for (name, (_, rss)) in &last {
+            let e = peak.entry(name.clone()).or_default();
+            e.0 = e.0.max(rss.iter().copied().max().unwrap_or(0));
+            e.1 = e.1.max(rss.len());
+        }
+        tokio::select! {
+            () = stop.notified() => break,
+            () = tokio::time::sleep(Duration::from_secs(1)) => last = processes(&names),
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let end = processes(&names);
+    peak.into_iter()
+        .map(|(name, (rss, count))| {
+            let ticks = end.get(&name).map_or(0, |e| e.0).saturating_sub(first.get(&name).map_or(0, |e| e.0));
+            (name, (rss as f64 / 1024.0, count, 100.0 * ticks as f64 / TICKS_PER_SEC / secs))
+        })
+        .collect()
+}
+
+/// A probe: scans, then reads its profile until the points show. Returns the lags.
+async fn probe(http: &reqwest::Client, cli: &Cli, user: &User, until: Instant) -> anyhow::Result<Vec<Duration>> {
+    let me = format!("{}/api/v1/users/me", cli.query_url);
+    let points = |v: serde_json::Value| v["points"].as_i64().context("no points on the profile");
+    let mut have = points(http.get(&me).bearer_auth(&user.access).send().await?.json().await?)?;
+    let mut lags = Vec::new();
+    while Instant::now() < until {
+        let res = http
+            .post(format!("{}/api/v1/scans", cli.command_url))
+            .bearer_auth(&user.access)
+            .json(&json!({"category": "metal", "item_name": "can"}))
+            .send()
+            .await?;
+        ok(res, reqwest::StatusCode::ACCEPTED).await?;
+        let accepted = Instant::now();
+        loop {
+            let now = points(http.get(&me).bearer_auth(&user.access).send().await?.json().await?)?;
+            if now > have {
+                have = now;
+                lags.push(accepted.elapsed());
+                break;
+            }
+            if accepted.elapsed() > Duration::from_secs(20) {
+                bail!("a scan's points were not visible after 20 s (is SCAN_DAILY_CAP high enough?)");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(lags)
+}
+
+/// What one step measured.
+struct Step {
+    rate: f64,
+    offered: usize,
+    tallies: BTreeMap<&'static str, Tally>,
+    lag: Tally,
+    processes: BTreeMap<String, (f64, usize, f64)>,
+}
+
+impl Step {
+    fn failures(&self) -> usize {
+        self.tallies.values().map(|t| t.failures).sum::<usize>() + self.lag.failures
+    }
+
+    fn passed(&self) -> bool {
+        self.failures() == 0 && self.lag.p99_ms() < 1000.0
+    }
+}
+
+/// One open-loop step at `rate` requests per second.
+async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User], probes: &[User], rate: f64) -> Step {
+    let secs = opts.step_secs;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let watcher = tokio::spawn(watch(opts.processes.clone(), stop.clone()));
+    let probing = futures::future::join_all(probes.iter().map(|u| probe(http, cli, u, until)));
+    let tallies: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let sent = AtomicU64::new(0);
+    let driving = async {
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut tasks = tokio::task::JoinSet::new();
+        let scans_per_100 = (opts.scan_share * 100.0).round() as u64;
+        while Instant::now() < until {
+            ticker.tick().await;
+            let i = sent.fetch_add(1, Ordering::Relaxed);
+            let user = &users[i as usize % users.len()];
+            let (kind, req) = if i % 100 < scans_per_100 {
+                let req = http
+                    .post(format!("{}/api/v1/scans", cli.command_url))
+                    .bearer_auth(&user.access)
+                    .json(&json!({"category": "plastic", "item_name": "PET bottle"}));
+                ("POST /scans", req)
+            } else if i.is_multiple_of(2) {
+                ("GET /users/me", http.get(format!("{}/api/v1/users/me", cli.query_url)).bearer_auth(&user.access))
+            } else {
+                let url = format!("{}/api/v1/leaderboards/weekly", cli.query_url);
+                ("GET /leaderboards/weekly", http.get(url).bearer_auth(&user.access))
+            };
+            let expected = if kind == "POST /scans" { reqwest::StatusCode::ACCEPTED } else { reqwest::StatusCode::OK };
+            let (tallies, in_flight) = (tallies.clone(), in_flight.clone());
+            in_flight.fetch_add(1, Ordering::Relaxed);
+            tasks.spawn(async move {
+                let t = Instant::now();
+                let result = async { ok(req.send().await?, expected).await }.await;
+                let took = t.elapsed();
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let mut tallies = tallies.lock().await;
+                let tally = tallies.entry(kind).or_default();
+                match result {
+                    Ok(()) => tally.latencies.push(took),
+                    Err(e) => {
+                        tally.failures += 1;
+                        tally.first_failure.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        while tasks.join_next().await.is_some() {}
+    };
+    let (probed, ()) = tokio::join!(probing, driving);
+    stop.notify_one();
+    let processes = watcher.await.unwrap_or_default();
+    let mut lag = Tally::default();
+    for p in probed {
+        match p {
+            Ok(lags) => lag.latencies.extend(lags),
+            Err(e) => {
+                lag.failures += 1;
+                lag.first_failure.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    let tallies = std::mem::take(&mut *tallies.lock().await);
+    Step { rate, offered: sent.load(Ordering::Relaxed) as usize, tallies, lag, processes }
+}
+
+fn print_step(step: &Step, secs: u64) {
+    println!(
+        "\n-- {:.0} req/s offered for {secs} s ({} requests): {}",
+        step.rate,
+        step.offered,
+        if step.passed() { "PASS" } else { "FAIL" }
+    );
+    for (kind, tally) in &step.tallies {
+        println!("{}", tally.line(kind, secs as f64));
+        if let Some(e) = &tally.first_failure {
+            println!("  first failure: {e}");
+        }
+    }
+    println!("{}", step.lag.line("scan accepted → points visible", secs as f64));
+    if let Some(e) = &step.lag.first_failure {
+        println!("  probe failure: {e}");
+    }
+    for (name, (rss, count, cpu)) in &step.processes {
+        println!("  {name:<14} {count:>2} process(es)  peak RSS {rss:>7.1} MiB (largest)  CPU {cpu:>6.1} %");
+    }
+}
+
+/// Scans only at `rate` for `secs`, then waits for the pipeline to drain: the cost per scan.
+async fn cost_per_scan(
+    http: &reqwest::Client,
+    cli: &Cli,
+    opts: &Options,
+    db: &sqlx::PgPool,
+    users: &[User],
+) -> anyhow::Result<()> {
+    const RATE: f64 = 50.0;
+    const SECS: u64 = 10;
+    let before = Counters::read(http, db, &opts.metrics_url).await?;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE));
+    let mut tasks = tokio::task::JoinSet::new();
+    let total = (RATE * SECS as f64) as usize;
+    for i in 0..total {
+        ticker.tick().await;
+        let req = http
+            .post(format!("{}/api/v1/scans", cli.command_url))
+            .bearer_auth(&users[i % users.len()].access)
+            .json(&json!({"category": "paper", "item_name": "box"}));
+        tasks.spawn(async move { ok(req.send().await?, reqwest::StatusCode::ACCEPTED).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    // Drained when nothing moves for a second.
+    let mut last = Counters::read(http, db, &opts.metrics_url).await?;
+    let drained_by = Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = Counters::read(http, db, &opts.metrics_url).await?;
+        if (now.events, now.published, now.delivered) == (last.events, last.published, last.delivered) {
+            break;
+        }
+        if Instant::now() > drained_by {
+            bail!("the pipeline did not drain within 60 s");
+        }
+        last = now;
+    }
+    let n = total as f64;
+    println!("\n-- cost per scan ({total} scans at {RATE:.0}/s, pipeline drained)");
+    println!("events appended                {:>6.2}", (last.events - before.events) / n);
+    println!("broker publishes               {:>6.2}", (last.published - before.published) / n);
+    println!("consumer deliveries            {:>6.2}", (last.delivered - before.delivered) / n);
+    println!("consumer transactions          {:>6.2}", (last.consumer_transactions - before.consumer_transactions) / n);
+    println!("PostgreSQL commits (database)  {:>6.2}", (last.commits - before.commits) / n);
+    Ok(())
+}
+
+/// The whole run.
+pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
+    let settings = platform::Settings::from_env()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(opts.connections * 4).build()?;
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&settings.database_url).await?;
+    let run = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    println!(
+        "sustained: steps of {} s from {:.0} req/s (×{}), {:.0} % scans; {} users, {} probes, {} connections for closed-loop reads",
+        opts.step_secs,
+        opts.rate,
+        opts.factor,
+        opts.scan_share * 100.0,
+        opts.users,
+        opts.probes,
+        opts.connections
+    );
+    let users: Vec<User> = stream::iter(0..opts.users + opts.probes)
+        .map(|i| register(&http, cli, format!("s{run}_{i}")))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let (users, probes) = users.split_at(opts.users);
+
+    println!("\n-- ceilings of this machine, this run");
+    let commits = pg_commit_ceiling(&settings.database_url, 16, 20_000).await?;
+    let messages = amqp_ceiling(&settings.amqp_url, 16, 20_000).await?;
+    let (memory, one_get) = http_ceilings(&http, &opts).await?;
+
+    println!("\n-- reads, closed loop, {} connections, {} s each", opts.connections, opts.read_secs);
+    let reads = [
+        ("GET /users/me", "/users/me"),
+        ("GET /users/me/points", "/users/me/points"),
+        ("GET /leaderboards/weekly", "/leaderboards/weekly"),
+        ("GET /leaderboards/weekly/me", "/leaderboards/weekly/me"),
+    ];
+    let mut read_rates = Vec::new();
+    for (name, path) in reads {
+        let url = format!("{}/api/v1{path}", cli.query_url);
+        let (rate, tally) = closed_loop(opts.read_secs, opts.connections, |i| {
+            let req = http.get(&url).bearer_auth(&users[i % users.len()].access);
+            async move { ok(req.send().await?, reqwest::StatusCode::OK).await }
+        })
+        .await;
+        println!("{}", tally.line(name, opts.read_secs as f64));
+        read_rates.push((name, rate, tally.p99_ms()));
+    }
+
+    cost_per_scan(&http, cli, &opts, &db, users).await?;
+
+    let mut best: Option<Step> = None;
+    let mut rate = opts.rate;
+    for _ in 0..opts.max_steps {
+        let s = step(&http, cli, &opts, users, probes, rate).await;
+        print_step(&s, opts.step_secs);
+        if !s.passed() {
+            break;
+        }
+        best = Some(s);
+        rate *= opts.factor;
+    }
+
+    println!("\n-- summary (ratios to this run's ceilings)");
+    println!("PostgreSQL commits (16 connections) {commits:>8.0} /s");
+    println!("RabbitMQ confirmed publish+consume  {messages:>8.0} /s");
+    println!("axum from memory                    {memory:>8.0} /s");
+    println!("axum + one Redis GET                {one_get:>8.0} /s");
+    for (name, rate, p99) in &read_rates {
+        println!("{name:<35} {rate:>8.0} /s  = {:>5.2} × axum + one Redis GET  (p99 {p99:.2} ms)", rate / one_get);
+    }
+    match &best {
+        Some(s) => {
+            let scans = s.tallies.get("POST /scans").map_or(0, |t| t.latencies.len()) as f64 / opts.step_secs as f64;
+            println!(
+                "sustained: {:.0} req/s for {} s ({scans:.0} scans/s = {:.3} × PostgreSQL commits), lag p99 {:.1} ms",
+                s.rate,
+                opts.step_secs,
+                scans / commits,
+                s.lag.p99_ms()
+            );
+            for (name, (rss, count, cpu)) in &s.processes {
+                println!("  {name:<14} {count:>2} process(es)  peak RSS {rss:>7.1} MiB (largest)  CPU {cpu:>6.1} %");
+            }
+        }
+        None => println!("sustained: not even the first step ({:.0} req/s) passed", opts.rate),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_sums_every_label_set_of_its_own_name_only() {
+        let text = "# TYPE events_consumed_total counter\n\
+                    events_consumed_total{consumer=\"profiles\",outcome=\"applied\"} 12\n\
+                    events_consumed_total{consumer=\"ingest\",outcome=\"duplicate\"} 3\n\
+                    events_consumed_total_other 100\n\
+                    events_published_total 7\n";
+        assert_eq!(counter_sum(text, "events_consumed_total"), 15.0);
+        assert_eq!(counter_sum(text, "events_published_total"), 7.0);
+        assert_eq!(counter_sum(text, "consumer_transactions_total"), 0.0);
+    }
+
+    #[test]
+    fn this_process_is_found_by_name_with_its_rss() {
+        let me = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned();
+        let seen = processes(std::slice::from_ref(&me));
+        let (_, rss) = &seen[&me];
+        assert!(!rss.is_empty() && rss.iter().all(|kib| *kib > 0), "{rss:?}");
+    }
+}
