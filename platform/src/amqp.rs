@@ -10,10 +10,26 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString},
 };
 
+/// The largest AMQP frame we negotiate unless `AMQP_URL` says otherwise (`?frame_max=`).
+/// lapin keeps 32 frames of receive and of send buffer per connection, so the broker's default
+/// (128 KiB) costs 8 MiB of memory per connection; events are a few KiB, and a larger body is
+/// simply split across frames. At 16 KiB a connection's buffers take 1 MiB.
+pub const FRAME_MAX: u32 = 16 * 1024;
+
+/// `url` with `frame_max` set to [`FRAME_MAX`] unless it sets one.
+pub fn with_frame_max(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.contains("frame_max=") {
+        url.into()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}frame_max={FRAME_MAX}").into()
+    }
+}
+
 /// Opens a connection named `name` (shown in the management UI), failing after 10 s.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<Connection> {
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, props))
+    tokio::time::timeout(Duration::from_secs(10), Connection::connect(&with_frame_max(url), props))
         .await
         .context("connecting to RabbitMQ timed out (AMQP_URL)")?
         .context("connecting to RabbitMQ (AMQP_URL)")
@@ -71,5 +87,17 @@ pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
         AMQPValue::LongUInt(v) => Some((*v).into()),
         AMQPValue::LongLongInt(v) => Some(*v),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_max_is_added_unless_the_url_sets_one() {
+        assert_eq!(with_frame_max("amqp://g:g@h:5672/%2f"), "amqp://g:g@h:5672/%2f?frame_max=16384");
+        assert_eq!(with_frame_max("amqp://h/%2f?heartbeat=10"), "amqp://h/%2f?heartbeat=10&frame_max=16384");
+        assert_eq!(with_frame_max("amqp://h/%2f?frame_max=4096"), "amqp://h/%2f?frame_max=4096");
     }
 }
