@@ -11,6 +11,11 @@
 ARG RUST_VERSION=1.95.0
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+# make: the jemalloc allocator (tikv-jemalloc-sys) builds with its own configure and make.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 # cargo-chef is built once and cached with this layer.
 RUN cargo install cargo-chef --version 0.1.78 --locked
 WORKDIR /src

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing EcoEco needs beyond Rust on a Debian machine that has
-# only rustup: a C compiler and the C library's development files (rustc links through `cc`,
-# and `ring` compiles C), python3 with its venv module (scripts/python-env.sh). Nothing else
+# only rustup: a C compiler, make and the C library's development files (rustc links through
+# `cc`, `ring` compiles C, the jemalloc allocator builds with make), python3 with its venv module (scripts/python-env.sh). Nothing else
 # is needed: TLS is rustls and no crate links a system library through pkg-config.
 # Does nothing when all of it is there. Called by scripts/services.sh.
 set -euo pipefail
@@ -10,10 +10,12 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok instal
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   command -v cc >/dev/null 2>&1 || say "no C compiler (cc) found: install gcc to build"
+  command -v make >/dev/null 2>&1 || say "no make found: install it to build (jemalloc)"
   exit 0
 fi
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+command -v make >/dev/null 2>&1 || missing+=(make)
 installed libc6-dev || missing+=(libc6-dev)
 # Debian's python3 needs python3-venv for `python3 -m venv` (another python3 brings its own).
 if ! command -v python3 >/dev/null 2>&1; then
