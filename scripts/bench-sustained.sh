@@ -20,14 +20,19 @@ export RUST_LOG="${RUST_LOG:-warn}"
 target/release/ecoeco >target/bench-sustained-ecoeco.log 2>&1 &
 system=$!
 trap 'kill -TERM $system 2>/dev/null; wait $system 2>/dev/null || true' EXIT
-ready() { # query-api's /ready answers 200 (no curl needed)
-  { exec 3<>/dev/tcp/127.0.0.1/18182 && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 '; } 2>/dev/null
+ready() { # query-api's /ready answers 200 within 2 s (no curl needed)
+  local status=""
+  { exec 3<>/dev/tcp/127.0.0.1/18182 && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && read -r -t 2 _ status _ <&3; } 2>/dev/null
+  exec 3<&- 2>/dev/null || true
+  [ "$status" = 200 ]
 }
+up=""
 for _ in $(seq 1 120); do
-  ready && break
+  if ready; then up=1; break; fi
   kill -0 $system 2>/dev/null || { echo "ecoeco did not start; see target/bench-sustained-ecoeco.log"; exit 1; }
   sleep 1
 done
+[ -n "$up" ] || { echo "ecoeco was not ready within 120 s; see target/bench-sustained-ecoeco.log"; exit 1; }
 
 target/release/ecoeco-bench --command-url http://127.0.0.1:18181 --query-url http://127.0.0.1:18182 \
   sustained --metrics-url http://127.0.0.1:18183/metrics "$@"

@@ -7,17 +7,20 @@
 //! 1. **Ceilings**: PostgreSQL single-row commits on 16 connections; RabbitMQ confirmed
 //!    publish + consume; an axum server in this process answering from memory, and with one
 //!    Redis `GET` per request, driven by the same HTTP client as the system.
-//! 2. **Reads** at `--connections` (closed loop, `--read-secs` each): `GET /users/me`,
-//!    `/users/me/points`, `/leaderboards/weekly` and `/leaderboards/weekly/me`, each as a ratio
-//!    to the "axum + one Redis GET" ceiling.
-//! 3. **Cost per scan**: scans only, at a modest rate, then waits for the pipeline to drain and
+//! 2. **Cost per scan**: scans only, at a modest rate, then waits for the pipeline to drain and
 //!    divides by the scans: events appended (the log), broker publishes and consumer deliveries
 //!    (the workers' metrics), consumer transactions (metrics) and PostgreSQL commits of the whole
-//!    database (`pg_stat_database`).
+//!    database (`pg_stat_database`, which includes the benchmark's own few counter reads).
+//!    It runs first so every user has points and standings for the reads.
+//! 3. **Reads** at `--connections` (closed loop, `--read-secs` each): `GET /users/me`,
+//!    `/users/me/points`, `/leaderboards/weekly` and `/leaderboards/weekly/me`, each as a ratio
+//!    to the "axum + one Redis GET" ceiling.
 //! 4. **Steps**: each `--step-secs` long, at a fixed request rate (open loop: requests start on
 //!    schedule whether or not earlier ones finished), a mix of scans, profile reads and board
-//!    reads; probe users measure scan accepted → points visible on `GET /users/me`. A step
-//!    passes when no request fails and that lag's p99 is under 1 s. Each step prints its
+//!    reads; probe users measure scan accepted → points visible on `GET /users/me` (polling
+//!    every 10 ms; those reads are printed, as load on top of the offered rate). Latencies count
+//!    from when a request was due, and a request unanswered after 5 s fails. A step passes when
+//!    no request fails and that lag's p99 is under 1 s. Each step prints its
 //!    latencies and every process's peak RSS and mean CPU; the last passing rate is the answer.
 //!
 //! Every scan must pay for the lag to be visible and the cost to be honest: start the system
@@ -27,7 +30,7 @@ use std::{
     collections::BTreeMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -243,59 +246,66 @@ fn proc_sample(pid: &str) -> Option<(u64, u64)> {
     Some((ticks, rss))
 }
 
-/// Per process name: summed CPU ticks, and the RSS of each process.
-fn processes(names: &[String]) -> BTreeMap<String, (u64, Vec<u64>)> {
-    let mut out: BTreeMap<String, (u64, Vec<u64>)> = BTreeMap::new();
+/// Every watched process: pid → (name, CPU ticks, RSS KiB).
+fn processes(names: &[String]) -> BTreeMap<u32, (String, u64, u64)> {
+    let mut out = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir("/proc") else { return out };
     for entry in dir.flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) else { continue };
         let comm = comm.trim();
         if let Some(name) = names.iter().find(|n| n.as_str() == comm)
-            && let Some((ticks, rss)) = proc_sample(&pid)
+            && let Some((ticks, rss)) = proc_sample(&pid.to_string())
         {
-            let e = out.entry(name.clone()).or_default();
-            e.0 += ticks;
-            e.1.push(rss);
+            out.insert(pid, (name.clone(), ticks, rss));
         }
     }
     out
 }
 
-/// Samples processes every second until told to stop: (name → peak RSS of its largest process
-/// in MiB, processes, CPU % over the run).
+/// Samples processes every second until told to stop: name → (peak RSS of its largest process
+/// in MiB, processes, CPU % of one core over the run). CPU is counted per process id, from its
+/// first sample to its last, so processes that start or end mid-run count for their share.
 async fn watch(names: Vec<String>, stop: Arc<tokio::sync::Notify>) -> BTreeMap<String, (f64, usize, f64)> {
     const TICKS_PER_SEC: f64 = 100.0; // USER_HZ on Linux
-    let first = processes(&names);
     let started = Instant::now();
-    let mut peak: BTreeMap<String, (u64, usize)> = BTreeMap::new();
-    let mut last = first.clone();
+    // pid → (name, first ticks, last ticks, peak RSS)
+    let mut seen: BTreeMap<u32, (String, u64, u64, u64)> = BTreeMap::new();
     loop {
-        for (name, (_, rss)) in &last {
-            let e = peak.entry(name.clone()).or_default();
-            e.0 = e.0.max(rss.iter().copied().max().unwrap_or(0));
-            e.1 = e.1.max(rss.len());
+        for (pid, (name, ticks, rss)) in processes(&names) {
+            let e = seen.entry(pid).or_insert((name, ticks, ticks, 0));
+            e.2 = ticks;
+            e.3 = e.3.max(rss);
         }
         tokio::select! {
             () = stop.notified() => break,
-            () = tokio::time::sleep(Duration::from_secs(1)) => last = processes(&names),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    for (pid, (_, ticks, _)) in processes(&names) {
+        if let Some(e) = seen.get_mut(&pid) {
+            e.2 = ticks;
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let end = processes(&names);
-    peak.into_iter()
-        .map(|(name, (rss, count))| {
-            let ticks = end.get(&name).map_or(0, |e| e.0).saturating_sub(first.get(&name).map_or(0, |e| e.0));
-            (name, (rss as f64 / 1024.0, count, 100.0 * ticks as f64 / TICKS_PER_SEC / secs))
-        })
-        .collect()
+    let mut out: BTreeMap<String, (f64, usize, f64)> = BTreeMap::new();
+    for (name, first, last, rss) in seen.into_values() {
+        let e = out.entry(name).or_default();
+        e.0 = e.0.max(rss as f64 / 1024.0);
+        e.1 += 1;
+        e.2 += 100.0 * last.saturating_sub(first) as f64 / TICKS_PER_SEC / secs;
+    }
+    out
 }
 
 /// A probe: scans, then reads its profile until the points show. Returns the lags.
-async fn probe(http: &reqwest::Client, cli: &Cli, user: &User, until: Instant) -> anyhow::Result<Vec<Duration>> {
+async fn probe(
+    http: &reqwest::Client,
+    cli: &Cli,
+    user: &User,
+    until: Instant,
+    reads: &AtomicU64,
+) -> anyhow::Result<Vec<Duration>> {
     let me = format!("{}/api/v1/users/me", cli.query_url);
     let points = |v: serde_json::Value| v["points"].as_i64().context("no points on the profile");
     let mut have = points(http.get(&me).bearer_auth(&user.access).send().await?.json().await?)?;
@@ -310,6 +320,7 @@ async fn probe(http: &reqwest::Client, cli: &Cli, user: &User, until: Instant) -
         ok(res, reqwest::StatusCode::ACCEPTED).await?;
         let accepted = Instant::now();
         loop {
+            reads.fetch_add(1, Ordering::Relaxed);
             let now = points(http.get(&me).bearer_auth(&user.access).send().await?.json().await?)?;
             if now > have {
                 have = now;
@@ -319,7 +330,7 @@ async fn probe(http: &reqwest::Client, cli: &Cli, user: &User, until: Instant) -
             if accepted.elapsed() > Duration::from_secs(20) {
                 bail!("a scan's points were not visible after 20 s (is SCAN_DAILY_CAP high enough?)");
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -330,6 +341,8 @@ async fn probe(http: &reqwest::Client, cli: &Cli, user: &User, until: Instant) -
 struct Step {
     rate: f64,
     offered: usize,
+    /// Profile reads the probes made (load on top of the offered rate).
+    probe_reads: u64,
     tallies: BTreeMap<&'static str, Tally>,
     lag: Tally,
     processes: BTreeMap<String, (f64, usize, f64)>,
@@ -351,9 +364,9 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
     let until = Instant::now() + Duration::from_secs(secs);
     let stop = Arc::new(tokio::sync::Notify::new());
     let watcher = tokio::spawn(watch(opts.processes.clone(), stop.clone()));
-    let probing = futures::future::join_all(probes.iter().map(|u| probe(http, cli, u, until)));
+    let probe_reads = AtomicU64::new(0);
+    let probing = futures::future::join_all(probes.iter().map(|u| probe(http, cli, u, until, &probe_reads)));
     let tallies: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
-    let in_flight = Arc::new(AtomicUsize::new(0));
     let sent = AtomicU64::new(0);
     let driving = async {
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -361,7 +374,8 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
         let mut tasks = tokio::task::JoinSet::new();
         let scans_per_100 = (opts.scan_share * 100.0).round() as u64;
         while Instant::now() < until {
-            ticker.tick().await;
+            // Latency counts from when the request was due, so a client falling behind shows.
+            let due = ticker.tick().await;
             let i = sent.fetch_add(1, Ordering::Relaxed);
             let user = &users[i as usize % users.len()];
             let (kind, req) = if i % 100 < scans_per_100 {
@@ -377,13 +391,10 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
                 ("GET /leaderboards/weekly", http.get(url).bearer_auth(&user.access))
             };
             let expected = if kind == "POST /scans" { reqwest::StatusCode::ACCEPTED } else { reqwest::StatusCode::OK };
-            let (tallies, in_flight) = (tallies.clone(), in_flight.clone());
-            in_flight.fetch_add(1, Ordering::Relaxed);
+            let tallies = tallies.clone();
             tasks.spawn(async move {
-                let t = Instant::now();
                 let result = async { ok(req.send().await?, expected).await }.await;
-                let took = t.elapsed();
-                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let took = due.elapsed();
                 let mut tallies = tallies.lock().await;
                 let tally = tallies.entry(kind).or_default();
                 match result {
@@ -412,7 +423,14 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
         }
     }
     let tallies = std::mem::take(&mut *tallies.lock().await);
-    Step { rate, offered: sent.load(Ordering::Relaxed) as usize, tallies, lag, processes }
+    Step {
+        rate,
+        offered: sent.load(Ordering::Relaxed) as usize,
+        probe_reads: probe_reads.load(Ordering::Relaxed),
+        tallies,
+        lag,
+        processes,
+    }
 }
 
 fn print_step(step: &Step, secs: u64) {
@@ -429,6 +447,7 @@ fn print_step(step: &Step, secs: u64) {
         }
     }
     println!("{}", step.lag.line("scan accepted → points visible", secs as f64));
+    println!("  probes' profile reads (on top of the offered rate): {:.0} /s", step.probe_reads as f64 / secs as f64);
     if let Some(e) = &step.lag.first_failure {
         println!("  probe failure: {e}");
     }
@@ -468,7 +487,11 @@ async fn cost_per_scan(
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = Counters::read(http, db, &opts.metrics_url).await?;
-        if (now.events, now.published, now.delivered) == (last.events, last.published, last.delivered) {
+        let moving = |c: &Counters| (c.events, c.published, c.delivered, c.consumer_transactions);
+        if moving(&now) == moving(&last) {
+            // pg_stat_database is updated about once a second: let it catch up.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            last = Counters::read(http, db, &opts.metrics_url).await?;
             break;
         }
         if Instant::now() > drained_by {
@@ -488,8 +511,21 @@ async fn cost_per_scan(
 
 /// The whole run.
 pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
+    if !(opts.rate > 0.0 && opts.factor >= 1.0 && (0.0..=1.0).contains(&opts.scan_share)) {
+        bail!("--rate must be above 0, --factor at least 1 and --scan-share between 0 and 1");
+    }
+    if opts.users == 0 || opts.probes == 0 || opts.connections == 0 {
+        bail!("--users, --probes and --connections must be at least 1");
+    }
+    if opts.step_secs * opts.max_steps as u64 > 20 * 60 {
+        bail!("steps longer than 20 minutes in all would outlive the 30-minute access tokens");
+    }
     let settings = platform::Settings::from_env()?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(opts.connections * 4).build()?;
+    // A request still unanswered after 5 s counts as failed.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.connections * 4)
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(&settings.database_url).await?;
     let run = Uuid::new_v4().simple().to_string()[..8].to_owned();
     println!(
@@ -516,6 +552,10 @@ pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
     let messages = amqp_ceiling(&settings.amqp_url, 16, 20_000).await?;
     let (memory, one_get) = http_ceilings(&http, &opts).await?;
 
+    // Scans first: every user then has points and standings, so the reads below take the path
+    // a real user's do.
+    cost_per_scan(&http, cli, &opts, &db, users).await?;
+
     println!("\n-- reads, closed loop, {} connections, {} s each", opts.connections, opts.read_secs);
     let reads = [
         ("GET /users/me", "/users/me"),
@@ -534,8 +574,6 @@ pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
         println!("{}", tally.line(name, opts.read_secs as f64));
         read_rates.push((name, rate, tally.p99_ms()));
     }
-
-    cost_per_scan(&http, cli, &opts, &db, users).await?;
 
     let mut best: Option<Step> = None;
     let mut rate = opts.rate;
@@ -596,7 +634,8 @@ mod tests {
     fn this_process_is_found_by_name_with_its_rss() {
         let me = std::fs::read_to_string("/proc/self/comm").unwrap().trim().to_owned();
         let seen = processes(std::slice::from_ref(&me));
-        let (_, rss) = &seen[&me];
-        assert!(!rss.is_empty() && rss.iter().all(|kib| *kib > 0), "{rss:?}");
+        let mine = seen.get(&std::process::id()).expect("this process is listed");
+        assert_eq!(mine.0, me);
+        assert!(mine.2 > 0, "RSS {} KiB", mine.2);
     }
 }

@@ -9,7 +9,10 @@
 //! Parameters: argon2id, m = 7 MiB, t = 5, p = 1, one of the OWASP Password Storage Cheat
 //! Sheet's equivalent settings (m = 19 MiB, t = 2 is another); the smaller memory cost keeps
 //! the pool's footprint low at the same defence. Stored hashes carry their own parameters
-//! (PHC string), so hashes made with other parameters still verify.
+//! (PHC string), so hashes made with other parameters still verify (while they do, that thread
+//! holds their memory cost), and a successful sign-in rehashes them with the current ones
+//! ([`upgrade`]), so an old hash does not stay distinguishable by its timing from the decoy an
+//! unknown address is checked against.
 
 use std::sync::{LazyLock, Mutex, mpsc};
 
@@ -45,7 +48,13 @@ static POOL: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
                     Err(_) => return,
                 };
                 match job {
-                    Ok(job) => job(),
+                    // A panicking job drops its answer channel (its caller gets an error); the
+                    // thread goes on serving.
+                    Ok(job) => {
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("a password hashing job panicked");
+                        }
+                    }
                     Err(_) => return, // the sender is gone: the process is ending
                 }
             }
@@ -103,6 +112,16 @@ pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<
     .await?
 }
 
+/// A new hash of `password` when `stored` (which it matched) was made with other parameters.
+pub async fn upgrade(password: String, stored: &str) -> anyhow::Result<Option<String>> {
+    let made_with = PasswordHash::new(stored).ok().and_then(|h| Params::try_from(&h).ok());
+    let costs = |p: &Params| (p.m_cost(), p.t_cost(), p.p_cost());
+    if made_with.is_some_and(|p| costs(&p) == costs(hasher().params())) {
+        return Ok(None);
+    }
+    hash(password).await.map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +140,9 @@ mod tests {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         let old = Argon2::default().hash_password(b"recycle2026", &salt).unwrap().to_string();
         assert!(old.contains("m=19456,t=2,p=1"), "{old}");
-        assert!(verify("recycle2026".into(), Some(old)).await.unwrap());
+        assert!(verify("recycle2026".into(), Some(old.clone())).await.unwrap());
+        let new = upgrade("recycle2026".into(), &old).await.unwrap().expect("an old hash is upgraded");
+        assert!(new.contains("m=7168,t=5,p=1") && verify("recycle2026".into(), Some(new.clone())).await.unwrap());
+        assert_eq!(upgrade("recycle2026".into(), &new).await.unwrap(), None, "a current hash stays");
     }
 }

@@ -186,7 +186,7 @@ async fn login(
     .await?;
     let stored = account.as_ref().and_then(|a| a.password_hash.clone());
     // Verified even when there is no account, so timing does not tell whether it exists.
-    let ok = password::verify(body.password, stored).await?;
+    let ok = password::verify(body.password.clone(), stored.clone()).await?;
     let Some(account) = account.filter(|_| ok) else {
         limits::record_failure(&state.redis, &body.email).await;
         tracing::info!(client.ip = %ip, "sign-in refused");
@@ -194,6 +194,16 @@ async fn login(
     };
     limits::record_success(&state.redis, &body.email).await;
     tracing::info!(user.id = %account.id, "signed in");
+    if let Some(stored) = stored
+        && let Some(upgraded) = password::upgrade(body.password, &stored).await?
+    {
+        sqlx::query("update auth.users set password_hash = $2 where id = $1 and password_hash = $3")
+            .bind(account.id)
+            .bind(upgraded)
+            .bind(stored)
+            .execute(&state.db)
+            .await?;
+    }
     let mut conn = state.db.acquire().await?;
     Ok(Json(issue_tokens(&state, &mut conn, account.id, &account.username, account.role, None).await?))
 }
