@@ -96,10 +96,19 @@ struct PublicKey {
 }
 
 /// Verifies tokens against one or more Ed25519 public keys, chosen by `kid`.
+///
+/// Signatures already checked are remembered ([`VERIFIED_CACHE_ENTRIES`] tokens, by their
+/// exact text): an Ed25519 verification costs tens of microseconds of CPU on every request,
+/// and a token's claims cannot change. A remembered token is still checked for expiry and
+/// type on every use, and revocation is the denylist's, checked per request by the extractors.
 pub struct Verifier {
     keys: Vec<PublicKey>,
     validation: Validation,
+    verified: quick_cache::sync::Cache<String, Claims>,
 }
+
+/// Verified tokens remembered per process (about 500 bytes each).
+pub const VERIFIED_CACHE_ENTRIES: usize = 4096;
 
 impl Verifier {
     /// Reads every `PUBLIC KEY` PEM block of `pem_bundle`; the first is the current key.
@@ -124,7 +133,7 @@ impl Verifier {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
-        Ok(Self { keys, validation })
+        Ok(Self { keys, validation, verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES) })
     }
 
     /// The `kid` of the current key.
@@ -134,6 +143,29 @@ impl Verifier {
 
     /// Checks signature, expiry and type.
     pub fn verify(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let claims = match self.verified.get(token) {
+            Some(claims) => {
+                let leeway = self.validation.leeway as i64;
+                if claims.exp + leeway < chrono::Utc::now().timestamp() {
+                    self.verified.remove(token);
+                    return Err(TokenError::Expired);
+                }
+                claims
+            }
+            None => {
+                let claims = self.check_signature(token)?;
+                self.verified.insert(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
+    }
+
+    /// Checks signature and expiry.
+    fn check_signature(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = self.keys.iter().find(|k| k.kid == kid).ok_or(TokenError::UnknownKey)?;
@@ -143,9 +175,6 @@ impl Verifier {
                 _ => TokenError::Invalid,
             })?
             .claims;
-        if claims.token_type != expected {
-            return Err(TokenError::WrongType);
-        }
         Ok(claims)
     }
 
@@ -300,6 +329,20 @@ mod tests {
         let other = Verifier::from_pem_bundle("-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----").unwrap();
         assert_eq!(other.verify(&token, TokenType::Access).unwrap_err(), TokenError::UnknownKey);
         assert_eq!(v.verify("not.a.jwt", TokenType::Access).unwrap_err(), TokenError::Invalid);
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_checked_for_type_and_expiry() {
+        let (v, s) = dev();
+        let mut claims = Claims::new(Uuid::now_v7(), "mina", Role::User, TokenType::Access);
+        let token = s.sign(&claims).unwrap();
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), claims);
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap(), claims, "from memory");
+        assert_eq!(v.verify(&token, TokenType::Refresh).unwrap_err(), TokenError::WrongType);
+        // As if the remembered token's time had run out.
+        claims.exp = chrono::Utc::now().timestamp() - 120;
+        v.verified.insert(token.clone(), claims);
+        assert_eq!(v.verify(&token, TokenType::Access).unwrap_err(), TokenError::Expired);
     }
 
     #[test]
