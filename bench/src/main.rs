@@ -93,45 +93,7 @@ enum Command {
     /// Open-loop mixed traffic stepped up to the highest rate sustained with scan → points p99
     /// under 1 s and no failure, with the ceilings, closed-loop reads, the cost per scan and
     /// each process's RSS and CPU (settings from the environment; see `sustained.rs`).
-    Sustained {
-        /// First step's rate, requests per second.
-        #[arg(long, default_value_t = 200.0)]
-        rate: f64,
-        /// Rate multiplier between steps.
-        #[arg(long, default_value_t = 1.5)]
-        factor: f64,
-        /// Seconds per step.
-        #[arg(long, default_value_t = 60)]
-        step_secs: u64,
-        /// At most this many steps.
-        #[arg(long, default_value_t = 8)]
-        max_steps: usize,
-        /// Share of scans in the mix, 0 to 1.
-        #[arg(long, default_value_t = 0.2)]
-        scan_share: f64,
-        /// Users sending the load.
-        #[arg(long, default_value_t = 64)]
-        users: usize,
-        /// Probe users measuring scan → points visible.
-        #[arg(long, default_value_t = 8)]
-        probes: usize,
-        /// Connections for the closed-loop reads and HTTP ceilings.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds per closed-loop measurement.
-        #[arg(long, default_value_t = 10)]
-        read_secs: u64,
-        /// Where the workers' metrics are served.
-        #[arg(long, default_value = "http://127.0.0.1:8083/metrics")]
-        metrics_url: String,
-        /// Processes to watch (names as in /proc/*/comm), comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "ecoeco,command-api,query-api,workers,postgres,redis-server,beam.smp"
-        )]
-        processes: Vec<String>,
-    },
+    Sustained(sustained::Options),
     /// Rebuild rate of each projection over a synthetic log, next to the raw batched-insert rate
     /// of the same rows (scratch database `ecoeco_bench_rebuild`; settings from the environment).
     Rebuild {
@@ -570,32 +532,7 @@ async fn main() -> anyhow::Result<()> {
         Command::SearchQuality { ref eval, misses } => {
             search_quality(&http, &cli, eval, misses).await?;
         }
-        Command::Sustained {
-            rate,
-            factor,
-            step_secs,
-            max_steps,
-            scan_share,
-            users,
-            probes,
-            connections,
-            read_secs,
-            ref metrics_url,
-            ref processes,
-        } => {
-            let opts = sustained::Options {
-                rate,
-                factor,
-                step_secs,
-                max_steps,
-                scan_share,
-                users,
-                probes,
-                connections,
-                read_secs,
-                metrics_url: metrics_url.clone(),
-                processes: processes.clone(),
-            };
+        Command::Sustained(ref opts) => {
             sustained::run(&cli, opts).await?;
         }
         Command::Rebuild { events } => {

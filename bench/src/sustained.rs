@@ -44,28 +44,44 @@ use uuid::Uuid;
 use crate::{Cli, User, amqp_ceiling, percentile, pg_commit_ceiling, register};
 
 /// What to run.
+#[derive(clap::Args)]
 pub struct Options {
-    /// First step's request rate (requests per second, all kinds together).
+    /// First step's rate, requests per second (all kinds together).
+    #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
-    /// Each step's rate is the previous one times this.
+    /// Rate multiplier between steps.
+    #[arg(long, default_value_t = 1.5)]
     pub factor: f64,
     /// Seconds per step.
+    #[arg(long, default_value_t = 60)]
     pub step_secs: u64,
     /// At most this many steps.
+    #[arg(long, default_value_t = 8)]
     pub max_steps: usize,
-    /// Share of scans in the mix (the rest split evenly between profile and board reads).
+    /// Share of scans in the mix, 0 to 1 (the rest split evenly between profile and board reads).
+    #[arg(long, default_value_t = 0.2)]
     pub scan_share: f64,
     /// Users sending the load.
+    #[arg(long, default_value_t = 64)]
     pub users: usize,
-    /// Probe users measuring the lag.
+    /// Probe users measuring scan → points visible.
+    #[arg(long, default_value_t = 8)]
     pub probes: usize,
-    /// Connections of the closed-loop read measurements and the HTTP ceilings.
+    /// Connections for the closed-loop reads and HTTP ceilings.
+    #[arg(long, default_value_t = 64)]
     pub connections: usize,
     /// Seconds per closed-loop measurement.
+    #[arg(long, default_value_t = 10)]
     pub read_secs: u64,
-    /// Workers' metrics endpoint (`ecoeco` serves the same registry on every port).
+    /// Where the workers' metrics are served (`ecoeco` serves the same registry on every port).
+    #[arg(long, default_value = "http://127.0.0.1:8083/metrics")]
     pub metrics_url: String,
-    /// Process names (as in `/proc/*/comm`) whose RSS and CPU are reported.
+    /// Processes to watch (names as in /proc/*/comm), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "ecoeco,command-api,query-api,workers,postgres,redis-server,beam.smp"
+    )]
     pub processes: Vec<String>,
 }
 
@@ -510,7 +526,7 @@ async fn cost_per_scan(
 }
 
 /// The whole run.
-pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
+pub async fn run(cli: &Cli, opts: &Options) -> anyhow::Result<()> {
     if !(opts.rate > 0.0 && opts.factor >= 1.0 && (0.0..=1.0).contains(&opts.scan_share)) {
         bail!("--rate must be above 0, --factor at least 1 and --scan-share between 0 and 1");
     }
@@ -550,11 +566,11 @@ pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
     println!("\n-- ceilings of this machine, this run");
     let commits = pg_commit_ceiling(&settings.database_url, 16, 20_000).await?;
     let messages = amqp_ceiling(&settings.amqp_url, 16, 20_000).await?;
-    let (memory, one_get) = http_ceilings(&http, &opts).await?;
+    let (memory, one_get) = http_ceilings(&http, opts).await?;
 
     // Scans first: every user then has points and standings, so the reads below take the path
     // a real user's do.
-    cost_per_scan(&http, cli, &opts, &db, users).await?;
+    cost_per_scan(&http, cli, opts, &db, users).await?;
 
     println!("\n-- reads, closed loop, {} connections, {} s each", opts.connections, opts.read_secs);
     let reads = [
@@ -578,7 +594,7 @@ pub async fn run(cli: &Cli, opts: Options) -> anyhow::Result<()> {
     let mut best: Option<Step> = None;
     let mut rate = opts.rate;
     for _ in 0..opts.max_steps {
-        let s = step(&http, cli, &opts, users, probes, rate).await;
+        let s = step(&http, cli, opts, users, probes, rate).await;
         print_step(&s, opts.step_secs);
         if !s.passed() {
             break;

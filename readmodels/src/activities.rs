@@ -36,7 +36,7 @@ pub async fn page(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<(Vec<Activity>, bool)> {
-    let mut items: Vec<Activity> = sqlx::query_as(
+    let items: Vec<Activity> = sqlx::query_as(
         "select id, action, points_earned, metadata, created_at from read.activities
          where user_id = $1 and ($2::timestamptz is null or (created_at, id) < ($2, $3))
          order by created_at desc, id desc limit $4",
@@ -47,9 +47,7 @@ pub async fn page(
     .bind(limit + 1)
     .fetch_all(db)
     .await?;
-    let more = items.len() as i64 > limit;
-    items.truncate(limit.max(0) as usize);
-    Ok((items, more))
+    Ok(crate::page_of(items, limit))
 }
 
 /// What a scan in the history was of.

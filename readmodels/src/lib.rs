@@ -21,3 +21,11 @@ pub mod leaderboards;
 pub mod periods;
 pub mod places;
 pub mod profiles;
+
+/// A keyset page read with `limit + 1` rows: the first `limit` of them, and whether more follow.
+pub(crate) fn page_of<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, more)
+}

@@ -32,6 +32,12 @@ impl Period {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// The keys of the weekly, monthly and all-time periods containing `at`: where something
+    /// that happened at `at` counts.
+    pub fn keys_at(at: DateTime<Utc>, tz: Tz) -> Vec<String> {
+        Self::ALL.iter().map(|p| p.key_at(at, tz)).collect()
+    }
+
     /// The key of the period containing `at`, e.g. `weekly:2026-W47`.
     pub fn key_at(self, at: DateTime<Utc>, tz: Tz) -> String {
         let local = at.with_timezone(&tz).date_naive();

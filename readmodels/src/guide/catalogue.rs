@@ -110,7 +110,7 @@ pub async fn items(
     after: Option<&(String, Uuid)>,
     limit: i64,
 ) -> sqlx::Result<(Vec<Item>, bool)> {
-    let mut rows: Vec<Item> = sqlx::query_as(&format!(
+    let rows: Vec<Item> = sqlx::query_as(&format!(
         "select {ITEM_COLUMNS} from read.guide_items
          where not removed and ($1::text is null or category = $1)
            and ($2::text is null or (name_ko, item_id) > ($2, $3))
@@ -122,9 +122,7 @@ pub async fn items(
     .bind(limit + 1)
     .fetch_all(db)
     .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit.max(0) as usize);
-    Ok((rows, more))
+    Ok(crate::page_of(rows, limit))
 }
 
 /// One item, unless removed.

@@ -37,7 +37,7 @@ impl GuideProjector {
 
     /// The statistics periods an event at `event`'s time counts in.
     fn keys(&self, event: &Event) -> Vec<String> {
-        Period::ALL.iter().map(|p| p.key_at(event.occurred_at, self.timezone)).collect()
+        Period::keys_at(event.occurred_at, self.timezone)
     }
 
     async fn bump_generation(&self) {

@@ -34,7 +34,7 @@ impl LeaderboardsProjector {
 
     /// The boards an event at `event`'s time counts on.
     fn keys(&self, event: &Event) -> Vec<String> {
-        Period::ALL.iter().map(|period| period.key_at(event.occurred_at, self.timezone)).collect()
+        Period::keys_at(event.occurred_at, self.timezone)
     }
 }
 
