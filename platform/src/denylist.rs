@@ -6,12 +6,29 @@
 //! `{prefix}:revoked:ready` marker is gone, the check falls back to PostgreSQL and the set is
 //! reloaded; while Redis is down every check goes to PostgreSQL. A revoked token is never
 //! accepted just because Redis lost it.
+//!
+//! A process that listens for revocations ([`Pushed`]: query-api does) answers from memory
+//! instead, without a round trip: each revocation is announced on [`REVOKED_CHANNEL`] in the
+//! transaction that records it, and the listener loads the whole list after its `LISTEN` is in
+//! place, so it misses none. While the listener is disconnected, checks go to Redis as above.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::redis::Redis;
+
+/// The PostgreSQL channel a revocation is announced on, in the transaction that records it
+/// (payload: `{jti} {expires_at as Unix seconds}`).
+pub const REVOKED_CHANNEL: &str = "eco_token_revoked";
 
 /// The revoked-token list.
 #[derive(Clone)]
@@ -20,12 +37,20 @@ pub struct Denylist {
     db: PgPool,
     /// Where every request checks them (a mirror with TTLs); pooled, shared by every request.
     redis: Redis,
+    /// The list pushed to this process, when it listens for revocations.
+    pushed: Option<Arc<Pushed>>,
 }
 
 impl Denylist {
     /// A list stored in `db`, mirrored in `redis`.
     pub fn new(db: PgPool, redis: Redis) -> Self {
-        Self { db, redis }
+        Self { db, redis, pushed: None }
+    }
+
+    /// The same list, answered from `pushed` while its listener is connected.
+    pub fn with_pushed(mut self, pushed: Arc<Pushed>) -> Self {
+        self.pushed = Some(pushed);
+        self
     }
 
     fn key(&self, jti: Uuid) -> String {
@@ -38,12 +63,20 @@ impl Denylist {
 
     /// Refuses `jti` until `expires_at`.
     pub async fn revoke(&self, jti: Uuid, user_id: Uuid, expires_at: DateTime<Utc>) -> anyhow::Result<()> {
-        sqlx::query("insert into auth.revoked_access_tokens (jti, user_id, expires_at) values ($1, $2, $3) on conflict do nothing")
-            .bind(jti)
-            .bind(user_id)
-            .bind(expires_at)
-            .execute(&self.db)
-            .await?;
+        // One statement, so one transaction: the row and its announcement commit together.
+        sqlx::query(
+            "with revoked as (
+                 insert into auth.revoked_access_tokens (jti, user_id, expires_at) values ($1, $2, $3)
+                 on conflict do nothing
+             )
+             select pg_notify($4, $1::text || ' ' || extract(epoch from $3::timestamptz)::bigint)",
+        )
+        .bind(jti)
+        .bind(user_id)
+        .bind(expires_at)
+        .bind(REVOKED_CHANNEL)
+        .execute(&self.db)
+        .await?;
         if let Err(e) = self.mirror(jti, expires_at).await {
             tracing::warn!(
                 error = format!("{e:#}"),
@@ -65,6 +98,9 @@ impl Denylist {
 
     /// Whether `jti` was revoked.
     pub async fn is_revoked(&self, jti: Uuid) -> anyhow::Result<bool> {
+        if let Some(revoked) = self.pushed.as_ref().and_then(|p| p.check(jti)) {
+            return Ok(revoked);
+        }
         let (ready_key, key) = (self.ready_key(), self.key(jti));
         let fast: anyhow::Result<(bool, bool)> = self
             .redis
@@ -115,5 +151,69 @@ impl Denylist {
             .run(move |mut c| async move { redis::cmd("SET").arg(ready).arg("1").query_async::<()>(&mut c).await })
             .await?;
         Ok(())
+    }
+}
+
+/// The revoked tokens pushed to this process (see the module docs).
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// Whether the listener is connected and has loaded the list.
+    live: AtomicBool,
+    /// jti → expiry (Unix seconds).
+    revoked: Mutex<HashMap<Uuid, i64>>,
+}
+
+impl Pushed {
+    /// Whether `jti` is revoked; `None` while the listener is not connected.
+    pub fn check(&self, jti: Uuid) -> Option<bool> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        Some(revoked.get(&jti).is_some_and(|exp| *exp > Utc::now().timestamp()))
+    }
+
+    /// Loads every unexpired revocation and goes live; call once `LISTEN` is in place.
+    pub async fn load(&self, db: &PgPool) -> sqlx::Result<()> {
+        /// A revoked access token.
+        #[derive(sqlx::FromRow)]
+        struct Revoked {
+            jti: Uuid,
+            expires_at: DateTime<Utc>,
+        }
+        let rows: Vec<Revoked> =
+            sqlx::query_as("select jti, expires_at from auth.revoked_access_tokens where expires_at > now()")
+                .fetch_all(db)
+                .await?;
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        *revoked = rows.into_iter().map(|r| (r.jti, r.expires_at.timestamp())).collect();
+        self.live.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Records an announcement (a [`REVOKED_CHANNEL`] payload); forgets expired entries now
+    /// and then. A payload that does not parse turns the list off until the next [`Self::load`]
+    /// and answers `false` (it cannot happen with our own announcements, and a guess could
+    /// accept a revoked token).
+    pub fn announced(&self, payload: &str) -> bool {
+        let parsed =
+            payload.split_once(' ').and_then(|(jti, exp)| Some((Uuid::parse_str(jti).ok()?, exp.parse::<i64>().ok()?)));
+        let Some((jti, exp)) = parsed else {
+            tracing::warn!(payload, "unreadable revocation announcement; checking revocations in Redis until reloaded");
+            self.lost();
+            return false;
+        };
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.insert(jti, exp);
+        if revoked.len().is_power_of_two() {
+            let now = Utc::now().timestamp();
+            revoked.retain(|_, exp| *exp > now);
+        }
+        true
+    }
+
+    /// The listener lost its connection: answers come from Redis until the next [`Self::load`].
+    pub fn lost(&self) {
+        self.live.store(false, Ordering::Release);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod changes;
 pub mod consistency;
 pub mod cursor;
 pub mod db;

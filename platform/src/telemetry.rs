@@ -20,6 +20,9 @@ pub fn init_tracing(settings: &Settings) {
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into buckets without a scrape.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The process-wide Prometheus recorder, installed on first use. Every `metrics::` macro in
 /// the process reports to it; `/metrics` renders it.
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -32,6 +35,19 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (a test harness); ours still renders.
         let _ = metrics::set_global_recorder(recorder);
+        // Histogram samples wait in buffers until folded into their buckets; nobody may scrape
+        // for a long time, so fold them every few seconds (else memory grows with every request:
+        // 1.2 MiB/s at 50k requests/s).
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                upkeep.run_upkeep();
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "metrics upkeep not started; histograms fold only when scraped");
+        }
         handle
     })
 }

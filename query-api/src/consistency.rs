@@ -8,6 +8,7 @@ use axum::{
 };
 use platform::{
     consistency::{APPLIED_CHANNEL, ConsistencyToken, STATE_HEADER, TOKEN_HEADER},
+    denylist::{Pushed, REVOKED_CHANNEL},
     error::ApiError,
     topology::{ConsumerSpec, POINTS_POLICY},
 };
@@ -143,33 +144,51 @@ async fn caused_by(db: &mut sqlx::PgConnection, ids: &[Uuid]) -> sqlx::Result<Ve
     Ok(all)
 }
 
-/// Wakes every waiting request whenever a projection commits, until `shutdown`.
-pub async fn listen_for_projections(db: PgPool, applied: Arc<Notify>, shutdown: CancellationToken) {
+/// Until `shutdown`: wakes every waiting request whenever a projection commits, and keeps the
+/// revoked tokens announced to this process (loaded in full once `LISTEN` is in place, off
+/// while the connection is lost, so checks then go to Redis).
+pub async fn listen(db: PgPool, applied: Arc<Notify>, revocations: Arc<Pushed>, shutdown: CancellationToken) {
     loop {
-        let mut listener = match PgListener::connect_with(&db).await {
-            Ok(l) => l,
+        match follow(&db, &applied, &revocations, &shutdown).await {
+            Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for projection commits; waits fall back to polling");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
+                revocations.lost();
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "not listening to PostgreSQL; waits poll, revocations are checked in Redis"
+                );
             }
-        };
-        if let Err(e) = listener.listen(APPLIED_CHANNEL).await {
-            tracing::warn!(error = %e, "LISTEN failed");
-            continue;
         }
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                n = listener.recv() => match n {
-                    Ok(_) => applied.notify_waiters(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "projection listener lost its connection");
-                        break;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// One listening connection, until it fails (`Err`) or `shutdown` (`Ok`).
+async fn follow(
+    db: &PgPool,
+    applied: &Notify,
+    revocations: &Pushed,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let mut listener = PgListener::connect_with(db).await?;
+    listener.listen_all([APPLIED_CHANNEL, REVOKED_CHANNEL]).await?;
+    revocations.load(db).await?;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            // `try_recv` says when the connection was lost (`recv` would reconnect silently and
+            // drop what was announced meanwhile).
+            n = listener.try_recv() => match n? {
+                Some(n) if n.channel() == REVOKED_CHANNEL => {
+                    if !revocations.announced(n.payload()) {
+                        anyhow::bail!("an unreadable revocation announcement");
                     }
                 }
+                Some(_) => applied.notify_waiters(),
+                None => anyhow::bail!("the connection was lost"),
             }
         }
     }

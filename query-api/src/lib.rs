@@ -7,7 +7,8 @@
 
 mod consistency;
 pub mod geocoding;
-mod routes;
+mod local;
+pub(crate) mod routes;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use axum::extract::FromRef;
 use platform::{
     Settings,
     auth::Verifier,
-    denylist::Denylist,
+    denylist::{self, Denylist},
     http::{BearerAuth, HttpLimits, Needs, Readiness, Server},
     ratelimit::{self, RateLimits},
     redis::Redis,
@@ -40,8 +41,12 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Configuration.
     pub settings: Arc<Settings>,
-    /// Signed-out access tokens.
+    /// Signed-out access tokens (answered from memory while their announcements are received).
     pub denylist: Denylist,
+    /// The revocations announced to this process.
+    pub revocations: Arc<denylist::Pushed>,
+    /// Hot reads held in memory, evicted by pushed read-model changes.
+    pub hot: Arc<local::LocalReads>,
     /// Woken whenever a projection commits (PostgreSQL `LISTEN`).
     pub applied: Arc<Notify>,
     /// The Kakao Local API client.
@@ -75,12 +80,15 @@ impl App {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
         let verifier = Arc::new(Verifier::from_pem_bundle(&settings.jwt_public_keys_pem)?);
+        let revocations = Arc::new(denylist::Pushed::default());
         let state = AppState {
             db: db.clone(),
             redis: redis.clone(),
             verifier,
             settings: settings.clone(),
-            denylist: Denylist::new(db.clone(), redis.clone()),
+            denylist: Denylist::new(db.clone(), redis.clone()).with_pushed(revocations.clone()),
+            revocations,
+            hot: Arc::new(local::LocalReads::default()),
             applied: Arc::new(Notify::new()),
             kakao: Arc::new(geocoding::Kakao::new(&settings)?),
             local_cache: Arc::new(quick_cache::sync::Cache::new(LOCAL_CACHE_ENTRIES)),
@@ -103,9 +111,15 @@ impl App {
 
     /// Serves until `shutdown`, then drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tokio::spawn(consistency::listen_for_projections(
+        tokio::spawn(consistency::listen(
             self.state.db.clone(),
             self.state.applied.clone(),
+            self.state.revocations.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(self.state.hot.clone().subscribe(
+            self.state.settings.redis_url.clone(),
+            self.state.redis.clone(),
             shutdown.clone(),
         ));
         self.server.run(shutdown).await

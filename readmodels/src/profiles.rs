@@ -91,12 +91,10 @@ pub async fn load(db: &PgPool, redis: &Redis, user_id: Uuid, fresh_required: boo
 
 /// Writes the committed state of `users`' profiles to the cache (a tombstone for a profile that
 /// no longer exists). Best effort: the cache is an optimisation and reads fall back to PostgreSQL.
-pub async fn refresh_cache(db: &PgPool, redis: &Redis, mut users: Vec<Uuid>) {
-    users.sort();
-    users.dedup();
+pub async fn refresh_cache(db: &PgPool, redis: &Redis, users: &[Uuid]) {
     let rows: Vec<Profile> =
         match sqlx::query_as(&format!("select {PROFILE_COLUMNS} from read.profiles where user_id = any($1)"))
-            .bind(&users)
+            .bind(users)
             .fetch_all(db)
             .await
         {
@@ -106,7 +104,7 @@ pub async fn refresh_cache(db: &PgPool, redis: &Redis, mut users: Vec<Uuid>) {
                 return;
             }
         };
-    for user_id in users {
+    for &user_id in users {
         let key = profile_key(redis, user_id);
         let result = match rows.iter().find(|p| p.id == user_id) {
             Some(p) => match serde_json::to_string(p) {

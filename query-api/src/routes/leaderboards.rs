@@ -6,6 +6,8 @@
 //! Ranks are competition ranks (1, 2, 2, 4); among equal points, whoever reached them first is
 //! listed first.
 
+use std::sync::Arc;
+
 use axum::{Json, extract::State, http::HeaderMap};
 use chrono::{DateTime, Utc};
 use platform::{
@@ -19,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use crate::{AppState, consistency::Consistency};
+use crate::{AppState, consistency::Consistency, local::Page};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(board)).routes(routes!(my_rank))
@@ -175,17 +177,53 @@ async fn board(
     let limit = super::me::PageParams { limit: params.limit, cursor: None }.limit()?;
     let offset = parse_offset(params.cursor.as_deref())?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
-    let mut scored =
-        leaderboard::page(&state.db, &state.redis, &target.key, offset, limit + 1, freshness.requires_primary())
-            .await?;
-    let more = scored.len() as i64 > limit;
-    scored.truncate(limit as usize);
-    let items = named(&state, scored).await?;
-    let next_cursor = more.then(|| platform::cursor::encode(BOARD_CURSOR, &(offset + limit)));
+    let primary = freshness.requires_primary();
+    let held = (target.key.clone(), offset, limit);
+    let page = match state.hot.pages.get(&held).filter(|_| !primary) {
+        Some(page) => page,
+        None => {
+            let ticket = state.hot.pages.ticket();
+            let mut scored =
+                leaderboard::page(&state.db, &state.redis, &target.key, offset, limit + 1, primary).await?;
+            let more = scored.len() as i64 > limit;
+            scored.truncate(limit as usize);
+            let page = Page { entries: Arc::new(named(&state, scored).await?), more };
+            state.hot.pages.fill(ticket, held, page.clone());
+            page
+        }
+    };
+    let next_cursor = page.more.then(|| platform::cursor::encode(BOARD_CURSOR, &(offset + limit)));
     Ok((
         freshness.headers(),
-        Json(Board { period_key: target.client_key, next_reset_at: target.next_reset_at, items, next_cursor }),
+        Json(Board {
+            period_key: target.client_key,
+            next_reset_at: target.next_reset_at,
+            items: page.entries.to_vec(),
+            next_cursor,
+        }),
     ))
+}
+
+/// Where someone stands on a board: what `/me` shows besides the period.
+#[derive(Debug, Clone)]
+pub struct MyStanding {
+    rank: Option<i64>,
+    points: i64,
+    entries: Arc<Vec<Entry>>,
+}
+
+/// Where `user` stands on the board of `key`, with up to two entries either side.
+async fn standing(state: &AppState, key: &str, user: Uuid, primary: bool) -> Result<MyStanding, ApiError> {
+    let Some(leaderboard::Standing { position: pos, points }) =
+        leaderboard::position(&state.db, &state.redis, key, user, primary).await?
+    else {
+        return Ok(MyStanding { rank: None, points: 0, entries: Arc::default() });
+    };
+    let start = (pos - 2).max(0);
+    let around =
+        named(state, leaderboard::page(&state.db, &state.redis, key, start, pos - start + 3, primary).await?).await?;
+    let rank = around.iter().find(|e| e.user_id == user).map(|e| e.rank);
+    Ok(MyStanding { rank, points, entries: Arc::new(around) })
 }
 
 /// My rank and points on a board, and the entries around me.
@@ -205,22 +243,24 @@ async fn my_rank(
     let target = target(&state, &period, params.period_key.as_deref())?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
     let primary = freshness.requires_primary();
-    let (rank, points, entries) =
-        match leaderboard::position(&state.db, &state.redis, &target.key, claims.sub, primary).await? {
-            Some(leaderboard::Standing { position: pos, points }) => {
-                let start = (pos - 2).max(0);
-                let around = named(
-                    &state,
-                    leaderboard::page(&state.db, &state.redis, &target.key, start, pos - start + 3, primary).await?,
-                )
-                .await?;
-                let rank = around.iter().find(|e| e.user_id == claims.sub).map(|e| e.rank);
-                (rank, points, around)
-            }
-            None => (None, 0, Vec::new()),
-        };
+    let held = (target.key.clone(), claims.sub);
+    let standing = match state.hot.standings.get(&held).filter(|_| !primary) {
+        Some(standing) => standing,
+        None => {
+            let ticket = state.hot.standings.ticket();
+            let standing = standing(&state, &target.key, claims.sub, primary).await?;
+            state.hot.standings.fill(ticket, held, standing.clone());
+            standing
+        }
+    };
     Ok((
         freshness.headers(),
-        Json(MyRank { period_key: target.client_key, next_reset_at: target.next_reset_at, rank, points, entries }),
+        Json(MyRank {
+            period_key: target.client_key,
+            next_reset_at: target.next_reset_at,
+            rank: standing.rank,
+            points: standing.points,
+            entries: standing.entries.to_vec(),
+        }),
     ))
 }

@@ -2,7 +2,7 @@
 
 mod geo;
 mod guide;
-mod leaderboards;
+pub(crate) mod leaderboards;
 mod me;
 mod places;
 mod scans;

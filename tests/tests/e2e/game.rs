@@ -355,7 +355,8 @@ async fn leaderboards_rank_with_ties_by_period_and_survive_a_redis_flush() {
         redis::cmd("KEYS").arg(format!("{}:*", system.settings.redis_prefix)).query_async(&mut conn).await.unwrap();
     assert!(keys.iter().any(|k| k.contains(":lb:")), "boards were in Redis: {keys:?}");
     let _: () = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.unwrap();
-    let after = board(&system, viewer, "/api/v1/leaderboards/weekly").await;
+    // A page query-api does not hold in memory yet (another limit), so it goes to Redis.
+    let after = board(&system, viewer, "/api/v1/leaderboards/weekly?limit=10").await;
     assert_eq!(ranks(&after), ranks(&weekly));
     let exists: bool = redis::cmd("EXISTS")
         .arg(format!(
@@ -612,4 +613,80 @@ async fn a_read_with_a_commands_token_shows_what_the_command_caused_every_time()
             assert_eq!(history.body["items"][0]["action"], "level_up", "{}", history.body);
         }
     }
+}
+
+/// query-api answers hot reads from memory (`query-api/src/local.rs`); what the projectors push
+/// after each change must evict them, so a client that never sends a token still sees its scan,
+/// its points, its place on the board and a renamed neighbour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_held_in_memory_follow_every_change_without_a_token() {
+    let system = TestSystem::start().await;
+    let leader = system.register("holder").await;
+    let viewer = system.register("watcher").await;
+    for u in [&leader, &viewer] {
+        system.query("/api/v1/users/me", &u.access_token, Some(&u.consistency_token)).await;
+    }
+    let token = &viewer.access_token;
+    // Once query-api is subscribed to changes (its caches are off until then) …
+    let client = redis::Client::open(system.settings.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channel = format!("{}:changes", system.settings.redis_prefix);
+    system
+        .eventually(Duration::from_secs(10), "query-api subscribed to read-model changes", || {
+            let (mut conn, channel) = (conn.clone(), channel.clone());
+            async move {
+                let (_, n): (String, i64) =
+                    redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query_async(&mut conn).await.unwrap();
+                (n >= 1).then_some(())
+            }
+        })
+        .await;
+    // … warm every cache: the second read of each is served from memory.
+    for _ in 0..2 {
+        assert_eq!(system.query("/api/v1/users/me", &leader.access_token, None).await.body["total_scans"], 0);
+        assert_eq!(system.query("/api/v1/users/me/points", &leader.access_token, None).await.body["weekly_points"], 0);
+        assert_eq!(board(&system, token, "/api/v1/leaderboards/weekly").await["items"], json!([]));
+        assert_eq!(board(&system, &leader.access_token, "/api/v1/leaderboards/weekly/me").await["rank"], Value::Null);
+    }
+
+    scan(&system, &leader, None).await;
+    let wait = Duration::from_secs(10);
+    system
+        .eventually(wait, "the scan on the profile", || async {
+            let me = system.query("/api/v1/users/me", &leader.access_token, None).await;
+            (me.body["total_scans"] == 1 && me.body["points"].as_i64() > Some(0)).then_some(())
+        })
+        .await;
+    let points = system.query("/api/v1/users/me/points", &leader.access_token, None).await.body;
+    system
+        .eventually(wait, "this week's points", || async {
+            let p = system.query("/api/v1/users/me/points", &leader.access_token, None).await.body;
+            (p["weekly_points"] == points["points"]).then_some(())
+        })
+        .await;
+    system
+        .eventually(wait, "the board", || async {
+            let b = board(&system, token, "/api/v1/leaderboards/weekly").await;
+            (b["items"].as_array().unwrap().len() == 1).then_some(())
+        })
+        .await;
+    system
+        .eventually(wait, "my rank", || async {
+            let me = board(&system, &leader.access_token, "/api/v1/leaderboards/weekly/me").await;
+            (me["rank"] == 1).then_some(())
+        })
+        .await;
+
+    let req = system
+        .http
+        .patch(format!("{}/api/v1/users/me", system.command_url))
+        .bearer_auth(&leader.access_token)
+        .json(&json!({"nickname": "새 이름"}));
+    assert_eq!(req.send().await.unwrap().status(), StatusCode::ACCEPTED);
+    system
+        .eventually(wait, "the new name on the board", || async {
+            let b = board(&system, token, "/api/v1/leaderboards/weekly").await;
+            (b["items"][0]["nickname"] == "새 이름").then_some(())
+        })
+        .await;
 }

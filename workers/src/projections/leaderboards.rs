@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use chrono_tz::Tz;
 use events::{Event, EventData};
 use platform::{
+    changes,
     redis::Redis,
     topology::{ConsumerSpec, LEADERBOARDS},
 };
@@ -49,6 +50,7 @@ impl Projector for LeaderboardsProjector {
         if let Err(e) = leaderboard::reset(&self.redis).await {
             tracing::warn!(error = format!("{e:#}"), "Redis leaderboards not reset after the rebuild");
         }
+        changes::publish(&self.redis, LEADERBOARDS.name, &[]).await;
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
@@ -64,6 +66,7 @@ impl Projector for LeaderboardsProjector {
 
     async fn after_commit(&self, applied: &[Event]) {
         let mut earners = BTreeSet::<Uuid>::new();
+        let mut forgotten = Vec::new();
         let mut keys = BTreeSet::<String>::new();
         for event in applied {
             match &event.data {
@@ -75,18 +78,24 @@ impl Projector for LeaderboardsProjector {
                     if let Err(e) = leaderboard::forget(&self.redis, d.user_id).await {
                         tracing::debug!(error = format!("{e:#}"), "leaderboards not updated in Redis");
                     }
+                    forgotten.push(d.user_id);
                 }
                 _ => {}
             }
         }
-        if earners.is_empty() {
+        if earners.is_empty() && forgotten.is_empty() {
             return;
         }
         let (earners, keys): (Vec<Uuid>, Vec<String>) = (earners.into_iter().collect(), keys.into_iter().collect());
-        if let Err(e) = leaderboard::mirror(&self.db, &self.redis, &earners, &keys).await {
+        if !earners.is_empty()
+            && let Err(e) = leaderboard::mirror(&self.db, &self.redis, &earners, &keys).await
+        {
             // PostgreSQL has the truth; Redis catches up on the next write or rebuild.
             tracing::debug!(error = format!("{e:#}"), "leaderboards not updated in Redis");
         }
+        // After the sets changed: what the API instances hold in memory goes.
+        let changed: Vec<Uuid> = earners.into_iter().chain(forgotten).collect();
+        changes::publish(&self.redis, LEADERBOARDS.name, &changed).await;
     }
 }
 

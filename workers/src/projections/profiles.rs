@@ -9,11 +9,13 @@
 
 use events::{Event, EventData};
 use platform::{
+    changes,
     redis::Redis,
     topology::{ConsumerSpec, PROFILES},
 };
 use readmodels::profiles::write::{self, Bump, Written};
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
 use crate::consumer::{ApplyError, Projector};
 
@@ -44,6 +46,7 @@ impl Projector for ProfilesProjector {
                 tracing::warn!(error = format!("{e:#}"), "profile cache not dropped; entries expire with their TTL")
             }
         }
+        changes::publish(&self.redis, PROFILES.name, &[]).await;
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
@@ -71,8 +74,15 @@ impl Projector for ProfilesProjector {
     }
 
     async fn after_commit(&self, applied: &[Event]) {
-        readmodels::profiles::refresh_cache(&self.db, &self.redis, applied.iter().map(|e| e.aggregate_id).collect())
-            .await;
+        let mut users: Vec<Uuid> = applied.iter().map(|e| e.aggregate_id).collect();
+        users.sort();
+        users.dedup();
+        if users.is_empty() {
+            return;
+        }
+        readmodels::profiles::refresh_cache(&self.db, &self.redis, &users).await;
+        // After the cache holds the committed state: what the API instances hold in memory goes.
+        changes::publish(&self.redis, PROFILES.name, &users).await;
     }
 }
 
