@@ -42,6 +42,28 @@ pub async fn confirm_channel(conn: &Connection) -> anyhow::Result<Channel> {
     Ok(channel)
 }
 
+/// The `app_id` of what our relay publishes.
+pub const RELAY_APP_ID: &str = "ecoeco";
+
+/// The user name `url` authenticates as (RabbitMQ's default `guest` when it names none).
+pub fn username(url: &str) -> Option<String> {
+    url.parse::<lapin::uri::AMQPUri>().ok().map(|uri| uri.authority.userinfo.username)
+}
+
+/// Marks a message as published by our relay from the log: `app_id` [`RELAY_APP_ID`] and
+/// `user_id` the connection's user, which RabbitMQ checks against the authenticated user (a
+/// publish claiming another user's id is refused), so no other service can pass its message
+/// off as ours unless it connects with our credentials.
+pub fn from_relay(properties: BasicProperties, user: &str) -> BasicProperties {
+    properties.with_app_id(RELAY_APP_ID.into()).with_user_id(user.into())
+}
+
+/// Whether a delivery carries [`from_relay`]'s marks for `user`.
+pub fn is_from_relay(properties: &BasicProperties, user: &str) -> bool {
+    properties.app_id().as_ref().is_some_and(|a| a.as_str() == RELAY_APP_ID)
+        && properties.user_id().as_ref().is_some_and(|u| u.as_str() == user)
+}
+
 /// Persistent JSON message properties for an event: `message_id` = event id, `type` = event
 /// type, `timestamp`, and the correlation, causation and version headers.
 pub fn event_properties(event: &RawEnvelope) -> BasicProperties {
@@ -93,6 +115,16 @@ pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_comes_from_the_url() {
+        assert_eq!(username("amqp://eco:secret@rabbit:5672/%2f").as_deref(), Some("eco"));
+        assert_eq!(username("amqp://rabbit:5672").as_deref(), Some("guest"));
+        let ours = from_relay(BasicProperties::default(), "eco");
+        assert!(is_from_relay(&ours, "eco"));
+        assert!(!is_from_relay(&ours, "someone-else"));
+        assert!(!is_from_relay(&BasicProperties::default().with_user_id("eco".into()), "eco"));
+    }
 
     #[test]
     fn frame_max_is_added_unless_the_url_sets_one() {

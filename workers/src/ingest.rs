@@ -10,7 +10,12 @@
 //! [`crate::admission`], which every live consumer runs in its own transaction before acting on
 //! an event: whichever sees another service's event first stores it, exactly as sent and born
 //! published, so the relay never re-sends it. Idempotent by event id (`eventstore.events` has a
-//! unique id); an event already in the log (all of ours) is skipped.
+//! unique id); an event already in the log is skipped.
+//!
+//! Our own events come from the log, so they are acknowledged without a transaction: the relay
+//! stamps them `app_id = ecoeco` and `user_id` = its broker user, which RabbitMQ verifies
+//! against the connection's credentials (`platform::amqp::from_relay`). Give other services
+//! their own broker users: one connecting with ours could pass its events off as ours.
 
 use events::Event;
 use platform::topology::{ConsumerSpec, INGEST};

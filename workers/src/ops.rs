@@ -13,7 +13,7 @@ use lapin::{
 };
 use platform::{
     Settings, amqp,
-    topology::{self, ConsumerSpec, Topology},
+    topology::{self, ConsumerSpec, INGEST, Topology},
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -256,20 +256,26 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
 
 /// Published events of `spec`'s types it has not applied, and the age in seconds of the oldest
 /// of them; only among events recorded within `window` when given (cheaper on a long log).
+/// Ingest's are only those that came from the bus (born published: `published_at` is their
+/// storing transaction's time, as `recorded_at` is); ours are the relay's, logged already, and
+/// ingest acknowledges them without recording anything.
 pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> anyhow::Result<Lag> {
     let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
     let everything = spec.bindings.contains(&"#");
+    let from_bus_only = spec.name == INGEST.name;
     let since = window.map(|w| Utc::now() - chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1)));
     let backlog: Backlog = sqlx::query_as(
         "select count(*) as events, min(e.recorded_at) as oldest from eventstore.events e
          where e.published_at is not null and ($3 or e.type = any($2))
            and ($4::timestamptz is null or e.recorded_at >= $4)
+           and (not $5 or e.published_at = e.recorded_at)
            and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
     )
     .bind(spec.projection.unwrap_or(spec.name))
     .bind(&types)
     .bind(everything)
     .bind(since)
+    .bind(from_bus_only)
     .fetch_one(db)
     .await?;
     Ok(Lag { events: backlog.events, seconds: backlog.oldest.map_or(0.0, age_seconds) })

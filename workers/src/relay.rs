@@ -52,6 +52,9 @@ pub struct Relay {
     exchange: String,
     /// Rows per round: the unit published, confirmed and stamped `published_at` together.
     batch_size: i64,
+    /// The broker user it connects as: stamped on each message as `user_id` (RabbitMQ checks
+    /// it), so ingest can tell our logged events from other services' ([`amqp::from_relay`]).
+    user: String,
 }
 
 /// What one publishing round did.
@@ -67,7 +70,8 @@ enum Round {
 impl Relay {
     /// A relay publishing from `db` to `exchange` at `amqp_url`.
     pub fn new(db: PgPool, amqp_url: &str, exchange: String, batch_size: i64) -> Self {
-        Self { db, amqp_url: amqp_url.to_owned(), exchange, batch_size }
+        let user = amqp::username(amqp_url).unwrap_or_else(|| "guest".into());
+        Self { db, amqp_url: amqp_url.to_owned(), exchange, batch_size, user }
     }
 
     /// Runs until `shutdown`, reconnecting to the broker and the database as often as needed.
@@ -191,7 +195,7 @@ impl Relay {
                     &envelope.event_type,
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &payload,
-                    amqp::event_properties(&envelope),
+                    amqp::from_relay(amqp::event_properties(&envelope), &self.user),
                 )
                 .await
                 .context("publishing an event")?;

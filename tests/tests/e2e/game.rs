@@ -629,7 +629,7 @@ async fn reads_held_in_memory_follow_every_change_without_a_token() {
     let token = &viewer.access_token;
     // Once query-api is subscribed to changes (its caches are off until then) …
     let client = redis::Client::open(system.settings.redis_url.as_str()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
     let channel = format!("{}:changes", system.settings.redis_prefix);
     system
         .eventually(Duration::from_secs(10), "query-api subscribed to read-model changes", || {

@@ -80,6 +80,15 @@ async fn two_worker_processes_build_exactly_what_one_would() {
             .await;
         assert!(applied > 0.0, "each process applied part of the profile events");
     }
+    // Ingest stores other services' events; ours are in the log already and cost it nothing.
+    let (mut ours, mut transactions) = (0.0, 0.0);
+    for process in [&first, &second] {
+        let consumed = ["events_consumed_total", "consumer_transactions_total"];
+        ours += process.metric(&system.http, consumed[0], &[r#"consumer="ingest""#, r#"outcome="ours""#]).await;
+        transactions += process.metric(&system.http, consumed[1], &[r#"consumer="ingest""#]).await;
+    }
+    assert_eq!(ours as i64, system.count("select count(*) from eventstore.events").await, "every event was ours");
+    assert_eq!(transactions, 0.0, "ingest opened no transaction for our own events");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

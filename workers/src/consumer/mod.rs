@@ -34,7 +34,7 @@ use lapin::{
 };
 use platform::{
     amqp,
-    topology::{ConsumerSpec, Topology},
+    topology::{ConsumerSpec, INGEST, Topology},
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,8 @@ pub enum Outcome {
     Retried,
     /// Parked with its reason.
     Parked,
+    /// Ingest: published by our relay from the log, so already stored.
+    Ours,
 }
 
 impl Outcome {
@@ -106,6 +108,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Retried => "retried",
             Self::Parked => "parked",
+            Self::Ours => "ours",
         }
     }
 }
@@ -162,7 +165,9 @@ pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown
     let name = projector.spec().name;
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        let mut consumer = Consumer { ctx: &ctx, projector: &*projector };
+        // Only ingest tells our relay's messages apart (see `handle`).
+        let own_user = (name == INGEST.name).then(|| amqp::username(&ctx.amqp_url)).flatten();
+        let mut consumer = Consumer { ctx: &ctx, projector: &*projector, own_user };
         match consumer.session(&shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
@@ -189,6 +194,8 @@ struct Consumer<'a, P> {
     /// The projector, shared (behind the task's `Arc`) with nothing else while the task runs;
     /// `apply` runs one batch at a time, so it needs no locking of its own.
     projector: &'a P,
+    /// Ingest's broker user: deliveries our relay stamped with it are already in the log.
+    own_user: Option<String>,
 }
 
 /// A delivery the batch could not apply, and what to do with it.
@@ -249,6 +256,15 @@ impl<P: Projector> Consumer<'_, P> {
         let mut events = Vec::with_capacity(batch.len());
         let mut failed = Vec::new();
         for delivery in batch {
+            // Ingest stores what other services publish; our relay's messages come from the log
+            // already, so they cost it no transaction (acknowledged with the batch).
+            if let Some(user) = &self.own_user
+                && amqp::is_from_relay(&delivery.properties, user)
+            {
+                let kind = delivery.properties.kind().as_ref().map(|k| k.to_string()).unwrap_or_default();
+                metrics::counter!("events_consumed_total", "consumer" => consumer, "type" => kind, "outcome" => Outcome::Ours.as_str()).increment(1);
+                continue;
+            }
             match Event::decode(&delivery.data) {
                 Ok(event) => events.push((delivery, event)),
                 Err(e) => {
