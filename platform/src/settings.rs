@@ -173,7 +173,19 @@ pub struct Settings {
     /// `RATE_LIMIT_READS_PER_MIN` (default 3000): reads per user (or client address without a
     /// token) per minute.
     pub rate_limit_reads_per_min: u32,
+    /// `RETENTION_INTERVAL_SECS` (default 3600): how often workers delete what is no longer kept.
+    pub retention_interval: Duration,
+    /// `RETENTION_SESSIONS_DAYS` (default 7): refresh tokens are kept this long after they expire.
+    pub retention_sessions: Duration,
+    /// `RETENTION_EMAIL_TOKENS_DAYS` (default 1): e-mail tokens are kept this long after they
+    /// were used or expired.
+    pub retention_email_tokens: Duration,
+    /// `RETENTION_SENT_MAIL_DAYS` (default 7): sent mail is kept this long after sending.
+    pub retention_sent_mail: Duration,
 }
+
+/// One day.
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Settings {
     /// Local defaults: the services of a developer machine, the development signing key.
@@ -217,6 +229,10 @@ impl Settings {
             rate_limit_auth_per_min: 30,
             rate_limit_commands_per_min: 300,
             rate_limit_reads_per_min: 3000,
+            retention_interval: Duration::from_secs(3600),
+            retention_sessions: DAY * 7,
+            retention_email_tokens: DAY,
+            retention_sent_mail: DAY * 7,
         }
     }
 
@@ -357,6 +373,20 @@ impl Settings {
         ] {
             if let Some(v) = parse_env(name) {
                 *field = v.parse().with_context(|| format!("{name} must be a number of requests (0: no limit)"))?;
+            }
+        }
+        if let Some(v) = parse_env("RETENTION_INTERVAL_SECS") {
+            let secs: u64 = v.parse().context("RETENTION_INTERVAL_SECS must be a number of seconds")?;
+            s.retention_interval = Duration::from_secs(secs.max(1));
+        }
+        for (name, field) in [
+            ("RETENTION_SESSIONS_DAYS", &mut s.retention_sessions),
+            ("RETENTION_EMAIL_TOKENS_DAYS", &mut s.retention_email_tokens),
+            ("RETENTION_SENT_MAIL_DAYS", &mut s.retention_sent_mail),
+        ] {
+            if let Some(v) = parse_env(name) {
+                let days: u32 = v.parse().with_context(|| format!("{name} must be a whole number of days"))?;
+                *field = DAY * days;
             }
         }
         s.check()?;

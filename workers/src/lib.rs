@@ -19,6 +19,7 @@ pub mod projections;
 pub mod rebuild;
 pub mod registry;
 pub mod relay;
+pub mod retention;
 pub mod seed;
 
 use anyhow::Context;
@@ -146,6 +147,7 @@ impl App {
             }
         }
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
+        tasks.spawn(retention::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
         let (served, ()) = tokio::join!(server, async {

@@ -18,6 +18,7 @@ mod ops;
 mod places;
 mod readiness;
 mod rebuild;
+mod retention;
 mod rolling;
 mod scale;
 mod social;

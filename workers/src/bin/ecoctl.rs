@@ -38,6 +38,9 @@ enum Command {
         #[command(subcommand)]
         command: ParkedCommand,
     },
+    /// Delete now what the retention settings no longer keep (expired sessions, revoked tokens,
+    /// e-mail tokens, OAuth states, sent mail); workers do it every `RETENTION_INTERVAL_SECS`.
+    Purge,
     /// Give an account a role (`user` or `admin`); it applies from the next sign-in.
     GrantRole {
         /// The account's e-mail address.
@@ -174,6 +177,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "migrate: applied {applied} migration(s); topology declared under prefix `{}`",
                 settings.amqp_prefix
             );
+        }
+        Command::Purge => {
+            let pool = platform::db::connect(&settings).await?;
+            let purged =
+                workers::retention::purge(&pool, workers::retention::Policy::of(&settings), chrono::Utc::now()).await?;
+            let counts: Vec<String> = purged.counts().iter().map(|(what, n)| format!("{n} {what}")).collect();
+            println!("purge: deleted {}", counts.join(", "));
         }
         Command::Seed => {
             let pool = platform::db::connect(&settings).await?;
