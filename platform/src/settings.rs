@@ -180,7 +180,7 @@ pub struct Settings {
     /// `RETENTION_EMAIL_TOKENS_DAYS` (default 1): e-mail tokens are kept this long after they
     /// were used or expired.
     pub retention_email_tokens: Duration,
-    /// `RETENTION_SENT_MAIL_DAYS` (default 7): sent mail is kept this long after sending.
+    /// `RETENTION_SENT_MAIL_DAYS` (default 7): the record of a sent mail is kept this long.
     pub retention_sent_mail: Duration,
 }
 

@@ -16,6 +16,7 @@
 //! Calendar periods ([`periods`]) belong to the leaderboards and the guide's statistics.
 
 pub mod activities;
+pub mod export;
 pub mod guide;
 pub mod leaderboards;
 pub mod periods;

@@ -23,8 +23,8 @@ pub struct Policy {
     pub sessions: Duration,
     /// E-mail tokens, after they were used or expired (`RETENTION_EMAIL_TOKENS_DAYS`, default 1).
     pub email_tokens: Duration,
-    /// Sent mail (recipient address and link), after sending (`RETENTION_SENT_MAIL_DAYS`,
-    /// default 7). Mail not sent yet is kept until it is.
+    /// The record of sent mail (the mailer erases its address and link at sending), after
+    /// sending (`RETENTION_SENT_MAIL_DAYS`, default 7). Mail not sent yet is kept until it is.
     pub sent_mail: Duration,
 }
 

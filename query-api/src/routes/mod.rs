@@ -1,5 +1,6 @@
 //! HTTP adapters of query-api.
 
+mod export;
 mod geo;
 mod guide;
 pub(crate) mod leaderboards;
@@ -21,4 +22,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(places::router())
         .merge(geo::router())
         .merge(scans::router())
+        .merge(export::router())
 }

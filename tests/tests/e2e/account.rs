@@ -171,3 +171,61 @@ async fn a_deleted_account_is_forgotten_everywhere_and_its_email_is_free() {
         .unwrap();
     assert_eq!(rows, 1, "the deleted row no longer holds the address");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_holds_everything_about_me_and_nothing_secret() {
+    let system = TestSystem::start().await;
+    let user = system.register("exporter").await;
+    let other = system.register("bystander").await;
+    let token = &user.access_token;
+    let scan = json!({"category": "plastic", "item_name": "PET bottle"});
+    for _ in 0..3 {
+        assert_eq!(system.command("/api/v1/scans", token, &scan).await.status, StatusCode::ACCEPTED);
+    }
+    let place = json!({"label": "우리집", "latitude": 37.55, "longitude": 126.99, "address": "서울 중구 세종대로 110"});
+    let saved = system.send(reqwest::Method::POST, "/locations/me", token, Some(place)).await;
+    assert_eq!(saved.status, StatusCode::ACCEPTED, "{}", saved.body);
+    let res = patch(&system, "/api/v1/users/me", token, json!({"nickname": "내보내기", "bio": "다 보여줘"})).await;
+    let consistency = res.header("x-consistency-token").unwrap();
+    system.command("/api/v1/scans", &other.access_token, &scan).await;
+
+    let req = system
+        .http
+        .get(format!("{}/api/v1/users/me/export", system.query_url))
+        .bearer_auth(token)
+        .header("x-consistency-token", &consistency);
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert!(res.headers().get("content-length").is_none(), "streamed");
+    let text = res.text().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+
+    assert_eq!(doc["format"], "ecoeco.export.v1");
+    assert_eq!(doc["account"]["id"], user.user_id.to_string());
+    let email = format!("{}@example.com", user.username);
+    assert_eq!(doc["account"]["email"], email);
+    assert_eq!(doc["account"]["username"], user.username);
+    assert_eq!(doc["account"]["has_password"], true);
+    assert_eq!(doc["profile"]["nickname"], "내보내기");
+    assert_eq!(doc["profile"]["bio"], "다 보여줘");
+    assert_eq!(doc["settings"]["language"], "ko");
+    assert_eq!(doc["saved_places"][0]["label"], "우리집");
+    assert_eq!(doc["saved_places"][0]["address"], "서울 중구 세종대로 110");
+    assert!(!doc["sessions"].as_array().unwrap().is_empty(), "the registration's session");
+    let mail = &doc["mail"][0];
+    assert_eq!(mail["template"], "verify_email");
+    assert!(mail["recipient"] == email || mail["recipient"].is_null(), "the address until sent: {mail}");
+    let actions: Vec<&str> =
+        doc["activities"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "scan").count(), 3, "{actions:?}");
+    let ledger = doc["points_ledger"].as_array().unwrap();
+    assert_eq!(ledger.iter().filter(|e| e["rule"] == "scan").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 30);
+    // Only mine, and no secret: no hash, no token, no mailed link.
+    assert!(!text.contains(&other.user_id.to_string()));
+    for secret in ["password_hash", "argon2", "token_hash", "\"link\"", "http"] {
+        assert!(!text.contains(secret), "{secret} in the export");
+    }
+    let none = system.query("/api/v1/users/me/export", &other.access_token, None).await;
+    assert_eq!(none.status, StatusCode::OK, "another account exports its own");
+}

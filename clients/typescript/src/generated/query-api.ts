@@ -373,6 +373,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything the service holds about me (account, sessions, mail, profile, settings, saved
+         *     places, activity history, points ledger), as one JSON document.
+         * @description Streamed: the history and the ledger are written as they are read, so a long history costs
+         *     the server no more memory than a short one. Secrets (password and token hashes, the links
+         *     inside mail) are left out. With `X-Consistency-Token`, waits until the read models include
+         *     that command's events.
+         */
+        get: operations["export_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/level": {
         parameters: {
             query?: never;
@@ -428,6 +452,55 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description The account as the write side keeps it.
+         * @example {
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "email": "mina@example.com",
+         *       "email_verified_at": "2026-11-22T03:00:00Z",
+         *       "has_password": true,
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "identities": [
+         *         {
+         *           "linked_at": "2026-11-22T03:00:00Z",
+         *           "provider": "kakao",
+         *           "subject": "example"
+         *         }
+         *       ],
+         *       "invite_code": "K7Q2M9XA",
+         *       "role": "user",
+         *       "username": "mina"
+         *     }
+         */
+        Account: {
+            /**
+             * Format: date-time
+             * @description Sign-up time.
+             */
+            created_at: string;
+            /** @description E-mail address. */
+            email: string;
+            /**
+             * Format: date-time
+             * @description When the address was verified; `null` while it is not.
+             */
+            email_verified_at?: string | null;
+            /** @description Whether a password is set (accounts made by social login may have none). */
+            has_password: boolean;
+            /**
+             * Format: uuid
+             * @description User id.
+             */
+            id: string;
+            /** @description Linked sign-in providers. */
+            identities: components["schemas"]["Identity"][];
+            /** @description My invite code. */
+            invite_code: string;
+            /** @description `user` or `admin`. */
+            role: string;
+            /** @description Handle. */
+            username: string;
+        };
         /**
          * @description One entry of the history.
          * @example {
@@ -613,6 +686,119 @@ export interface components {
              * @description User.
              */
             user_id: string;
+        };
+        /**
+         * @description The whole document (its schema; the server writes it in pieces).
+         * @example {
+         *       "account": {
+         *         "created_at": "2026-11-22T03:00:00Z",
+         *         "email": "mina@example.com",
+         *         "email_verified_at": "2026-11-22T03:00:00Z",
+         *         "has_password": true,
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "identities": [
+         *           {
+         *             "linked_at": "2026-11-22T03:00:00Z",
+         *             "provider": "kakao",
+         *             "subject": "example"
+         *           }
+         *         ],
+         *         "invite_code": "K7Q2M9XA",
+         *         "role": "user",
+         *         "username": "mina"
+         *       },
+         *       "activities": [
+         *         {
+         *           "action": "scan",
+         *           "created_at": "2026-11-22T03:00:00Z",
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "metadata": {},
+         *           "points_earned": 1
+         *         }
+         *       ],
+         *       "exported_at": "2026-11-22T03:00:00Z",
+         *       "format": "example",
+         *       "mail": [
+         *         {
+         *           "created_at": "2026-11-22T03:00:00Z",
+         *           "recipient": "example",
+         *           "sent_at": "2026-11-22T03:00:00Z",
+         *           "template": "example"
+         *         }
+         *       ],
+         *       "points_ledger": [
+         *         {
+         *           "amount": 100,
+         *           "earned_at": "2026-11-22T03:00:00Z",
+         *           "earned_event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "local_date": "2026-11-22",
+         *           "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *           "source_event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *         }
+         *       ],
+         *       "profile": {
+         *         "avatar_url": "https://example.com/avatars/mina.png",
+         *         "bio": "I sort my plastics.",
+         *         "created_at": "2026-11-22T03:00:00Z",
+         *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "invite_code": "K7Q2M9XA",
+         *         "level": 2,
+         *         "nickname": "미나",
+         *         "points": 120,
+         *         "total_recycles": 1,
+         *         "total_scans": 1,
+         *         "username": "mina"
+         *       },
+         *       "saved_places": [
+         *         {
+         *           "address": "서울특별시 마포구 월드컵로 212",
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "is_default": true,
+         *           "label": "Home",
+         *           "latitude": 37.5665,
+         *           "longitude": 126.978
+         *         }
+         *       ],
+         *       "sessions": [
+         *         {
+         *           "expires_at": "2026-11-22T03:00:00Z",
+         *           "issued_at": "2026-11-22T03:00:00Z",
+         *           "revoked_at": "2026-11-22T03:00:00Z",
+         *           "spent_at": "2026-11-22T03:00:00Z"
+         *         }
+         *       ],
+         *       "settings": {
+         *         "language": "ko",
+         *         "notification_enabled": true,
+         *         "theme": "system"
+         *       }
+         *     }
+         */
+        Export: {
+            /** @description The account. */
+            account: components["schemas"]["Account"];
+            /** @description My whole activity history, newest first. */
+            activities: components["schemas"]["Activity"][];
+            /**
+             * Format: date-time
+             * @description When it was made.
+             */
+            exported_at: string;
+            /** @description `ecoeco.export.v1`. */
+            format: string;
+            /**
+             * @description Mail sent or queued to me, newest first, as long as it is kept (links left out: they hold
+             *     tokens).
+             */
+            mail: components["schemas"]["Mail"][];
+            /** @description Every point awarded to me, newest first. */
+            points_ledger: components["schemas"]["LedgerEntry"][];
+            profile?: null | components["schemas"]["Profile"];
+            /** @description My saved places. */
+            saved_places: components["schemas"]["SavedPlace"][];
+            /** @description Sign-in sessions (refresh tokens), newest first, as long as they are kept. */
+            sessions: components["schemas"]["Session"][];
+            settings?: null | components["schemas"]["Settings"];
         };
         /**
          * @description A question of the FAQ.
@@ -804,6 +990,25 @@ export interface components {
             score: number;
         };
         /**
+         * @description A linked sign-in provider.
+         * @example {
+         *       "linked_at": "2026-11-22T03:00:00Z",
+         *       "provider": "kakao",
+         *       "subject": "example"
+         *     }
+         */
+        Identity: {
+            /**
+             * Format: date-time
+             * @description When it was linked.
+             */
+            linked_at: string;
+            /** @description `google` or `kakao`. */
+            provider: string;
+            /** @description My id at the provider. */
+            subject: string;
+        };
+        /**
          * @description An item of the guide: what it is and how to dispose of it.
          * @example {
          *       "category": "plastic",
@@ -930,6 +1135,46 @@ export interface components {
             next_cursor?: string | null;
         };
         /**
+         * @description A points award.
+         * @example {
+         *       "amount": 100,
+         *       "earned_at": "2026-11-22T03:00:00Z",
+         *       "earned_event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "local_date": "2026-11-22",
+         *       "rule": "Empty it, remove the label, crush it and put it in the plastics bin.",
+         *       "source_event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
+        LedgerEntry: {
+            /**
+             * Format: int64
+             * @description Points.
+             */
+            amount: number;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            earned_at: string;
+            /**
+             * Format: uuid
+             * @description The `points.earned` event.
+             */
+            earned_event_id: string;
+            /**
+             * Format: date
+             * @description The local (app time zone) day it counted on.
+             */
+            local_date: string;
+            /** @description The rule that paid (`scan`, `recycle`, `attendance`, `invite`, `bonus`, …). */
+            rule: string;
+            /**
+             * Format: uuid
+             * @description The event that earned them.
+             */
+            source_event_id: string;
+        };
+        /**
          * @description My level and progress.
          * @example {
          *       "current_level_min_points": 1,
@@ -973,6 +1218,31 @@ export interface components {
             progress: number;
             /** @description Every level. */
             thresholds: components["schemas"]["Threshold"][];
+        };
+        /**
+         * @description A message to me.
+         * @example {
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "recipient": "example",
+         *       "sent_at": "2026-11-22T03:00:00Z",
+         *       "template": "example"
+         *     }
+         */
+        Mail: {
+            /**
+             * Format: date-time
+             * @description When it was queued.
+             */
+            created_at: string;
+            /** @description The address it went to. */
+            recipient?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was sent; `null` while queued.
+             */
+            sent_at?: string | null;
+            /** @description What it was: `verify_email`, `reset_password` or `account_exists`. */
+            template: string;
         };
         /**
          * @description Who the token belongs to.
@@ -1472,6 +1742,37 @@ export interface components {
             next_cursor?: string | null;
             /** @description The query as understood (trimmed, lower-cased). */
             query: string;
+        };
+        /**
+         * @description A sign-in session.
+         * @example {
+         *       "expires_at": "2026-11-22T03:00:00Z",
+         *       "issued_at": "2026-11-22T03:00:00Z",
+         *       "revoked_at": "2026-11-22T03:00:00Z",
+         *       "spent_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
+        Session: {
+            /**
+             * Format: date-time
+             * @description When it expires.
+             */
+            expires_at: string;
+            /**
+             * Format: date-time
+             * @description When this refresh token was issued.
+             */
+            issued_at: string;
+            /**
+             * Format: date-time
+             * @description When it was revoked (logout, password change, reuse detected).
+             */
+            revoked_at?: string | null;
+            /**
+             * Format: date-time
+             * @description When it was exchanged for a new one (rotation).
+             */
+            spent_at?: string | null;
         };
         /**
          * @description My settings.
@@ -3063,6 +3364,87 @@ export interface operations {
             };
             /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    export_me: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    /** @description `fresh` or `stale`, when a token was sent */
+                    "x-consistency"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No account (deleted) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
