@@ -299,7 +299,8 @@ def check_render(label: str, docs: list[dict], values: dict) -> None:
     if merged["metrics"]["prometheusRule"]["enabled"]:
         (rule,) = by_kind(docs, "PrometheusRule").values()
         alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-        want = {"EcoEcoOutboxBacklog", "EcoEcoParkedMessages", "EcoEcoProjectionLag", "EcoEcoHTTPErrorRate",
+        want = {"EcoEcoOutboxBacklog", "EcoEcoParkedMessages", "EcoEcoProjectionLag", "EcoEcoQueueBacklog",
+                "EcoEcoHTTPErrorRate",
                 "EcoEcoDependencyDown"}
         check(want <= alerts, f"{label}: PrometheusRule alerts {sorted(want)}", f"got {sorted(alerts)}")
         dep = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == "EcoEcoDependencyDown"]

@@ -45,9 +45,59 @@ pub async fn confirm_channel(conn: &Connection) -> anyhow::Result<Channel> {
 /// The `app_id` of what our relay publishes.
 pub const RELAY_APP_ID: &str = "ecoeco";
 
-/// The user name `url` authenticates as (RabbitMQ's default `guest` when it names none).
+/// The user name `url` authenticates with, when it names one and signs in with it (not with a
+/// client certificate, `auth_mechanism=external`, where the broker's user is the certificate's).
 pub fn username(url: &str) -> Option<String> {
-    url.parse::<lapin::uri::AMQPUri>().ok().map(|uri| uri.authority.userinfo.username)
+    let uri = url.parse::<lapin::uri::AMQPUri>().ok()?;
+    let named = url.split_once("://").is_some_and(|(_, rest)| rest.split('/').next().is_some_and(|a| a.contains('@')));
+    let external = url.to_ascii_lowercase().contains("auth_mechanism=external");
+    (named && !external).then_some(uri.authority.userinfo.username)
+}
+
+/// `properties` without `user_id`: what a consumer republishes (retries, parking, requeues) may
+/// go out on a connection of another broker user, which RabbitMQ would refuse a copied one.
+pub fn without_user_id(properties: &BasicProperties) -> BasicProperties {
+    let mut out = BasicProperties::default();
+    if let Some(v) = properties.content_type() {
+        out = out.with_content_type(v.clone());
+    }
+    if let Some(v) = properties.content_encoding() {
+        out = out.with_content_encoding(v.clone());
+    }
+    if let Some(v) = properties.headers() {
+        out = out.with_headers(v.clone());
+    }
+    if let Some(v) = properties.delivery_mode() {
+        out = out.with_delivery_mode(*v);
+    }
+    if let Some(v) = properties.priority() {
+        out = out.with_priority(*v);
+    }
+    if let Some(v) = properties.correlation_id() {
+        out = out.with_correlation_id(v.clone());
+    }
+    if let Some(v) = properties.reply_to() {
+        out = out.with_reply_to(v.clone());
+    }
+    if let Some(v) = properties.expiration() {
+        out = out.with_expiration(v.clone());
+    }
+    if let Some(v) = properties.message_id() {
+        out = out.with_message_id(v.clone());
+    }
+    if let Some(v) = properties.timestamp() {
+        out = out.with_timestamp(*v);
+    }
+    if let Some(v) = properties.kind() {
+        out = out.with_type(v.clone());
+    }
+    if let Some(v) = properties.app_id() {
+        out = out.with_app_id(v.clone());
+    }
+    if let Some(v) = properties.cluster_id() {
+        out = out.with_cluster_id(v.clone());
+    }
+    out
 }
 
 /// Marks a message as published by our relay from the log: `app_id` [`RELAY_APP_ID`] and
@@ -119,11 +169,14 @@ mod tests {
     #[test]
     fn the_user_comes_from_the_url() {
         assert_eq!(username("amqp://eco:secret@rabbit:5672/%2f").as_deref(), Some("eco"));
-        assert_eq!(username("amqp://rabbit:5672").as_deref(), Some("guest"));
+        assert_eq!(username("amqp://rabbit:5672"), None, "the broker decides who that is");
+        assert_eq!(username("amqps://eco@rabbit:5671/%2f?auth_mechanism=external"), None);
         let ours = from_relay(BasicProperties::default(), "eco");
         assert!(is_from_relay(&ours, "eco"));
         assert!(!is_from_relay(&ours, "someone-else"));
         assert!(!is_from_relay(&BasicProperties::default().with_user_id("eco".into()), "eco"));
+        let copied = without_user_id(&ours.with_message_id("m".into()));
+        assert_eq!((copied.user_id(), copied.message_id().as_ref().map(|m| m.as_str())), (&None, Some("m")));
     }
 
     #[test]

@@ -19,6 +19,10 @@ use crate::{denylist::Denylist, error::ApiError};
 pub use crate::devkeys::{DEV_PRIVATE_KEY_PEM, DEV_PUBLIC_KEY_PEM};
 pub use crate::error::TokenError;
 
+/// Clock skew tolerated on `exp`: a token is accepted until 30 s after it expires, so anything
+/// that must refuse it (the denylist) must hold it that long too.
+pub const LEEWAY_SECS: i64 = 30;
+
 /// Access tokens live 30 minutes.
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 30 * 60;
 /// Refresh tokens live 7 days.
@@ -131,7 +135,7 @@ impl Verifier {
             bail!("JWT_PUBLIC_KEY holds no `-----BEGIN PUBLIC KEY-----` block");
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECS as u64;
         validation.set_required_spec_claims(&["exp", "sub", "iat"]);
         Ok(Self { keys, validation, verified: quick_cache::sync::Cache::new(VERIFIED_CACHE_ENTRIES) })
     }

@@ -22,6 +22,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use uuid::Uuid;
@@ -38,7 +39,7 @@ const MAX_IDS: usize = 256;
 
 /// Publishes that `projection`'s read model changed for `ids` (for every aggregate when `ids`
 /// is empty). Best effort: a lost message only matters while the subscription is up, and a
-/// publish fails only when Redis is unreachable, which also ends every subscription.
+/// publish that fails costs at most the caches' maximum age.
 pub async fn publish(redis: &Redis, projection: &str, ids: &[Uuid]) {
     let mut message = String::from(projection);
     if ids.len() <= MAX_IDS {
@@ -106,9 +107,12 @@ impl Subscription {
 pub struct Ticket(u64);
 
 /// An in-process cache evicted by pushed changes (see the module docs). Bounded: the least
-/// recently used entries go first.
+/// recently used entries go first, and none is served older than its maximum age, which bounds
+/// what a change that was never published costs (a worker killed between its commit and its
+/// cache refresh, a publish that timed out).
 pub struct Local<K, V> {
-    entries: quick_cache::sync::Cache<K, V>,
+    entries: quick_cache::sync::Cache<K, (Instant, V)>,
+    max_age: Duration,
     subscription: Arc<Subscription>,
     /// Bumped by every eviction; under the lock so a fill's check and store are one step.
     epoch: Mutex<u64>,
@@ -117,22 +121,25 @@ pub struct Local<K, V> {
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> Local<K, V> {
-    /// A cache of at most `capacity` entries, on while `subscription` is live.
-    pub fn new(capacity: usize, subscription: Arc<Subscription>) -> Self {
+    /// A cache of at most `capacity` entries younger than `max_age`, on while `subscription`
+    /// is live.
+    pub fn new(capacity: usize, max_age: Duration, subscription: Arc<Subscription>) -> Self {
         Self {
             entries: quick_cache::sync::Cache::new(capacity),
+            max_age,
             subscription,
             epoch: Mutex::new(0),
             seen: AtomicU64::new(0),
         }
     }
 
-    /// The entry, when the subscription is live and one is held.
+    /// The entry, when the subscription is live and one is held, not too old.
     pub fn get(&self, key: &K) -> Option<V> {
         if !self.subscription.is_live() {
             return None;
         }
-        self.entries.get(key)
+        let (stored, value) = self.entries.get(key)?;
+        (stored.elapsed() < self.max_age).then_some(value)
     }
 
     /// Taken before reading the value to store.
@@ -147,7 +154,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Local<K, V> {
         }
         let epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
         if *epoch == ticket.0 {
-            self.entries.insert(key, value);
+            self.entries.insert(key, (Instant::now(), value));
         }
     }
 
@@ -156,7 +163,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Local<K, V> {
         let mut epoch = self.epoch.lock().unwrap_or_else(|p| p.into_inner());
         *epoch += 1;
         self.seen.store(*epoch, Ordering::Release);
-        self.entries.retain(|k, v| !stale(k, v));
+        self.entries.retain(|k, (_, v)| !stale(k, v));
     }
 
     /// Evicts the entries of `keys`.
@@ -185,6 +192,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Local<K, V> {
 mod tests {
     use super::*;
 
+    const AGE: Duration = Duration::from_secs(60);
+
     fn live() -> Arc<Subscription> {
         let s = Arc::new(Subscription::default());
         s.set_live(true);
@@ -193,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_fill_that_raced_a_change_is_not_stored() {
-        let cache: Local<u32, &str> = Local::new(8, live());
+        let cache: Local<u32, &str> = Local::new(8, AGE, live());
         let ticket = cache.ticket();
         cache.evict_keys(&[1]);
         cache.fill(ticket, 1, "read before the change");
@@ -206,7 +215,7 @@ mod tests {
     #[test]
     fn nothing_is_served_or_stored_while_the_subscription_is_down() {
         let subscription = live();
-        let cache: Local<u32, &str> = Local::new(8, subscription.clone());
+        let cache: Local<u32, &str> = Local::new(8, AGE, subscription.clone());
         cache.fill(cache.ticket(), 1, "a");
         subscription.set_live(false);
         assert_eq!(cache.get(&1), None);
@@ -217,8 +226,15 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_past_its_age_is_not_served() {
+        let cache: Local<u32, &str> = Local::new(8, Duration::ZERO, live());
+        cache.fill(cache.ticket(), 1, "a");
+        assert_eq!(cache.get(&1), None);
+    }
+
+    #[test]
     fn evictions_take_only_what_they_name() {
-        let cache: Local<u32, &str> = Local::new(8, live());
+        let cache: Local<u32, &str> = Local::new(8, AGE, live());
         cache.fill(cache.ticket(), 1, "a");
         cache.fill(cache.ticket(), 2, "b");
         cache.evict(|k, _| *k == 1);

@@ -15,7 +15,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex,
+        Arc, RwLock,
         atomic::{AtomicBool, Ordering},
     },
 };
@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::redis::Redis;
+use crate::{auth::LEEWAY_SECS, redis::Redis};
 
 /// The PostgreSQL channel a revocation is announced on, in the transaction that records it
 /// (payload: `{jti} {expires_at as Unix seconds}`).
@@ -87,7 +87,7 @@ impl Denylist {
     }
 
     async fn mirror(&self, jti: Uuid, expires_at: DateTime<Utc>) -> anyhow::Result<()> {
-        let ttl = (expires_at - Utc::now()).num_seconds().max(1);
+        let ttl = (expires_at - Utc::now()).num_seconds().max(0) + LEEWAY_SECS;
         let key = self.key(jti);
         self.redis
             .run(move |mut c| async move {
@@ -124,9 +124,10 @@ impl Denylist {
 
     async fn in_database(&self, jti: Uuid) -> anyhow::Result<bool> {
         Ok(sqlx::query_scalar(
-            "select exists (select 1 from auth.revoked_access_tokens where jti = $1 and expires_at > now())",
+            "select exists (select 1 from auth.revoked_access_tokens where jti = $1 and expires_at > now() - make_interval(secs => $2))",
         )
         .bind(jti)
+        .bind(LEEWAY_SECS as f64)
         .fetch_one(&self.db)
         .await?)
     }
@@ -140,9 +141,12 @@ impl Denylist {
             expires_at: DateTime<Utc>,
         }
         let rows: Vec<Revoked> =
-            sqlx::query_as("select jti, expires_at from auth.revoked_access_tokens where expires_at > now()")
-                .fetch_all(&self.db)
-                .await?;
+            sqlx::query_as(
+                "select jti, expires_at from auth.revoked_access_tokens where expires_at > now() - make_interval(secs => $1)",
+            )
+            .bind(LEEWAY_SECS as f64)
+            .fetch_all(&self.db)
+            .await?;
         for row in &rows {
             self.mirror(row.jti, row.expires_at).await?;
         }
@@ -159,8 +163,8 @@ impl Denylist {
 pub struct Pushed {
     /// Whether the listener is connected and has loaded the list.
     live: AtomicBool,
-    /// jti → expiry (Unix seconds).
-    revoked: Mutex<HashMap<Uuid, i64>>,
+    /// jti → expiry (Unix seconds). Read by every request, written by announcements.
+    revoked: RwLock<HashMap<Uuid, i64>>,
 }
 
 impl Pushed {
@@ -169,8 +173,8 @@ impl Pushed {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
-        Some(revoked.get(&jti).is_some_and(|exp| *exp > Utc::now().timestamp()))
+        let revoked = self.revoked.read().unwrap_or_else(|p| p.into_inner());
+        Some(revoked.get(&jti).is_some_and(|exp| exp + LEEWAY_SECS > Utc::now().timestamp()))
     }
 
     /// Loads every unexpired revocation and goes live; call once `LISTEN` is in place.
@@ -182,10 +186,13 @@ impl Pushed {
             expires_at: DateTime<Utc>,
         }
         let rows: Vec<Revoked> =
-            sqlx::query_as("select jti, expires_at from auth.revoked_access_tokens where expires_at > now()")
-                .fetch_all(db)
-                .await?;
-        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+            sqlx::query_as(
+                "select jti, expires_at from auth.revoked_access_tokens where expires_at > now() - make_interval(secs => $1)",
+            )
+            .bind(LEEWAY_SECS as f64)
+            .fetch_all(db)
+            .await?;
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         *revoked = rows.into_iter().map(|r| (r.jti, r.expires_at.timestamp())).collect();
         self.live.store(true, Ordering::Release);
         Ok(())
@@ -203,11 +210,11 @@ impl Pushed {
             self.lost();
             return false;
         };
-        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         revoked.insert(jti, exp);
         if revoked.len().is_power_of_two() {
             let now = Utc::now().timestamp();
-            revoked.retain(|_, exp| *exp > now);
+            revoked.retain(|_, exp| *exp + LEEWAY_SECS > now);
         }
         true
     }

@@ -116,6 +116,9 @@ pub struct Settings {
     /// `PROJECTOR_BATCH_SIZE` (default 200): deliveries applied per transaction; also the
     /// consumer prefetch.
     pub projector_batch_size: u16,
+    /// `PROJECTOR_BATCH_LINGER_MS` (default 0): how long a consumer's batch waits for more
+    /// deliveries after its first, trading that much latency for fewer transactions.
+    pub projector_batch_linger: Duration,
     /// How often each workers process samples the operator gauges (outbox backlog, lag, parked).
     pub gauge_interval: Duration,
     /// A recycle pays only within this many metres of a known bin or center.
@@ -173,14 +176,16 @@ pub struct Settings {
     /// `RATE_LIMIT_READS_PER_MIN` (default 3000): reads per user (or client address without a
     /// token) per minute.
     pub rate_limit_reads_per_min: u32,
-    /// `RETENTION_INTERVAL_SECS` (default 3600): how often workers delete what is no longer kept.
+    /// `RETENTION_INTERVAL_SECS` (default 3600): how often workers delete what is no longer kept
+    /// (0: never).
     pub retention_interval: Duration,
     /// `RETENTION_SESSIONS_DAYS` (default 7): refresh tokens are kept this long after they expire.
     pub retention_sessions: Duration,
     /// `RETENTION_EMAIL_TOKENS_DAYS` (default 1): e-mail tokens are kept this long after they
     /// were used or expired.
     pub retention_email_tokens: Duration,
-    /// `RETENTION_SENT_MAIL_DAYS` (default 7): the record of a sent mail is kept this long.
+    /// `RETENTION_SENT_MAIL_DAYS` (default 7): a mail record is kept this long after sending
+    /// (after queueing when it was never sent).
     pub retention_sent_mail: Duration,
 }
 
@@ -207,6 +212,7 @@ impl Settings {
             consistency_timeout: Duration::from_millis(2000),
             relay_batch_size: 500,
             projector_batch_size: 200,
+            projector_batch_linger: Duration::ZERO,
             gauge_interval: Duration::from_secs(15),
             recycle_max_distance_m: 150.0,
             kakao_rest_api_key: None,
@@ -305,6 +311,10 @@ impl Settings {
         if let Some(v) = parse_env("PROJECTOR_BATCH_SIZE") {
             s.projector_batch_size = v.parse().context("PROJECTOR_BATCH_SIZE must be a number")?;
         }
+        if let Some(v) = parse_env("PROJECTOR_BATCH_LINGER_MS") {
+            let ms: u64 = v.parse().context("PROJECTOR_BATCH_LINGER_MS must be a number of milliseconds")?;
+            s.projector_batch_linger = Duration::from_millis(ms.min(1000));
+        }
         if let Some(v) = parse_env("GAUGE_INTERVAL_MS") {
             let ms: u64 = v.parse().context("GAUGE_INTERVAL_MS must be a number of milliseconds")?;
             s.gauge_interval = Duration::from_millis(ms.max(100));
@@ -377,7 +387,7 @@ impl Settings {
         }
         if let Some(v) = parse_env("RETENTION_INTERVAL_SECS") {
             let secs: u64 = v.parse().context("RETENTION_INTERVAL_SECS must be a number of seconds")?;
-            s.retention_interval = Duration::from_secs(secs.max(1));
+            s.retention_interval = Duration::from_secs(secs);
         }
         for (name, field) in [
             ("RETENTION_SESSIONS_DAYS", &mut s.retention_sessions),

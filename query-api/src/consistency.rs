@@ -166,6 +166,12 @@ pub async fn listen(db: PgPool, applied: Arc<Notify>, revocations: Arc<Pushed>, 
     }
 }
 
+/// How often the listening connection proves it still receives: it announces a ping on
+/// [`REVOKED_CHANNEL`] through the pool and must hear it back before the next one. A connection
+/// that silently stopped delivering (an idle connection cut by a NAT, a failover without a
+/// reset) would otherwise leave revocations unseen.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
 /// One listening connection, until it fails (`Err`) or `shutdown` (`Ok`).
 async fn follow(
     db: &PgPool,
@@ -176,12 +182,30 @@ async fn follow(
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen_all([APPLIED_CHANNEL, REVOKED_CHANNEL]).await?;
     revocations.load(db).await?;
+    let me = Uuid::now_v7();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
+    let (mut sent, mut awaited) = (0u64, None::<String>);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = heartbeat.tick() => {
+                if awaited.is_some() {
+                    anyhow::bail!("the listening connection stopped delivering (a heartbeat did not come back)");
+                }
+                sent += 1;
+                let ping = format!("{PING}{me} {sent}");
+                let notify = sqlx::query("select pg_notify($1, $2)").bind(REVOKED_CHANNEL).bind(&ping).execute(db);
+                tokio::time::timeout(HEARTBEAT_EVERY, notify).await??;
+                awaited = Some(ping);
+            }
             // `try_recv` says when the connection was lost (`recv` would reconnect silently and
             // drop what was announced meanwhile).
             n = listener.try_recv() => match n? {
+                Some(n) if n.channel() == REVOKED_CHANNEL && n.payload().starts_with(PING) => {
+                    if awaited.as_deref() == Some(n.payload()) {
+                        awaited = None;
+                    }
+                }
                 Some(n) if n.channel() == REVOKED_CHANNEL => {
                     if !revocations.announced(n.payload()) {
                         anyhow::bail!("an unreadable revocation announcement");
@@ -193,3 +217,6 @@ async fn follow(
         }
     }
 }
+
+/// What heartbeats on [`REVOKED_CHANNEL`] start with (then the listener's id and a counter).
+const PING: &str = "ping ";

@@ -10,8 +10,10 @@
 //! | my rank | period key, user | the same |
 //!
 //! A board changes with every point anyone earns, so under write load its entries live for
-//! about one batch; the profile and points entries live until their own user changes. All are
-//! bounded (least recently used go first) and off while the subscription is down.
+//! about one batch; the profile and points entries live until their own user changes, and no
+//! entry is served older than [`MAX_AGE`]. All are bounded (least recently used go first) and
+//! off once the subscription is found down (by its ping, within about 7 s for a connection that
+//! died silently; at once when it closes).
 
 use std::{sync::Arc, time::Duration};
 
@@ -35,6 +37,9 @@ const POINTS_HELD: usize = 20_000;
 const PAGES_HELD: usize = 256;
 /// Standings ("my rank") held.
 const STANDINGS_HELD: usize = 10_000;
+/// The oldest entry served: what a change that was never published (a worker killed between its
+/// commit and its refresh, a publish that timed out) can cost.
+const MAX_AGE: Duration = Duration::from_secs(30);
 /// How often the subscription proves it is alive (a half-open connection would otherwise
 /// leave the caches serving entries nobody evicts).
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -67,10 +72,10 @@ impl Default for LocalReads {
     fn default() -> Self {
         let subscription = Arc::new(Subscription::default());
         Self {
-            profiles: Local::new(PROFILES_HELD, subscription.clone()),
-            weekly_points: Local::new(POINTS_HELD, subscription.clone()),
-            pages: Local::new(PAGES_HELD, subscription.clone()),
-            standings: Local::new(STANDINGS_HELD, subscription.clone()),
+            profiles: Local::new(PROFILES_HELD, MAX_AGE, subscription.clone()),
+            weekly_points: Local::new(POINTS_HELD, MAX_AGE, subscription.clone()),
+            pages: Local::new(PAGES_HELD, MAX_AGE, subscription.clone()),
+            standings: Local::new(STANDINGS_HELD, MAX_AGE, subscription.clone()),
             subscription,
         }
     }

@@ -129,6 +129,7 @@ impl App {
             amqp_url: self.settings.amqp_url.clone(),
             topology: topology.clone(),
             batch_size: self.settings.projector_batch_size,
+            batch_linger: self.settings.projector_batch_linger,
         };
         let deps = registry::Deps { db: self.db.clone(), redis: self.redis.clone(), settings: self.settings.clone() };
         let mut tasks = JoinSet::new();

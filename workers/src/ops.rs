@@ -135,7 +135,7 @@ async fn walk(
                     }
                 }
                 headers = clean;
-                let props: BasicProperties = message.delivery.properties.clone().with_headers(headers);
+                let props: BasicProperties = amqp::without_user_id(&message.delivery.properties).with_headers(headers);
                 let confirm = b
                     .channel
                     .basic_publish(

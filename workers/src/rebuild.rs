@@ -195,8 +195,9 @@ pub async fn rebuild<P: Projector>(
         .execute(&mut *guard)
         .await;
     let report = result?;
-    dropped.context("dropping the shadow schema")?;
+    // The swap committed: caches built from the old rows go even if the cleanup failed.
     projector.after_rebuild().await;
+    dropped.context("dropping the shadow schema")?;
     Ok(report)
 }
 

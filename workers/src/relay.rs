@@ -52,9 +52,10 @@ pub struct Relay {
     exchange: String,
     /// Rows per round: the unit published, confirmed and stamped `published_at` together.
     batch_size: i64,
-    /// The broker user it connects as: stamped on each message as `user_id` (RabbitMQ checks
-    /// it), so ingest can tell our logged events from other services' ([`amqp::from_relay`]).
-    user: String,
+    /// The broker user it connects as, when `AMQP_URL` names it: stamped on each message as
+    /// `user_id` (RabbitMQ checks it), so ingest can tell our logged events from other
+    /// services' ([`amqp::from_relay`]). Without it, ingest stores ours by id as before.
+    user: Option<String>,
 }
 
 /// What one publishing round did.
@@ -70,7 +71,7 @@ enum Round {
 impl Relay {
     /// A relay publishing from `db` to `exchange` at `amqp_url`.
     pub fn new(db: PgPool, amqp_url: &str, exchange: String, batch_size: i64) -> Self {
-        let user = amqp::username(amqp_url).unwrap_or_else(|| "guest".into());
+        let user = amqp::username(amqp_url);
         Self { db, amqp_url: amqp_url.to_owned(), exchange, batch_size, user }
     }
 
@@ -195,7 +196,10 @@ impl Relay {
                     &envelope.event_type,
                     BasicPublishOptions { mandatory: true, ..Default::default() },
                     &payload,
-                    amqp::from_relay(amqp::event_properties(&envelope), &self.user),
+                    match &self.user {
+                        Some(user) => amqp::from_relay(amqp::event_properties(&envelope), user),
+                        None => amqp::event_properties(&envelope),
+                    },
                 )
                 .await
                 .context("publishing an event")?;

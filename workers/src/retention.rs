@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use platform::Settings;
+use platform::{Settings, auth::LEEWAY_SECS};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -23,8 +23,9 @@ pub struct Policy {
     pub sessions: Duration,
     /// E-mail tokens, after they were used or expired (`RETENTION_EMAIL_TOKENS_DAYS`, default 1).
     pub email_tokens: Duration,
-    /// The record of sent mail (the mailer erases its address and link at sending), after
-    /// sending (`RETENTION_SENT_MAIL_DAYS`, default 7). Mail not sent yet is kept until it is.
+    /// Mail records (the mailer erases the address and link at sending), after sending, or
+    /// after queueing for mail never sent (parked: its link expired long before)
+    /// (`RETENTION_SENT_MAIL_DAYS`, default 7).
     pub sent_mail: Duration,
 }
 
@@ -67,14 +68,20 @@ impl Purged {
     }
 }
 
+/// `keep` before `now` (the beginning of time for a keep longer than history).
 fn before(now: DateTime<Utc>, keep: Duration) -> DateTime<Utc> {
-    now - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|keep| now.checked_sub_signed(keep))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// Deletes, in chunks, the rows of `table` matching `condition` (which binds `$1`, a time).
+/// Deletes, in chunks, the rows of `table` matching `condition` (which binds `$1`, a time). The
+/// condition is checked again on the rows themselves, in case one changed since it was picked.
 async fn delete(db: &PgPool, table: &str, condition: &str, cutoff: DateTime<Utc>) -> sqlx::Result<u64> {
     let sql = format!(
-        "delete from {table} where ctid = any(array(select ctid from {table} where {condition} limit {CHUNK}))"
+        "delete from {table} where ctid = any(array(select ctid from {table} where {condition} limit {CHUNK}))
+           and ({condition})"
     );
     let mut total = 0;
     loop {
@@ -90,7 +97,14 @@ async fn delete(db: &PgPool, table: &str, condition: &str, cutoff: DateTime<Utc>
 pub async fn purge(db: &PgPool, policy: Policy, now: DateTime<Utc>) -> sqlx::Result<Purged> {
     Ok(Purged {
         sessions: delete(db, "auth.refresh_tokens", "expires_at < $1", before(now, policy.sessions)).await?,
-        revoked_tokens: delete(db, "auth.revoked_access_tokens", "expires_at < $1", now).await?,
+        // Refused until 30 s past expiry (the verifier's leeway), so kept that long.
+        revoked_tokens: delete(
+            db,
+            "auth.revoked_access_tokens",
+            "expires_at < $1",
+            before(now, Duration::from_secs(LEEWAY_SECS.unsigned_abs())),
+        )
+        .await?,
         email_tokens: delete(
             db,
             "auth.email_tokens",
@@ -99,13 +113,18 @@ pub async fn purge(db: &PgPool, policy: Policy, now: DateTime<Utc>) -> sqlx::Res
         )
         .await?,
         oauth_states: delete(db, "auth.oauth_states", "expires_at < $1", now).await?,
-        sent_mail: delete(db, "auth.mail_outbox", "sent_at < $1", before(now, policy.sent_mail)).await?,
+        sent_mail: delete(db, "auth.mail_outbox", "coalesce(sent_at, created_at) < $1", before(now, policy.sent_mail))
+            .await?,
     })
 }
 
 /// Purges every `RETENTION_INTERVAL_SECS` (the first round a minute after start) until
-/// `shutdown`, one replica per round.
+/// `shutdown`, one replica per round; never when the interval is 0.
 pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
+    if settings.retention_interval.is_zero() {
+        tracing::info!("retention off (RETENTION_INTERVAL_SECS=0): nothing expired is deleted");
+        return;
+    }
     let policy = Policy::of(&settings);
     let mut first = true;
     loop {

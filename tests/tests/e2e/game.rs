@@ -649,12 +649,25 @@ async fn reads_held_in_memory_follow_every_change_without_a_token() {
         assert_eq!(board(&system, &leader.access_token, "/api/v1/leaderboards/weekly/me").await["rank"], Value::Null);
     }
 
+    // Served from memory: a change behind the projector's back (no event, no published change)
+    // goes unseen, in PostgreSQL and in Redis alike.
+    sqlx::query("update read.profiles set bio = 'behind its back' where user_id = $1")
+        .bind(leader.user_id)
+        .execute(&system.db)
+        .await
+        .unwrap();
+    let mut redis = conn.clone();
+    let profile_key = format!("{}:profile:{}", system.settings.redis_prefix, leader.user_id);
+    let _: () = redis::cmd("DEL").arg(&profile_key).query_async(&mut redis).await.unwrap();
+    assert_eq!(system.query("/api/v1/users/me", &leader.access_token, None).await.body["bio"], "");
+
     scan(&system, &leader, None).await;
     let wait = Duration::from_secs(10);
     system
         .eventually(wait, "the scan on the profile", || async {
             let me = system.query("/api/v1/users/me", &leader.access_token, None).await;
-            (me.body["total_scans"] == 1 && me.body["points"].as_i64() > Some(0)).then_some(())
+            let seen = me.body["total_scans"] == 1 && me.body["points"].as_i64() > Some(0);
+            (seen && me.body["bio"] == "behind its back").then_some(())
         })
         .await;
     let points = system.query("/api/v1/users/me/points", &leader.access_token, None).await.body;

@@ -64,10 +64,14 @@ async fn plant(system: &TestSystem, user: Uuid) -> (Vec<String>, Vec<String>) {
         .unwrap();
         if purged { &mut gone } else { &mut kept }.push(token.to_string());
     }
-    // Sent eight days ago, sent an hour ago, never sent (however old).
-    for (created, sent, purged) in
-        [(days(-9), Some(days(-8)), true), (days(-1), Some(now - TimeDelta::hours(1)), false), (days(-30), None, false)]
-    {
+    // Sent eight days ago, sent an hour ago, never sent and queued a month ago (parked), queued
+    // a day ago and not sent yet.
+    for (created, sent, purged) in [
+        (days(-9), Some(days(-8)), true),
+        (days(-1), Some(now - TimeDelta::hours(1)), false),
+        (days(-30), None, true),
+        (days(-1), None, false),
+    ] {
         let id = Uuid::now_v7();
         sqlx::query(
             "insert into auth.mail_outbox (id, user_id, recipient, template, created_at, sent_at) values ($1, $2, 'a@example.com', 'verify_email', $3, $4)",
@@ -132,7 +136,7 @@ async fn a_purge_counts_what_it_deleted_by_kind() {
     let purged = workers::retention::purge(&system.db, policy, Utc::now()).await.unwrap();
     assert_eq!(
         purged.counts(),
-        [("sessions", 1), ("revoked_tokens", 1), ("email_tokens", 2), ("oauth_states", 1), ("sent_mail", 1)]
+        [("sessions", 1), ("revoked_tokens", 1), ("email_tokens", 2), ("oauth_states", 1), ("sent_mail", 2)]
     );
     let again = workers::retention::purge(&system.db, policy, Utc::now()).await.unwrap();
     assert_eq!(again, workers::retention::Purged::default(), "nothing left to delete");

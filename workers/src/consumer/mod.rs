@@ -157,6 +157,8 @@ pub struct ConsumerContext {
     pub topology: Topology,
     /// Deliveries per transaction, and the prefetch.
     pub batch_size: u16,
+    /// How long a batch waits for more deliveries after its first (`PROJECTOR_BATCH_LINGER_MS`).
+    pub batch_linger: std::time::Duration,
 }
 
 /// Consumes `projector`'s queue until `shutdown`, reconnecting as needed. On shutdown the batch
@@ -186,6 +188,24 @@ pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown
         }
     }
     tracing::info!(consumer = name, "consumer stopped");
+}
+
+/// The next batch: waits for one delivery, then takes what else arrives within `linger` of it,
+/// up to `max` (with `linger` zero, only what is already there). `None` when the stream ended.
+async fn next_batch<S, T>(deliveries: &mut S, max: usize, linger: std::time::Duration) -> Option<Vec<T>>
+where
+    S: futures::Stream<Item = T> + Unpin,
+{
+    let mut batch = vec![deliveries.next().await?];
+    let until = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        // `timeout_at` polls the stream before the clock, so what is ready is always taken.
+        match tokio::time::timeout_at(until, deliveries.next()).await {
+            Ok(Some(next)) => batch.push(next),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(batch)
 }
 
 struct Consumer<'a, P> {
@@ -229,7 +249,8 @@ impl<P: Projector> Consumer<'_, P> {
             .await
             .with_context(|| format!("consuming {queue}"))?;
         tracing::info!(consumer = spec.name, queue = %queue, "consuming");
-        let mut batches = deliveries.ready_chunks(usize::from(self.ctx.batch_size));
+        let mut deliveries = deliveries;
+        let (max, linger) = (usize::from(self.ctx.batch_size), self.ctx.batch_linger);
         loop {
             tokio::select! {
                 biased;
@@ -240,7 +261,7 @@ impl<P: Projector> Consumer<'_, P> {
                     let _ = publish_conn.close(200, "shutting down").await;
                     return Ok(());
                 }
-                batch = batches.next() => {
+                batch = next_batch(&mut deliveries, max, linger) => {
                     let Some(batch) = batch else { anyhow::bail!("the broker closed the delivery stream") };
                     let batch: Vec<Delivery> = batch.into_iter().collect::<Result<_, _>>().context("receiving deliveries")?;
                     self.handle(&channel, &publish, batch).await?;
@@ -326,5 +347,37 @@ impl<P: Projector> Consumer<'_, P> {
     /// Applies `events` in one transaction; returns those that were new and those refused.
     async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Applied, BatchError> {
         apply_live(&self.ctx.db, self.projector, events).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::next_batch;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_takes_what_is_ready_up_to_the_limit() {
+        let mut ready = futures::stream::iter(1..=5);
+        assert_eq!(next_batch(&mut ready, 3, Duration::ZERO).await, Some(vec![1, 2, 3]));
+        assert_eq!(next_batch(&mut ready, 3, Duration::ZERO).await, Some(vec![4, 5]));
+        assert_eq!(next_batch(&mut ready, 3, Duration::ZERO).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_lingers_for_late_deliveries_only_as_long_as_told() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) });
+        tx.send(1).unwrap();
+        let late = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            late.send(2).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            late.send(3).unwrap();
+        });
+        let mut stream = std::pin::pin!(stream);
+        assert_eq!(next_batch(&mut stream, 10, Duration::from_millis(5)).await, Some(vec![1, 2]));
+        assert_eq!(next_batch(&mut stream, 10, Duration::ZERO).await, Some(vec![3]));
     }
 }

@@ -54,7 +54,7 @@ impl<P: Projector> Consumer<'_, P> {
                     (self.ctx.topology.parked_queue(spec), Outcome::Parked)
                 }
             };
-            let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
+            let properties: BasicProperties = amqp::without_user_id(&delivery.properties).with_headers(headers);
             let confirm = publish
                 .basic_publish(
                     "",
