@@ -262,7 +262,7 @@ pub fn asyncapi(data_schemas: &[(String, Value)]) -> Value {
                 "description": format!("Durable quorum queue per consumer (e.g. `eco.ingest.parked` for what ingest could not store). A parked message keeps its body and properties and gains the headers `x-parked-reason`, `x-parked-detail`, `x-parked-at`, `x-retry-count` and `x-original-routing-key`. Reasons:\n\n{reason_doc}"),
                 "parameters": {
                     "prefix": {"default": "eco", "description": "`AMQP_PREFIX` of the deployment."},
-                    "consumer": {"description": "The consumer, e.g. `ingest`, `points-policy`, `projection.profiles`."}
+                    "consumer": {"description": "The consumer, e.g. `ingest`, `points-policy`, `projections`."}
                 },
                 "messages": {"parked": {"$ref": "#/components/messages/parked"}},
                 "bindings": {"amqp": {"is": "queue", "queue": {"name": "eco.ingest.parked", "durable": true, "exclusive": false, "autoDelete": false, "vhost": "/"}, "bindingVersion": "0.3.0"}}

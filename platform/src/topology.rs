@@ -103,12 +103,46 @@ pub const PLACES: ConsumerSpec = ConsumerSpec {
     bindings: &["place.saved", "place.removed", "user.places_changed", "user.deleted"],
 };
 
+/// The processing group of the projections (profiles, activities, leaderboards, guide,
+/// places): they share the database, so they consume one queue, bound to every type any of
+/// them handles, and apply each batch in one transaction, each with its own deduplication
+/// (`projection.applied_events` keyed by the member), rebuild and replay. It has no
+/// deduplication key of its own.
+pub const READ_MODELS: ConsumerSpec = ConsumerSpec {
+    name: "projections",
+    projection: None,
+    bindings: &[
+        "user.registered",
+        "user.profile_updated",
+        "user.settings_updated",
+        "user.deleted",
+        "scan.recorded",
+        "recycle.completed",
+        "attendance.checked_in",
+        "invite.accepted",
+        "points.earned",
+        "level.reached",
+        "guide.item_saved",
+        "guide.item_removed",
+        "guide.faq_saved",
+        "guide.faq_removed",
+        "guide.region_saved",
+        "faq.marked_helpful",
+        "place.saved",
+        "place.removed",
+        "user.places_changed",
+    ],
+};
+
+/// The members of [`READ_MODELS`].
+pub const READ_MODEL_MEMBERS: [&ConsumerSpec; 5] = [&PROFILES, &ACTIVITIES, &LEADERBOARDS, &GUIDE, &PLACES];
+
 /// The mail worker: sends what commands queued.
 pub const MAILER: ConsumerSpec =
     ConsumerSpec { name: "mailer", projection: Some("mailer"), bindings: &["mail.requested"] };
 
 /// The ingest consumer: stores every event on the bus in the log (ours are already there and
-/// are skipped by id), so replays include what other services published.
+/// are acknowledged without a transaction), so replays include what other services published.
 pub const INGEST: ConsumerSpec = ConsumerSpec { name: "ingest", projection: Some("ingest"), bindings: &["#"] };
 
 /// Names of every exchange and queue under one prefix.
@@ -199,4 +233,19 @@ fn quorum() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
     args
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_models_group_binds_exactly_what_its_members_handle() {
+        let mut union: Vec<&str> = READ_MODEL_MEMBERS.iter().flat_map(|m| m.bindings.iter().copied()).collect();
+        union.sort_unstable();
+        union.dedup();
+        let mut bound = READ_MODELS.bindings.to_vec();
+        bound.sort_unstable();
+        assert_eq!(bound, union);
+    }
 }

@@ -61,13 +61,13 @@ async fn sample(db: &PgPool, broker: Option<&ops::Broker>) -> anyhow::Result<()>
     .await?;
     metrics::gauge!("outbox_backlog_events").set(outbox.events as f64);
     metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(outbox.oldest.map_or(0.0, ops::age_seconds));
-    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
+    for spec in crate::registry::deduplicating().map(|c| c.spec) {
         let ops::Lag { events, seconds } = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
         metrics::gauge!("projection_lag_events", "consumer" => spec.name).set(events as f64);
         metrics::gauge!("projection_lag_seconds", "consumer" => spec.name).set(seconds);
     }
     let Some(broker) = broker else { return Ok(()) };
-    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
+    for spec in crate::registry::queues().map(|c| c.spec) {
         if let Some(n) = ops::queue_depth(&broker.conn, &broker.topology.queue(spec)).await {
             metrics::gauge!("queue_messages", "consumer" => spec.name).set(f64::from(n));
         }

@@ -1,9 +1,9 @@
 //! workers: the outbox relay and the projectors (DESIGN §2), plus the `ecoctl` operations CLI.
 //!
 //! One process runs every role by default; `WORKER_ROLES` (comma-separated: `relay` or the
-//! name of a consumer of the [`registry`], e.g. `points-policy`, `projection.profiles`, or the
-//! groups `relay`, `projections`, `policies`, `mailer`, `ingest`) narrows it, so roles can be
-//! scaled separately. All roles share one
+//! name of a consumer of the [`registry`] with a queue of its own, e.g. `points-policy`,
+//! `projections` (the read models' processing group), or the groups `relay`, `projections`,
+//! `policies`, `mailer`, `ingest`) narrows it, so roles can be scaled separately. All roles share one
 //! [`CancellationToken`]: on SIGTERM the relay finishes its confirm round, each consumer
 //! finishes and acknowledges the batch in hand, and the process exits.
 
@@ -12,6 +12,7 @@ mod backoff;
 pub mod consumer;
 pub mod gauges;
 pub mod ingest;
+pub mod legacy;
 pub mod mailer;
 pub mod ops;
 pub mod policies;
@@ -49,10 +50,10 @@ impl Role {
 
     /// Every role: the relay, then every consumer of the registry.
     pub fn all() -> Vec<Role> {
-        std::iter::once(Self::RELAY).chain(registry::CONSUMERS.iter().map(|c| Role(c.spec.name))).collect()
+        std::iter::once(Self::RELAY).chain(registry::queues().map(|c| Role(c.spec.name))).collect()
     }
 
-    /// The role of the consumer with this spec.
+    /// The role of the consumer with this spec (a projection's runs its processing group).
     pub fn consumer(spec: &platform::topology::ConsumerSpec) -> Role {
         Role(spec.name)
     }
@@ -107,7 +108,7 @@ impl App {
     pub async fn build(settings: Settings, roles: Vec<Role>) -> anyhow::Result<Self> {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
-        declare_topology(&settings).await?;
+        declare_topology(&settings, &db).await?;
         let readiness = Readiness::new(db.clone(), redis.clone(), &settings.amqp_url, Needs::PostgresAndBroker);
         let limits = HttpLimits::from_settings(&settings);
         let server =
@@ -133,6 +134,7 @@ impl App {
         };
         let deps = registry::Deps { db: self.db.clone(), redis: self.redis.clone(), settings: self.settings.clone() };
         let mut tasks = JoinSet::new();
+        let mut queues = Vec::new();
         for role in &self.roles {
             let stop = shutdown.clone();
             if *role == Role::RELAY {
@@ -144,7 +146,16 @@ impl App {
                 );
                 tasks.spawn(relay.run(stop));
             } else if let Some(consumer) = registry::find(role.name()) {
-                tasks.spawn(consumer.start(&deps, ctx.clone(), stop)?);
+                // Two projections of one group run it once.
+                if !queues.contains(&consumer.queue.name) {
+                    queues.push(consumer.queue.name);
+                    tasks.spawn(consumer.start(&deps, ctx.clone(), stop.clone())?);
+                    if consumer.queue.name == platform::topology::READ_MODELS.name {
+                        for drain in registry::legacy_drains(&deps, &ctx, &stop).await? {
+                            tasks.spawn(drain);
+                        }
+                    }
+                }
             }
         }
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
@@ -173,11 +184,16 @@ pub async fn main_from_env() -> anyhow::Result<()> {
     App::build(settings, roles).await?.run_until_stopped(stop).await
 }
 
-/// Declares the exchange and every consumer's queues (idempotent).
-pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
+/// Declares the exchange and every consumer's queues (idempotent), and unbinds the projection
+/// queues left from before the read models' processing group (`legacy`).
+pub async fn declare_topology(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
     let conn = amqp::connect(&settings.amqp_url, "topology").await?;
     let channel = conn.create_channel().await.context("opening a channel")?;
-    Topology::new(&settings.amqp_prefix, &settings.retry_delays).declare(&channel, &registry::specs()).await?;
+    let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays);
+    topology.declare(&channel, &registry::specs()).await?;
+    if !legacy::done(db).await? {
+        legacy::unbind(&conn, &channel, &topology).await?;
+    }
     let _ = conn.close(200, "topology declared").await;
     Ok(())
 }
@@ -188,13 +204,11 @@ mod tests {
 
     #[test]
     fn groups_name_the_chart_deployments() {
-        use platform::topology::{ACTIVITIES, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES};
+        use platform::topology::{INGEST, MAILER, POINTS_POLICY, READ_MODELS};
         assert_eq!(Role::parse_list("").unwrap(), Role::all());
-        assert_eq!(Role::all().len(), 9);
-        assert_eq!(
-            Role::parse_list("projections").unwrap(),
-            [PROFILES, ACTIVITIES, LEADERBOARDS, GUIDE, PLACES].map(|s| Role::consumer(&s))
-        );
+        // The relay and one role per queue: the projections run as their processing group.
+        assert_eq!(Role::all().len(), 5);
+        assert_eq!(Role::parse_list("projections").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(
             Role::parse_list("relay, policies, mailer").unwrap(),
             [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&MAILER)]

@@ -18,9 +18,10 @@ use platform::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// The consumer called `name`, or an error naming the known ones.
+/// The consumer whose queue holds what `name` consumes (a projection's is its processing
+/// group's), or an error naming the known ones.
 pub fn consumer(name: &str) -> anyhow::Result<&'static ConsumerSpec> {
-    crate::registry::find(name).map(|c| c.spec).with_context(|| {
+    crate::registry::find(name).map(|c| c.queue).with_context(|| {
         let known: Vec<_> = crate::registry::CONSUMERS.iter().map(|c| c.spec.name).collect();
         format!("no consumer `{name}`; known: {}", known.join(", "))
     })
@@ -226,7 +227,8 @@ pub struct Lag {
 pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Status>> {
     let b = broker(settings).await?;
     let mut out = Vec::new();
-    for spec in crate::registry::CONSUMERS.iter().map(|c| c.spec) {
+    for entry in crate::registry::deduplicating() {
+        let spec = entry.spec;
         let projection = spec.projection.unwrap_or(spec.name);
         let progress: Progress = sqlx::query_as(
             "select count(*) as applied, max(a.applied_at) as last_applied_at, max(e.position) as last_position
@@ -237,8 +239,8 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
         .fetch_one(db)
         .await?;
         let Lag { events: lag_events, seconds: lag_seconds } = lag(db, spec, None).await?;
-        let queued = queue_depth(&b.conn, &b.topology.queue(spec)).await;
-        let parked = queue_depth(&b.conn, &b.topology.parked_queue(spec)).await;
+        let queued = queue_depth(&b.conn, &b.topology.queue(entry.queue)).await;
+        let parked = queue_depth(&b.conn, &b.topology.parked_queue(entry.queue)).await;
         out.push(Status {
             consumer: spec.name,
             applied: progress.applied,

@@ -15,7 +15,9 @@ use futures::future::{BoxFuture, LocalBoxFuture};
 use platform::{
     Settings,
     redis::Redis,
-    topology::{ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES},
+    topology::{
+        ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, READ_MODELS,
+    },
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -26,27 +28,48 @@ use crate::{
     mailer::Mailer,
     policies::points::PointsPolicy,
     projections::{
-        activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
+        activities::ActivitiesProjector, group::ReadModels, guide::GuideProjector, leaderboards::LeaderboardsProjector,
         places::PlacesProjector, profiles::ProfilesProjector,
     },
     rebuild::{Progress, RebuildReport, ReplayReport},
 };
 
-/// Every consumer of the bus, in the order operators see them listed.
-pub static CONSUMERS: [Entry; 8] = [
+/// Every consumer of the bus, in the order operators see them listed: the projections (which
+/// consume through their processing group's queue), the group itself, and the consumers with
+/// queues of their own.
+pub static CONSUMERS: [Entry; 9] = [
     projection::<ProfilesProjector>(&PROFILES),
     consumer::<PointsPolicy>(&POINTS_POLICY, Group::Policies),
     projection::<ActivitiesProjector>(&ACTIVITIES),
     projection::<LeaderboardsProjector>(&LEADERBOARDS),
     projection::<GuideProjector>(&GUIDE),
     projection::<PlacesProjector>(&PLACES),
+    Entry {
+        spec: &READ_MODELS,
+        group: Group::Projections,
+        start: start_read_models,
+        rebuildable: None,
+        queue: &READ_MODELS,
+    },
     consumer::<Mailer>(&MAILER, Group::Mailer),
     consumer::<Ingest>(&INGEST, Group::Ingest),
 ];
 
+/// The consumers with a queue of their own (the processing group, not its members): what the
+/// AMQP topology declares and what `WORKER_ROLES` runs.
+pub fn queues() -> impl Iterator<Item = &'static Entry> {
+    CONSUMERS.iter().filter(|c| c.spec.name == c.queue.name)
+}
+
 /// The queue specs of every consumer (what the AMQP topology declares).
 pub fn specs() -> Vec<ConsumerSpec> {
-    CONSUMERS.iter().map(|c| *c.spec).collect()
+    queues().map(|c| *c.spec).collect()
+}
+
+/// The consumers that keep their own deduplication (all but a processing group): those with a
+/// lag and a place in `ecoctl projections status`.
+pub fn deduplicating() -> impl Iterator<Item = &'static Entry> {
+    CONSUMERS.iter().filter(|c| c.spec.projection.is_some())
 }
 
 /// The consumer called `name` (`projection.profiles`, or a projection's short name `profiles`).
@@ -116,6 +139,8 @@ pub struct Entry {
     pub group: Group,
     start: Start,
     rebuildable: Option<MakeRebuildable>,
+    /// The consumer whose queue its events arrive through: itself, or its processing group.
+    pub queue: &'static ConsumerSpec,
 }
 
 impl Entry {
@@ -140,12 +165,28 @@ impl Entry {
     }
 }
 
+/// A projection: consumed through the read models' processing group, rebuilt and replayed alone.
 const fn projection<P: Build>(spec: &'static ConsumerSpec) -> Entry {
-    Entry { spec, group: Group::Projections, start: start::<P>, rebuildable: Some(rebuildable::<P>) }
+    Entry {
+        spec,
+        group: Group::Projections,
+        start: start_read_models,
+        rebuildable: Some(rebuildable::<P>),
+        queue: &READ_MODELS,
+    }
 }
 
 const fn consumer<P: Build>(spec: &'static ConsumerSpec, group: Group) -> Entry {
-    Entry { spec, group, start: start::<P>, rebuildable: None }
+    Entry { spec, group, start: start::<P>, rebuildable: None, queue: spec }
+}
+
+fn start_read_models(
+    deps: &Deps,
+    ctx: ConsumerContext,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BoxFuture<'static, ()>> {
+    let group = Arc::new(ReadModels::build(deps)?);
+    Ok(Box::pin(consumer::run(ctx, group, shutdown)))
 }
 
 fn start<P: Build>(
@@ -155,6 +196,50 @@ fn start<P: Build>(
 ) -> anyhow::Result<BoxFuture<'static, ()>> {
     let consumer = Arc::new(P::build(deps)?);
     Ok(Box::pin(consumer::run(ctx, consumer, shutdown)))
+}
+
+type Drain = fn(&Deps, ConsumerContext, CancellationToken) -> anyhow::Result<BoxFuture<'static, ()>>;
+
+fn drain<P: Build>(
+    deps: &Deps,
+    ctx: ConsumerContext,
+    shutdown: CancellationToken,
+) -> anyhow::Result<BoxFuture<'static, ()>> {
+    let projector = Arc::new(P::build(deps)?);
+    Ok(Box::pin(consumer::drain(ctx, projector, shutdown)))
+}
+
+/// The drains of the projection queues left from before the processing group
+/// (`crate::legacy`), one per queue that still exists.
+pub async fn legacy_drains(
+    deps: &Deps,
+    ctx: &ConsumerContext,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<BoxFuture<'static, ()>>> {
+    if crate::legacy::done(&ctx.db).await? {
+        return Ok(Vec::new());
+    }
+    let conn = platform::amqp::connect(&ctx.amqp_url, "legacy check").await?;
+    let remaining = crate::legacy::remaining(&conn, &ctx.topology).await;
+    let _ = conn.close(200, "checked").await;
+    if remaining.is_empty() {
+        crate::legacy::record_done(&ctx.db).await?;
+    }
+    let drains: [(&ConsumerSpec, Drain); 5] = [
+        (&PROFILES, drain::<ProfilesProjector>),
+        (&ACTIVITIES, drain::<ActivitiesProjector>),
+        (&LEADERBOARDS, drain::<LeaderboardsProjector>),
+        (&GUIDE, drain::<GuideProjector>),
+        (&PLACES, drain::<PlacesProjector>),
+    ];
+    let mut out = Vec::new();
+    for (spec, start) in drains {
+        if remaining.iter().any(|r| r.name == spec.name) {
+            tracing::info!(projection = spec.name, "draining the projection's own queue left from before its group");
+            out.push(start(deps, ctx.clone(), shutdown.clone())?);
+        }
+    }
+    Ok(out)
 }
 
 fn rebuildable<P: Build>(deps: &Deps) -> anyhow::Result<Box<dyn Rebuildable>> {
@@ -211,6 +296,16 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), CONSUMERS.len());
         assert_eq!(projection_names(), ["profiles", "activities", "leaderboards", "guide", "places"]);
+        // The projections consume through their group's queue: those are its members.
+        let grouped: Vec<&str> = CONSUMERS
+            .iter()
+            .filter(|c| c.queue.name == READ_MODELS.name && c.spec != &READ_MODELS)
+            .map(|c| c.spec.name)
+            .collect();
+        let members: Vec<&str> = platform::topology::READ_MODEL_MEMBERS.iter().map(|m| m.name).collect();
+        assert_eq!(grouped, members);
+        let queues: Vec<&str> = queues().map(|c| c.spec.name).collect();
+        assert_eq!(queues, ["points-policy", "projections", "mailer", "ingest"]);
         assert!(find("profiles").is_some_and(Entry::is_projection));
         assert!(find("points-policy").is_some_and(|c| !c.is_projection()));
         assert!(find("nope").is_none());

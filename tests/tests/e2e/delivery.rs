@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use events::{Event, EventData, Provider, UserEmailVerified, UserProfileUpdated, UserRegistered};
-use platform::topology::PROFILES;
+use platform::topology::READ_MODELS;
 use serde_json::json;
 use tests::{StatusCode, TestSystem};
 use uuid::Uuid;
@@ -74,7 +74,7 @@ async fn malformed_messages_are_parked_with_their_reason_and_the_next_event_stil
             nickname(&system, good.aggregate_id).await
         })
         .await;
-    let parked = support::take_parked(&channel, &system.topology().parked_queue(&PROFILES), poison.len()).await;
+    let parked = support::take_parked(&channel, &system.topology().parked_queue(&READ_MODELS), poison.len()).await;
     assert_eq!(parked.len(), poison.len(), "every bad message parked");
     for (p, (body, reason)) in parked.iter().zip(&poison) {
         assert_eq!(&p.body, body, "parked as sent");
@@ -144,7 +144,7 @@ async fn an_event_that_keeps_failing_is_retried_with_delay_then_parked() {
     // A live account whose profile never arrives: the projector cannot apply the rename.
     let ghost = renamed(system.live_account(Uuid::now_v7()).await, "nobody", 2);
     support::publish_raw(&channel, &system, "user.profile_updated", &ghost.to_json_bytes()).await;
-    let parked = support::take_parked(&channel, &system.topology().parked_queue(&PROFILES), 1).await;
+    let parked = support::take_parked(&channel, &system.topology().parked_queue(&READ_MODELS), 1).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].reason, "retries_exhausted");
     assert_eq!(parked[0].retry_count, system.settings.retry_delays.len() as i64, "went through every retry tier");

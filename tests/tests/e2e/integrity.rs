@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use chrono::Utc;
 use events::{Category, Event, PointsEarned, PointsReason, ScanRecorded};
-use platform::topology::{INGEST, POINTS_POLICY, PROFILES};
+use platform::topology::{INGEST, POINTS_POLICY, READ_MODELS};
 use serde_json::json;
 use tests::TestSystem;
 use uuid::Uuid;
@@ -140,7 +140,7 @@ async fn hostile_messages_change_nothing_a_rebuild_would_not_reproduce() {
         0,
         "no event about someone without an account reached the log"
     );
-    let parked_profiles = parked_reasons(&channel, &system.topology().parked_queue(&PROFILES), 7).await;
+    let parked_profiles = parked_reasons(&channel, &system.topology().parked_queue(&READ_MODELS), 7).await;
     assert!(!parked_profiles.contains_key("retries_exhausted"), "{parked_profiles:?}");
 
     // The log is the truth: rebuilding every projection from it gives the live read models.
@@ -178,7 +178,7 @@ async fn a_permanent_database_refusal_parks_at_once() {
         .into(),
     );
     support::publish_raw(&channel, &system, "points.earned", &bonus.to_json_bytes()).await;
-    let parked = support::take_parked(&channel, &system.topology().parked_queue(&PROFILES), 1).await;
+    let parked = support::take_parked(&channel, &system.topology().parked_queue(&READ_MODELS), 1).await;
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].reason, "rejected_by_database", "{}", parked[0].detail);
     assert_eq!(parked[0].retry_count, 0, "parked at once, not after the retry tiers");

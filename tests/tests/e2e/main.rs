@@ -24,3 +24,4 @@ mod scale;
 mod social;
 mod specs;
 mod support;
+mod upgrade;

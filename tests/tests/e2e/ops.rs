@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use events::{Event, Provider, UserProfileUpdated, UserRegistered};
-use platform::topology::PROFILES;
+use platform::topology::READ_MODELS;
 use tests::TestSystem;
 use uuid::Uuid;
 use workers::ops;
@@ -25,13 +25,17 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
 
     let parked = system
         .eventually(Duration::from_secs(15), "the rename parked after its retries", || async {
-            let list = ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap();
+            let list = ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap();
             (list.len() == 1).then_some(list)
         })
         .await;
     assert_eq!(parked[0].event_id.as_deref(), Some(rename.id.to_string().as_str()));
     assert_eq!(parked[0].reason, "retries_exhausted");
-    assert_eq!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().len(), 1, "listing leaves it in place");
+    assert_eq!(
+        ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap().len(),
+        1,
+        "listing leaves it in place"
+    );
     let status = ops::status(&system.settings, &system.db).await.unwrap();
     let profiles = status.iter().find(|s| s.consumer == "projection.profiles").unwrap();
     assert_eq!(profiles.parked, Some(1));
@@ -50,9 +54,9 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
         .into(),
     );
     support::publish_raw(&channel, &system, "user.registered", &registered.to_json_bytes()).await;
-    let wrong = ops::parked_requeue(&system.settings, &PROFILES, Some(&Uuid::now_v7().to_string())).await.unwrap();
+    let wrong = ops::parked_requeue(&system.settings, &READ_MODELS, Some(&Uuid::now_v7().to_string())).await.unwrap();
     assert!(wrong.is_empty(), "an unknown id touches nothing");
-    let done = ops::parked_requeue(&system.settings, &PROFILES, None).await.unwrap();
+    let done = ops::parked_requeue(&system.settings, &READ_MODELS, None).await.unwrap();
     assert_eq!(done.len(), 1);
     let nickname: String = system
         .eventually(Duration::from_secs(15), "the requeued rename applied", || async {
@@ -77,7 +81,7 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     .await
     .unwrap();
     assert_eq!(applied, 1);
-    assert!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().is_empty());
+    assert!(ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap().is_empty());
     // Both events are in the log (ingest stored the rename first, then the registration) and
     // both are applied: the projection is at the end of the log.
     // Positions may skip (a consumer's transaction that stored an event and rolled back spent
@@ -92,11 +96,11 @@ async fn a_requeued_parked_event_applies_once_and_status_shows_it() {
     support::publish_raw(&channel, &system, "user.registered", b"garbage").await;
     system
         .eventually(Duration::from_secs(15), "garbage parked", || async {
-            (ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().len() == 1).then_some(())
+            (ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap().len() == 1).then_some(())
         })
         .await;
-    assert_eq!(ops::parked_purge(&system.settings, &PROFILES, None).await.unwrap().len(), 1);
-    assert!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().is_empty());
+    assert_eq!(ops::parked_purge(&system.settings, &READ_MODELS, None).await.unwrap().len(), 1);
+    assert!(ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap().is_empty());
     assert!(ops::consumer("nope").unwrap_err().to_string().contains("projection.profiles"));
 }
 
@@ -128,15 +132,17 @@ async fn operator_gauges_show_backlog_lag_and_parked_messages() {
     support::publish_raw(&channel, &system, "scan.recorded", b"{oops").await;
 
     let profiles = &[r#"consumer="projection.profiles""#][..];
+    // The projections park in their processing group's queue.
+    let group = &[r#"consumer="projections""#][..];
     let ingest = &[r#"consumer="ingest""#][..];
     // (Every test of this binary shares one metrics registry, and other tests' workers sample
     // too, if rarely: each reading is taken together, and retried until this test's sampler
     // wrote the whole set last.)
     system
         .eventually(Duration::from_secs(20), "parked and lag gauges for profiles and ingest", || async {
-            // Profiles parked the rename (after its retries) and the garbage (at once); ingest the garbage.
-            let parked = (gauge("parked_messages", profiles).await?, gauge("parked_messages", ingest).await?);
-            let age = gauge("parked_oldest_age_seconds", profiles).await?;
+            // The group parked the rename (after its retries) and the garbage (at once); ingest the garbage.
+            let parked = (gauge("parked_messages", group).await?, gauge("parked_messages", ingest).await?);
+            let age = gauge("parked_oldest_age_seconds", group).await?;
             // The parked rename was published and is not applied: the profiles projection lags by it.
             let lag = gauge("projection_lag_events", profiles).await?;
             let lag_age = gauge("projection_lag_seconds", profiles).await?;
@@ -170,7 +176,7 @@ async fn operator_gauges_show_backlog_lag_and_parked_messages() {
     }
     assert!(graphed >= 12, "{graphed} series graphed");
     // Peeking for the age leaves the parked messages where they were.
-    assert_eq!(ops::parked_list(&system.settings, &PROFILES, 10).await.unwrap().len(), 2);
+    assert_eq!(ops::parked_list(&system.settings, &READ_MODELS, 10).await.unwrap().len(), 2);
 
     // With the relay stopped, commands pile up in the outbox; the gauge (sampled by a workers
     // process running only a projector) shows the backlog and its age.

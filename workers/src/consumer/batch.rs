@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::{ApplyError, Outcome, Projector};
+use super::{ApplyError, Consume, Outcome, Projector};
 use crate::admission::{self, Admitted, Refusal};
 
 /// Where a projector's tables are.
@@ -67,12 +67,12 @@ pub(crate) struct Applied {
 /// lock, taken by [`apply_in`]), wakes read-your-writes waiters, and returns the events that
 /// were new. Deliveries from the bus are admitted first, in the same transaction (see
 /// [`crate::admission`]); events read from the log (replays) need not be.
-pub(crate) async fn apply_live<P: Projector>(
+pub(crate) async fn apply_live<C: Consume>(
     db: &PgPool,
-    projector: &P,
+    consumer: &C,
     events: &[Incoming<'_>],
 ) -> Result<Applied, BatchError> {
-    let spec = projector.spec();
+    let spec = consumer.spec();
     let projection = projection_name(spec);
     let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
     let admitted = if events.iter().any(|i| i.sent.is_some()) {
@@ -80,7 +80,7 @@ pub(crate) async fn apply_live<P: Projector>(
     } else {
         Admitted { events: events.iter().map(|i| i.event.clone()).collect(), refused: Vec::new() }
     };
-    let applied = apply_in(&mut tx, projector, &Target::Live, &admitted.events).await?;
+    let applied = consumer.apply_batch(&mut tx, &admitted.events).await?;
     sqlx::query("select pg_notify($1, $2)")
         .bind(APPLIED_CHANNEL)
         .bind(projection)
@@ -96,7 +96,7 @@ pub(crate) async fn apply_live<P: Projector>(
 /// skips ids already recorded (and repeats within `events`), and returns the new events. The
 /// projector's unqualified table names resolve to the target's schema (`search_path`, local to
 /// the transaction).
-pub(crate) async fn apply_in<P: Projector>(
+pub async fn apply_in<P: Projector>(
     tx: &mut PgConnection,
     projector: &P,
     target: &Target,
@@ -167,7 +167,7 @@ pub(crate) async fn apply_in<P: Projector>(
     Ok(applied)
 }
 
-pub(crate) enum BatchError {
+pub enum BatchError {
     /// The database is unreachable or refused service: not the events' fault.
     Database(anyhow::Error),
     /// The projector failed on an event.

@@ -45,7 +45,8 @@ use crate::{admission::Refusal, backoff::Backoff};
 mod batch;
 mod parking;
 
-pub(crate) use batch::{Applied, BatchError, apply_in, apply_live, projection_lock};
+pub(crate) use batch::{Applied, apply_live, projection_lock};
+pub use batch::{BatchError, apply_in};
 use batch::{DbFailure, db_failure};
 pub use batch::{Incoming, Target, projection_name};
 pub use parking::{event_id_of, note_parked, original_routing_key, parked_key};
@@ -144,6 +145,43 @@ pub trait Projector: Send + Sync + 'static {
     }
 }
 
+/// What the consume loop drives: every [`Projector`] is one, and so is a processing group of
+/// projections sharing the database (`crate::projections::group`), which applies each batch to
+/// all its members in one transaction.
+pub trait Consume: Send + Sync + 'static {
+    /// Its queue and bindings.
+    fn spec(&self) -> &'static ConsumerSpec;
+
+    /// Applies admitted `events` inside the batch transaction, deduplicating per projection;
+    /// returns the events that were new (to any member, for a group).
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [Event],
+    ) -> impl Future<Output = Result<Vec<Event>, BatchError>> + Send + 'a;
+
+    /// After the transaction committed (see [`Projector::after_commit`]).
+    fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
+}
+
+impl<P: Projector> Consume for P {
+    fn spec(&self) -> &'static ConsumerSpec {
+        Projector::spec(self)
+    }
+
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [Event],
+    ) -> impl Future<Output = Result<Vec<Event>, BatchError>> + Send + 'a {
+        batch::apply_in(tx, self, &Target::Live, events)
+    }
+
+    fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send {
+        Projector::after_commit(self, applied)
+    }
+}
+
 /// What a consumer needs besides its projector.
 #[derive(Clone)]
 pub struct ConsumerContext {
@@ -163,13 +201,28 @@ pub struct ConsumerContext {
 
 /// Consumes `projector`'s queue until `shutdown`, reconnecting as needed. On shutdown the batch
 /// in hand is finished and acknowledged; deliveries not yet taken return to the queue.
-pub async fn run<P: Projector>(ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
+pub async fn run<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
+    consume(ctx, projector, false, shutdown).await
+}
+
+/// Consumes the queue a projection had before its processing group until it is empty and
+/// retired (`crate::legacy`), or until `shutdown`.
+pub async fn drain<P: Consume>(mut ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
+    // A batch must never be waiting for more when the idle check runs.
+    ctx.batch_linger = std::time::Duration::ZERO;
+    consume(ctx, projector, true, shutdown).await
+}
+
+/// How long a draining consumer waits without deliveries before it tries to retire its queue.
+const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn consume<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, drain: bool, shutdown: CancellationToken) {
     let name = projector.spec().name;
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         // Only ingest tells our relay's messages apart (see `handle`).
         let own_user = (name == INGEST.name).then(|| amqp::username(&ctx.amqp_url)).flatten();
-        let mut consumer = Consumer { ctx: &ctx, projector: &*projector, own_user };
+        let mut consumer = Consumer { ctx: &ctx, projector: &*projector, own_user, drain };
         match consumer.session(&shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
@@ -216,6 +269,8 @@ struct Consumer<'a, P> {
     projector: &'a P,
     /// Ingest's broker user: deliveries our relay stamped with it are already in the log.
     own_user: Option<String>,
+    /// Draining a projection's own queue left from before its processing group.
+    drain: bool,
 }
 
 /// A delivery the batch could not apply, and what to do with it.
@@ -224,7 +279,7 @@ enum Failed {
     Park { code: &'static str, detail: String },
 }
 
-impl<P: Projector> Consumer<'_, P> {
+impl<P: Consume> Consumer<'_, P> {
     fn spec(&self) -> &'static ConsumerSpec {
         self.projector.spec()
     }
@@ -239,13 +294,9 @@ impl<P: Projector> Consumer<'_, P> {
         // broker; consuming must not be).
         let publish_conn = amqp::connect(&self.ctx.amqp_url, &format!("consumer {} publisher", spec.name)).await?;
         let publish = amqp::confirm_channel(&publish_conn).await?;
+        let tag = format!("{}-{}", spec.name, Uuid::now_v7());
         let deliveries = channel
-            .basic_consume(
-                &queue,
-                &format!("{}-{}", spec.name, Uuid::now_v7()),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(&queue, &tag, BasicConsumeOptions::default(), FieldTable::default())
             .await
             .with_context(|| format!("consuming {queue}"))?;
         tracing::info!(consumer = spec.name, queue = %queue, "consuming");
@@ -260,6 +311,20 @@ impl<P: Projector> Consumer<'_, P> {
                     let _ = conn.close(200, "shutting down").await;
                     let _ = publish_conn.close(200, "shutting down").await;
                     return Ok(());
+                }
+                _ = tokio::time::sleep(DRAIN_IDLE), if self.drain => {
+                    // Empty and consumed by nobody else (no replica of the previous version holds
+                    // messages of it): stop consuming, then retire it.
+                    if crate::legacy::drained(&conn, &queue, 1).await {
+                        channel.basic_cancel(&tag, Default::default()).await.context("cancelling the drain")?;
+                        if crate::legacy::retire(&conn, &self.ctx.db, &self.ctx.topology, spec).await? {
+                            let _ = channel.close(200, "drained").await;
+                            let _ = conn.close(200, "drained").await;
+                            let _ = publish_conn.close(200, "drained").await;
+                            return Ok(());
+                        }
+                        anyhow::bail!("{queue} was not empty after all; draining on");
+                    }
                 }
                 batch = next_batch(&mut deliveries, max, linger) => {
                     let Some(batch) = batch else { anyhow::bail!("the broker closed the delivery stream") };

@@ -17,9 +17,9 @@ use platform::{
 };
 use sqlx::PgPool;
 
-use super::{Consumer, Failed, Outcome, Projector, RETRIES_EXHAUSTED};
+use super::{Consume, Consumer, Failed, Outcome, RETRIES_EXHAUSTED};
 
-impl<P: Projector> Consumer<'_, P> {
+impl<P: Consume> Consumer<'_, P> {
     /// Sends failed deliveries to their retry tier or the parked queue (confirmed), and acks
     /// them individually when the batch will not be acked as a whole.
     pub(super) async fn settle_failures(

@@ -1,6 +1,7 @@
 //! The projectors, one module each.
 
 pub mod activities;
+pub mod group;
 pub mod guide;
 pub mod leaderboards;
 pub mod places;
