@@ -245,7 +245,7 @@ impl Counters {
         Ok(Self {
             events: events as f64,
             published: counter_sum(&text, "events_published_total"),
-            delivered: counter_sum(&text, "events_consumed_total"),
+            delivered: counter_sum(&text, "consumer_deliveries_total"),
             consumer_transactions: counter_sum(&text, "consumer_transactions_total"),
             commits: commits as f64,
         })

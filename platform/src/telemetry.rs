@@ -10,7 +10,8 @@ use crate::settings::{LogFormat, Settings};
 /// Installs the global tracing subscriber (`RUST_LOG`, default `info`), formatted per
 /// `LOG_FORMAT`. Safe to call more than once: later calls do nothing.
 pub fn init_tracing(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,sqlx=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,lapin=warn,lapin::channel=off,sqlx=warn"));
     let registry = tracing_subscriber::registry().with(filter);
     let _ = match settings.log_format {
         LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init(),

@@ -149,7 +149,7 @@ impl TestSystem {
         if options.workers {
             system.start_workers(options.workers_amqp_url).await;
         } else {
-            workers::declare_topology(&system.settings, &system.db).await.expect("topology");
+            workers::declare_topology(&system.settings).await.expect("topology");
         }
         system
     }

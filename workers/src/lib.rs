@@ -77,6 +77,8 @@ impl Role {
         }
         let mut roles = Vec::new();
         for n in names {
+            // A projection's name (as earlier versions ran them) means its processing group.
+            let n = registry::find(n).map_or(n, |c| c.queue.name);
             let matched: Vec<Role> = Self::all().into_iter().filter(|r| r.name() == n || r.group() == n).collect();
             if matched.is_empty() {
                 let known: Vec<_> = Self::all().iter().map(|r| r.name()).collect();
@@ -108,7 +110,7 @@ impl App {
     pub async fn build(settings: Settings, roles: Vec<Role>) -> anyhow::Result<Self> {
         let db = platform::db::connect(&settings).await?;
         let redis = Redis::new(&settings)?;
-        declare_topology(&settings, &db).await?;
+        declare_topology(&settings).await?;
         let readiness = Readiness::new(db.clone(), redis.clone(), &settings.amqp_url, Needs::PostgresAndBroker);
         let limits = HttpLimits::from_settings(&settings);
         let server =
@@ -184,16 +186,12 @@ pub async fn main_from_env() -> anyhow::Result<()> {
     App::build(settings, roles).await?.run_until_stopped(stop).await
 }
 
-/// Declares the exchange and every consumer's queues (idempotent), and unbinds the projection
-/// queues left from before the read models' processing group (`legacy`).
-pub async fn declare_topology(settings: &Settings, db: &PgPool) -> anyhow::Result<()> {
+/// Declares the exchange and every consumer's queues (idempotent).
+pub async fn declare_topology(settings: &Settings) -> anyhow::Result<()> {
     let conn = amqp::connect(&settings.amqp_url, "topology").await?;
     let channel = conn.create_channel().await.context("opening a channel")?;
     let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays);
     topology.declare(&channel, &registry::specs()).await?;
-    if !legacy::done(db).await? {
-        legacy::unbind(&conn, &channel, &topology).await?;
-    }
     let _ = conn.close(200, "topology declared").await;
     Ok(())
 }
@@ -209,6 +207,7 @@ mod tests {
         // The relay and one role per queue: the projections run as their processing group.
         assert_eq!(Role::all().len(), 5);
         assert_eq!(Role::parse_list("projections").unwrap(), [Role::consumer(&READ_MODELS)]);
+        assert_eq!(Role::parse_list("projection.profiles,leaderboards").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(
             Role::parse_list("relay, policies, mailer").unwrap(),
             [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&MAILER)]

@@ -210,21 +210,14 @@ fn drain<P: Build>(
 }
 
 /// The drains of the projection queues left from before the processing group
-/// (`crate::legacy`), one per queue that still exists.
+/// (`crate::legacy`), one per queue that still exists, each unbound first.
 pub async fn legacy_drains(
     deps: &Deps,
     ctx: &ConsumerContext,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<BoxFuture<'static, ()>>> {
-    if crate::legacy::done(&ctx.db).await? {
-        return Ok(Vec::new());
-    }
     let conn = platform::amqp::connect(&ctx.amqp_url, "legacy check").await?;
     let remaining = crate::legacy::remaining(&conn, &ctx.topology).await;
-    let _ = conn.close(200, "checked").await;
-    if remaining.is_empty() {
-        crate::legacy::record_done(&ctx.db).await?;
-    }
     let drains: [(&ConsumerSpec, Drain); 5] = [
         (&PROFILES, drain::<ProfilesProjector>),
         (&ACTIVITIES, drain::<ActivitiesProjector>),
@@ -233,13 +226,22 @@ pub async fn legacy_drains(
         (&PLACES, drain::<PlacesProjector>),
     ];
     let mut out = Vec::new();
-    for (spec, start) in drains {
-        if remaining.iter().any(|r| r.name == spec.name) {
-            tracing::info!(projection = spec.name, "draining the projection's own queue left from before its group");
-            out.push(start(deps, ctx.clone(), shutdown.clone())?);
+    let result = async {
+        for spec in remaining? {
+            crate::legacy::unbind(&conn, &ctx.topology, spec).await?;
+            if let Some((_, start)) = drains.iter().find(|(s, _)| s.name == spec.name) {
+                tracing::info!(
+                    projection = spec.name,
+                    "draining the projection's own queue left from before its group"
+                );
+                out.push(start(deps, ctx.clone(), shutdown.clone())?);
+            }
         }
+        anyhow::Ok(())
     }
-    Ok(out)
+    .await;
+    let _ = conn.close(200, "checked").await;
+    result.map(|()| out)
 }
 
 fn rebuildable<P: Build>(deps: &Deps) -> anyhow::Result<Box<dyn Rebuildable>> {

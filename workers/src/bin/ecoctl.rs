@@ -172,7 +172,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             platform::db::create_if_missing(&settings.database_url).await?;
             let pool = platform::db::connect(&settings).await?;
             let applied = platform::db::migrate(&pool).await?;
-            workers::declare_topology(&settings, &pool).await?;
+            workers::declare_topology(&settings).await?;
             println!(
                 "migrate: applied {applied} migration(s); topology declared under prefix `{}`",
                 settings.amqp_prefix

@@ -175,14 +175,14 @@ pub enum BatchError {
 }
 
 impl BatchError {
-    fn from_sqlx(e: sqlx::Error) -> Self {
+    pub(crate) fn from_sqlx(e: sqlx::Error) -> Self {
         match db_failure(&e) {
             DbFailure::Unavailable => Self::Database(e.into()),
             DbFailure::Rejected | DbFailure::Transient => Self::Apply(e.into()),
         }
     }
 
-    fn from_apply(e: ApplyError) -> Self {
+    pub(crate) fn from_apply(e: ApplyError) -> Self {
         match e {
             ApplyError::Transient(inner) => match inner.downcast_ref::<sqlx::Error>() {
                 Some(db) if matches!(db_failure(db), DbFailure::Unavailable) => Self::Database(inner),

@@ -205,24 +205,23 @@ pub async fn run<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, shutdown: 
     consume(ctx, projector, false, shutdown).await
 }
 
-/// Consumes the queue a projection had before its processing group until it is empty and
-/// retired (`crate::legacy`), or until `shutdown`.
-pub async fn drain<P: Consume>(mut ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
-    // A batch must never be waiting for more when the idle check runs.
-    ctx.batch_linger = std::time::Duration::ZERO;
+/// Consumes the queue a projection had before its processing group (`crate::legacy`) until an
+/// operator deletes it, or until `shutdown`.
+pub async fn drain<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, shutdown: CancellationToken) {
     consume(ctx, projector, true, shutdown).await
 }
-
-/// How long a draining consumer waits without deliveries before it tries to retire its queue.
-const DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn consume<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, drain: bool, shutdown: CancellationToken) {
     let name = projector.spec().name;
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
+        if drain && !queue_exists(&ctx, projector.spec()).await {
+            tracing::info!(consumer = name, "the projection's old queue is gone: draining done");
+            break;
+        }
         // Only ingest tells our relay's messages apart (see `handle`).
         let own_user = (name == INGEST.name).then(|| amqp::username(&ctx.amqp_url)).flatten();
-        let mut consumer = Consumer { ctx: &ctx, projector: &*projector, own_user, drain };
+        let mut consumer = Consumer { ctx: &ctx, projector: &*projector, own_user };
         match consumer.session(&shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(e) => {
@@ -241,6 +240,14 @@ async fn consume<P: Consume>(ctx: ConsumerContext, projector: Arc<P>, drain: boo
         }
     }
     tracing::info!(consumer = name, "consumer stopped");
+}
+
+/// Whether `spec`'s queue exists (`true` when that cannot be told: the session then finds out).
+async fn queue_exists(ctx: &ConsumerContext, spec: &ConsumerSpec) -> bool {
+    let Ok(conn) = amqp::connect(&ctx.amqp_url, "queue check").await else { return true };
+    let exists = crate::legacy::exists(&conn, &ctx.topology.queue(spec)).await.unwrap_or(true);
+    let _ = conn.close(200, "checked").await;
+    exists
 }
 
 /// The next batch: waits for one delivery, then takes what else arrives within `linger` of it,
@@ -269,8 +276,6 @@ struct Consumer<'a, P> {
     projector: &'a P,
     /// Ingest's broker user: deliveries our relay stamped with it are already in the log.
     own_user: Option<String>,
-    /// Draining a projection's own queue left from before its processing group.
-    drain: bool,
 }
 
 /// A delivery the batch could not apply, and what to do with it.
@@ -312,20 +317,6 @@ impl<P: Consume> Consumer<'_, P> {
                     let _ = publish_conn.close(200, "shutting down").await;
                     return Ok(());
                 }
-                _ = tokio::time::sleep(DRAIN_IDLE), if self.drain => {
-                    // Empty and consumed by nobody else (no replica of the previous version holds
-                    // messages of it): stop consuming, then retire it.
-                    if crate::legacy::drained(&conn, &queue, 1).await {
-                        channel.basic_cancel(&tag, Default::default()).await.context("cancelling the drain")?;
-                        if crate::legacy::retire(&conn, &self.ctx.db, &self.ctx.topology, spec).await? {
-                            let _ = channel.close(200, "drained").await;
-                            let _ = conn.close(200, "drained").await;
-                            let _ = publish_conn.close(200, "drained").await;
-                            return Ok(());
-                        }
-                        anyhow::bail!("{queue} was not empty after all; draining on");
-                    }
-                }
                 batch = next_batch(&mut deliveries, max, linger) => {
                     let Some(batch) = batch else { anyhow::bail!("the broker closed the delivery stream") };
                     let batch: Vec<Delivery> = batch.into_iter().collect::<Result<_, _>>().context("receiving deliveries")?;
@@ -339,6 +330,7 @@ impl<P: Consume> Consumer<'_, P> {
     async fn handle(&self, channel: &Channel, publish: &Channel, batch: Vec<Delivery>) -> anyhow::Result<()> {
         let Some(last_tag) = batch.last().map(|d| d.delivery_tag) else { return Ok(()) };
         let consumer = self.spec().name;
+        metrics::counter!("consumer_deliveries_total", "consumer" => consumer).increment(batch.len() as u64);
         let mut events = Vec::with_capacity(batch.len());
         let mut failed = Vec::new();
         for delivery in batch {

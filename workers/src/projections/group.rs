@@ -2,26 +2,31 @@
 //! processing groups): the projections that share the database consume one queue and apply
 //! each batch in one transaction.
 //!
-//! Each member keeps what makes it a projection: its deduplication (`apply_in` records
-//! `(member, event)` in `projection.applied_events` and applies only what is new to it), its
-//! shared advisory lock against a rebuild's swap, its rebuild and replay from the log (they use
-//! the member alone), and its caches (`after_commit`, with the events of its types). What the
+//! Each member keeps what makes it a projection: its deduplication (`(member, event)` recorded
+//! in `projection.applied_events`, in one statement for the batch, and only what is new to it
+//! applied), its shared advisory lock against a rebuild's swap, its rebuild and replay from the
+//! log (they use the member alone), and its caches (`after_commit`, with the events of its
+//! types). What the
 //! group changes is the cost: one delivery and one transaction per event for all five, instead
 //! of one per member. An event one member cannot apply fails the batch for all of them; after
-//! the retry tiers it is parked in the group's parked queue, and a requeue applies it to the
-//! members that still lack it.
+//! the retry tiers it is parked in the group's parked queue with the member named in its
+//! detail, and a requeue applies it to the members that still lack it.
+
+use std::collections::HashSet;
 
 use events::Event;
 use platform::topology::{ConsumerSpec, READ_MODELS};
 use sqlx::PgConnection;
+use tracing::Instrument;
+use uuid::Uuid;
 
 use super::{
     activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
     places::PlacesProjector, profiles::ProfilesProjector,
 };
-use crate::consumer::{BatchError, Consume, Projector, apply_in};
+use crate::consumer::{ApplyError, BatchError, Consume, Outcome, Projector, projection_lock, projection_name};
 
-/// The group: every projection, in the order they apply a batch.
+/// The group: every projection, in the order they apply an event.
 pub struct ReadModels {
     profiles: ProfilesProjector,
     activities: ActivitiesProjector,
@@ -30,29 +35,54 @@ pub struct ReadModels {
     places: PlacesProjector,
 }
 
-/// `events` of the types `member` handles.
-fn share(member: &impl Projector, events: &[Event]) -> Vec<Event> {
-    let bindings = Projector::spec(member).bindings;
-    events.iter().filter(|e| bindings.contains(&e.event_type.as_str())).cloned().collect()
+/// Whether `member` handles `event`.
+fn handles(member: &impl Projector, event: &Event) -> bool {
+    Projector::spec(member).bindings.contains(&event.event_type.as_str())
 }
 
-/// Applies `member`'s share of `events`; adds what was new to `applied`.
-async fn apply_member(
-    tx: &mut PgConnection,
-    member: &impl Projector,
-    events: &[Event],
-    applied: &mut Vec<Event>,
-) -> Result<(), BatchError> {
-    let mine = share(member, events);
-    if mine.is_empty() {
-        return Ok(());
+/// `events` of the types `member` handles.
+fn share(member: &impl Projector, events: &[Event]) -> Vec<Event> {
+    events.iter().filter(|e| handles(member, e)).cloned().collect()
+}
+
+/// What one batch is doing: which `(projection, event)` pairs are new, and which events were
+/// new to any member.
+struct Batch {
+    fresh: HashSet<(String, Uuid)>,
+    applied: Vec<Event>,
+}
+
+impl Batch {
+    /// Applies `event` to `member` if it handles it and it is new to it; names the member in
+    /// an error, so a parked event says whose it is.
+    async fn apply(&mut self, tx: &mut PgConnection, member: &impl Projector, event: &Event) -> Result<(), BatchError> {
+        if !handles(member, event) {
+            return Ok(());
+        }
+        let spec = Projector::spec(member);
+        let outcome = if self.fresh.remove(&(projection_name(spec).to_owned(), event.id)) {
+            let span = tracing::debug_span!("apply_event", consumer = spec.name, event.id = %event.id, event.type = %event.event_type);
+            member.apply(&mut *tx, event).instrument(span).await.map_err(|e| BatchError::from_apply(named(spec, e)))?;
+            if !self.applied.iter().any(|a| a.id == event.id) {
+                self.applied.push(event.clone());
+            }
+            Outcome::Applied
+        } else {
+            Outcome::Duplicate
+        };
+        metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
+        Ok(())
     }
-    for event in apply_in(tx, member, &crate::consumer::Target::Live, &mine).await? {
-        if !applied.iter().any(|a| a.id == event.id) {
-            applied.push(event);
+}
+
+/// `e`, saying which member failed.
+fn named(spec: &ConsumerSpec, e: ApplyError) -> ApplyError {
+    match e {
+        ApplyError::Transient(inner) => ApplyError::Transient(inner.context(format!("projection {}", spec.name))),
+        ApplyError::Permanent { code, detail } => {
+            ApplyError::Permanent { code, detail: format!("projection {}: {detail}", spec.name) }
         }
     }
-    Ok(())
 }
 
 impl Consume for ReadModels {
@@ -60,14 +90,51 @@ impl Consume for ReadModels {
         &READ_MODELS
     }
 
+    /// One statement takes the members' shared locks (against a rebuild's swap, in name order)
+    /// and sets the search path, one records what is new to each member, then each event goes
+    /// to each member that handles it and has not applied it.
     async fn apply_batch(&self, tx: &mut PgConnection, events: &[Event]) -> Result<Vec<Event>, BatchError> {
-        let mut applied = Vec::with_capacity(events.len());
-        apply_member(tx, &self.profiles, events, &mut applied).await?;
-        apply_member(tx, &self.activities, events, &mut applied).await?;
-        apply_member(tx, &self.leaderboards, events, &mut applied).await?;
-        apply_member(tx, &self.guide, events, &mut applied).await?;
-        apply_member(tx, &self.places, events, &mut applied).await?;
-        Ok(applied)
+        let (mut names, mut ids) = (Vec::new(), Vec::new());
+        let mut wanted = HashSet::new();
+        for event in events {
+            for member in platform::topology::READ_MODEL_MEMBERS {
+                let name = projection_name(member);
+                if member.bindings.contains(&event.event_type.as_str()) && wanted.insert((name, event.id)) {
+                    names.push(name.to_owned());
+                    ids.push(event.id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut involved = names.clone();
+        involved.sort_unstable();
+        involved.dedup();
+        let prepare = format!(
+            "select set_config('search_path', 'read, public', true),
+                    (select count(*) from (select pg_advisory_xact_lock_shared({}) from unnest($1::text[]) as m(name)) locks)",
+            projection_lock("m.name")
+        );
+        sqlx::query(&prepare).bind(&involved).execute(&mut *tx).await.map_err(BatchError::from_sqlx)?;
+        let fresh: Vec<(String, Uuid)> = sqlx::query_as(
+            "insert into projection.applied_events (projection, event_id)
+             select * from unnest($1::text[], $2::uuid[]) on conflict do nothing returning projection, event_id",
+        )
+        .bind(&names)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(BatchError::from_sqlx)?;
+        let mut batch = Batch { fresh: fresh.into_iter().collect(), applied: Vec::with_capacity(events.len()) };
+        for event in events {
+            batch.apply(tx, &self.profiles, event).await?;
+            batch.apply(tx, &self.activities, event).await?;
+            batch.apply(tx, &self.leaderboards, event).await?;
+            batch.apply(tx, &self.guide, event).await?;
+            batch.apply(tx, &self.places, event).await?;
+        }
+        Ok(batch.applied)
     }
 
     /// Each member refreshes its caches from the new events of its types (an event new to one
