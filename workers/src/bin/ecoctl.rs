@@ -102,7 +102,7 @@ fn progress_bar(what: &str) -> (ProgressBar, impl FnMut(Progress) + use<>) {
 enum ParkedCommand {
     /// List parked messages, with why, when and after how many tries.
     List {
-        /// Consumer, e.g. `projection.profiles` or `profiles`.
+        /// Consumer, e.g. `points-policy`, `ingest` or `projections` (a projection's name, e.g. `profiles`, means its processing group's).
         queue: String,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
