@@ -7,7 +7,7 @@
 //! the message names from its [`Local`] caches, so a hot read is answered from memory without a
 //! single round trip, and never from an entry older than the last change pushed to it.
 //!
-//! Why this is exact, not "usually fresh": a fill takes a [`Ticket`] before it reads Redis (or
+//! Why this is exact, not "usually fresh": a fill takes a ticket before it reads Redis (or
 //! PostgreSQL), and stores what it read only if no change arrived meanwhile. A change published
 //! after the fill's read is delivered after that read too, so it either arrives before the
 //! store (the ticket is void, nothing is stored) or after (it evicts the entry). While the
@@ -104,7 +104,7 @@ impl Subscription {
 
 /// Proof that a fill began before some point; see [`Local::fill`].
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
+struct Ticket(u64);
 
 /// An in-process cache evicted by pushed changes (see the module docs). Bounded: the least
 /// recently used entries go first, and none is served older than its maximum age, which bounds
@@ -142,13 +142,34 @@ impl<K: Eq + Hash + Clone, V: Clone> Local<K, V> {
         (stored.elapsed() < self.max_age).then_some(value)
     }
 
+    /// The entry of `key` when one is held and `usable` accepts it; else what `load` reads,
+    /// stored unless a change arrived while it read (so nothing older than the last change
+    /// delivered is ever stored).
+    pub async fn get_or_load<E, Fut>(
+        &self,
+        key: K,
+        usable: impl FnOnce(&V) -> bool,
+        load: impl FnOnce() -> Fut,
+    ) -> Result<V, E>
+    where
+        Fut: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.get(&key).filter(usable) {
+            return Ok(value);
+        }
+        let ticket = self.ticket();
+        let value = load().await?;
+        self.fill(ticket, key, value.clone());
+        Ok(value)
+    }
+
     /// Taken before reading the value to store.
-    pub fn ticket(&self) -> Ticket {
+    fn ticket(&self) -> Ticket {
         Ticket(self.seen.load(Ordering::Acquire))
     }
 
     /// Stores `value` read after `ticket` was taken, unless a change arrived since.
-    pub fn fill(&self, ticket: Ticket, key: K, value: V) {
+    fn fill(&self, ticket: Ticket, key: K, value: V) {
         if !self.subscription.is_live() {
             return;
         }

@@ -134,19 +134,7 @@ impl Denylist {
 
     /// Copies every unexpired revocation into Redis and marks the set complete.
     async fn reload(&self) -> anyhow::Result<()> {
-        /// A revoked access token.
-        #[derive(sqlx::FromRow)]
-        struct Revoked {
-            jti: Uuid,
-            expires_at: DateTime<Utc>,
-        }
-        let rows: Vec<Revoked> =
-            sqlx::query_as(
-                "select jti, expires_at from auth.revoked_access_tokens where expires_at > now() - make_interval(secs => $1)",
-            )
-            .bind(LEEWAY_SECS as f64)
-            .fetch_all(&self.db)
-            .await?;
+        let rows = unexpired(&self.db).await?;
         for row in &rows {
             self.mirror(row.jti, row.expires_at).await?;
         }
@@ -156,6 +144,23 @@ impl Denylist {
             .await?;
         Ok(())
     }
+}
+
+/// A revoked access token.
+#[derive(sqlx::FromRow)]
+struct Revoked {
+    jti: Uuid,
+    expires_at: DateTime<Utc>,
+}
+
+/// Every revocation still refused (through the verifier's leeway past expiry).
+async fn unexpired(db: &PgPool) -> sqlx::Result<Vec<Revoked>> {
+    sqlx::query_as(
+        "select jti, expires_at from auth.revoked_access_tokens where expires_at > now() - make_interval(secs => $1)",
+    )
+    .bind(LEEWAY_SECS as f64)
+    .fetch_all(db)
+    .await
 }
 
 /// The revoked tokens pushed to this process (see the module docs).
@@ -179,19 +184,7 @@ impl Pushed {
 
     /// Loads every unexpired revocation and goes live; call once `LISTEN` is in place.
     pub async fn load(&self, db: &PgPool) -> sqlx::Result<()> {
-        /// A revoked access token.
-        #[derive(sqlx::FromRow)]
-        struct Revoked {
-            jti: Uuid,
-            expires_at: DateTime<Utc>,
-        }
-        let rows: Vec<Revoked> =
-            sqlx::query_as(
-                "select jti, expires_at from auth.revoked_access_tokens where expires_at > now() - make_interval(secs => $1)",
-            )
-            .bind(LEEWAY_SECS as f64)
-            .fetch_all(db)
-            .await?;
+        let rows = unexpired(db).await?;
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         *revoked = rows.into_iter().map(|r| (r.jti, r.expires_at.timestamp())).collect();
         self.live.store(true, Ordering::Release);

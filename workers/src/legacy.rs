@@ -18,22 +18,15 @@
 //! old parked queues stay where they were until then.
 
 use anyhow::Context;
-use lapin::{Connection, options::QueueDeclareOptions, types::FieldTable};
+use lapin::{Connection, types::FieldTable};
 use platform::topology::{ConsumerSpec, READ_MODEL_MEMBERS, Topology};
+
+use crate::ops::queue_lookup;
 
 /// Whether `queue` exists. Only the broker's 404 means "no"; any other failure is an error
 /// (so a broker hiccup is never taken for "nothing left to drain").
 pub async fn exists(conn: &Connection, queue: &str) -> anyhow::Result<bool> {
-    let channel = conn.create_channel().await.context("opening a channel")?;
-    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-    match channel.queue_declare(queue, passive, FieldTable::default()).await {
-        Ok(_) => {
-            let _ = channel.close(200, "done").await;
-            Ok(true)
-        }
-        Err(lapin::Error::ProtocolError(e)) if e.get_id() == 404 => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("looking for {queue}")),
-    }
+    Ok(queue_lookup(conn, queue).await?.is_some())
 }
 
 /// The projections whose own queue still exists.

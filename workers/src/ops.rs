@@ -297,16 +297,26 @@ pub fn age_seconds(t: DateTime<Utc>) -> f64 {
     (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
 }
 
-/// Messages in `queue`, or `None` when it does not exist. (A passive declare of a missing
-/// queue closes its channel: one channel per look.)
+/// Messages in `queue`, or `None` when it does not exist (or the broker could not say: for
+/// display, see [`queue_lookup`] where that matters).
 pub async fn queue_depth(conn: &lapin::Connection, queue: &str) -> Option<u32> {
-    let channel = conn.create_channel().await.ok()?;
+    queue_lookup(conn, queue).await.ok().flatten()
+}
+
+/// Messages in `queue`, `Ok(None)` only when the broker says it does not exist (404); any other
+/// failure is an error. (A passive declare of a missing queue closes its channel: one channel
+/// per look.)
+pub async fn queue_lookup(conn: &lapin::Connection, queue: &str) -> anyhow::Result<Option<u32>> {
+    let channel = conn.create_channel().await.context("opening a channel")?;
     let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-    let depth = channel.queue_declare(queue, passive, FieldTable::default()).await.ok().map(|q| q.message_count());
-    if depth.is_some() {
-        let _ = channel.close(200, "done").await;
+    match channel.queue_declare(queue, passive, FieldTable::default()).await {
+        Ok(q) => {
+            let _ = channel.close(200, "done").await;
+            Ok(Some(q.message_count()))
+        }
+        Err(lapin::Error::ProtocolError(e)) if e.get_id() == 404 => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("looking for {queue}")),
     }
-    depth
 }
 
 /// When the oldest message `consumer` has parked was parked, given how many its parked queue

@@ -49,6 +49,7 @@ pub static CONSUMERS: [Entry; 9] = [
         group: Group::Projections,
         start: start_read_models,
         rebuildable: None,
+        drain: None,
         queue: &READ_MODELS,
     },
     consumer::<Mailer>(&MAILER, Group::Mailer),
@@ -139,6 +140,8 @@ pub struct Entry {
     pub group: Group,
     start: Start,
     rebuildable: Option<MakeRebuildable>,
+    /// How a projection consumes its own queue left from before its processing group.
+    drain: Option<Drain>,
     /// The consumer whose queue its events arrive through: itself, or its processing group.
     pub queue: &'static ConsumerSpec,
 }
@@ -172,12 +175,13 @@ const fn projection<P: Build>(spec: &'static ConsumerSpec) -> Entry {
         group: Group::Projections,
         start: start_read_models,
         rebuildable: Some(rebuildable::<P>),
+        drain: Some(drain::<P>),
         queue: &READ_MODELS,
     }
 }
 
 const fn consumer<P: Build>(spec: &'static ConsumerSpec, group: Group) -> Entry {
-    Entry { spec, group, start: start::<P>, rebuildable: None, queue: spec }
+    Entry { spec, group, start: start::<P>, rebuildable: None, drain: None, queue: spec }
 }
 
 fn start_read_models(
@@ -218,18 +222,11 @@ pub async fn legacy_drains(
 ) -> anyhow::Result<Vec<BoxFuture<'static, ()>>> {
     let conn = platform::amqp::connect(&ctx.amqp_url, "legacy check").await?;
     let remaining = crate::legacy::remaining(&conn, &ctx.topology).await;
-    let drains: [(&ConsumerSpec, Drain); 5] = [
-        (&PROFILES, drain::<ProfilesProjector>),
-        (&ACTIVITIES, drain::<ActivitiesProjector>),
-        (&LEADERBOARDS, drain::<LeaderboardsProjector>),
-        (&GUIDE, drain::<GuideProjector>),
-        (&PLACES, drain::<PlacesProjector>),
-    ];
     let mut out = Vec::new();
     let result = async {
         for spec in remaining? {
             crate::legacy::unbind(&conn, &ctx.topology, spec).await?;
-            if let Some((_, start)) = drains.iter().find(|(s, _)| s.name == spec.name) {
+            if let Some(start) = find(spec.name).and_then(|c| c.drain) {
                 tracing::info!(
                     projection = spec.name,
                     "draining the projection's own queue left from before its group"

@@ -179,19 +179,13 @@ async fn board(
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
     let primary = freshness.requires_primary();
     let held = (target.key.clone(), offset, limit);
-    let page = match state.hot.pages.get(&held).filter(|_| !primary) {
-        Some(page) => page,
-        None => {
-            let ticket = state.hot.pages.ticket();
-            let mut scored =
-                leaderboard::page(&state.db, &state.redis, &target.key, offset, limit + 1, primary).await?;
-            let more = scored.len() as i64 > limit;
-            scored.truncate(limit as usize);
-            let page = Page { entries: Arc::new(named(&state, scored).await?), more };
-            state.hot.pages.fill(ticket, held, page.clone());
-            page
-        }
+    let load = || async {
+        let mut scored = leaderboard::page(&state.db, &state.redis, &target.key, offset, limit + 1, primary).await?;
+        let more = scored.len() as i64 > limit;
+        scored.truncate(limit as usize);
+        Ok::<_, ApiError>(Page { entries: Arc::new(named(&state, scored).await?), more })
     };
+    let page = state.hot.pages.get_or_load(held, |_| !primary, load).await?;
     let next_cursor = page.more.then(|| platform::cursor::encode(BOARD_CURSOR, &(offset + limit)));
     Ok((
         freshness.headers(),
@@ -244,15 +238,8 @@ async fn my_rank(
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
     let primary = freshness.requires_primary();
     let held = (target.key.clone(), claims.sub);
-    let standing = match state.hot.standings.get(&held).filter(|_| !primary) {
-        Some(standing) => standing,
-        None => {
-            let ticket = state.hot.standings.ticket();
-            let standing = standing(&state, &target.key, claims.sub, primary).await?;
-            state.hot.standings.fill(ticket, held, standing.clone());
-            standing
-        }
-    };
+    let load = || standing(&state, &target.key, claims.sub, primary);
+    let standing = state.hot.standings.get_or_load(held, |_| !primary, load).await?;
     Ok((
         freshness.headers(),
         Json(MyRank {

@@ -61,15 +61,12 @@ async fn points(
     let freshness = consistency.wait(&state, &[&PROFILES, &LEADERBOARDS]).await?;
     let profile = load_profile(&state, claims.sub, freshness.requires_primary()).await?.ok_or_else(no_profile)?;
     let week = Period::Weekly.key_at(Utc::now(), state.settings.app_timezone);
-    let weekly_points = match state.hot.weekly_points.get(&claims.sub) {
-        Some((held, points)) if held == week && !freshness.requires_primary() => points,
-        _ => {
-            let ticket = state.hot.weekly_points.ticket();
-            let points = readmodels::leaderboards::points(&state.db, &week, claims.sub).await?.unwrap_or(0);
-            state.hot.weekly_points.fill(ticket, claims.sub, (week, points));
-            points
-        }
+    let usable = |(held, _): &(String, i64)| *held == week && !freshness.requires_primary();
+    let load = || async {
+        let points = readmodels::leaderboards::points(&state.db, &week, claims.sub).await?;
+        Ok::<_, ApiError>((week.clone(), points.unwrap_or(0)))
     };
+    let (_, weekly_points) = state.hot.weekly_points.get_or_load(claims.sub, usable, load).await?;
     let next = level_start(profile.level + 1);
     Ok((
         freshness.headers(),

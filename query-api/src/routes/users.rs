@@ -22,13 +22,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Reads a profile: from this process's memory unless `fresh_required`, else as
 /// [`readmodels::profiles::load`] does (refilling the memory either way).
 pub async fn load_profile(state: &AppState, user_id: Uuid, fresh_required: bool) -> Result<Option<Profile>, ApiError> {
-    if !fresh_required && let Some(profile) = state.hot.profiles.get(&user_id) {
-        return Ok(profile);
-    }
-    let ticket = state.hot.profiles.ticket();
-    let profile = profiles::load(&state.db, &state.redis, user_id, fresh_required).await?;
-    state.hot.profiles.fill(ticket, user_id, profile.clone());
-    Ok(profile)
+    let load = || profiles::load(&state.db, &state.redis, user_id, fresh_required);
+    Ok(state.hot.profiles.get_or_load(user_id, |_| !fresh_required, load).await?)
 }
 
 /// My profile.
