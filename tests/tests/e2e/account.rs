@@ -188,6 +188,8 @@ async fn the_export_holds_everything_about_me_and_nothing_secret() {
     let res = patch(&system, "/api/v1/users/me", token, json!({"nickname": "내보내기", "bio": "다 보여줘"})).await;
     let consistency = res.header("x-consistency-token").unwrap();
     system.command("/api/v1/scans", &other.access_token, &scan).await;
+    // The token covers the rename; the scans' history and awards came from other commands.
+    system.settle(Duration::from_secs(30)).await;
 
     let req = system
         .http
