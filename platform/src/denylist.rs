@@ -11,6 +11,9 @@
 //! instead, without a round trip: each revocation is announced on [`REVOKED_CHANNEL`] in the
 //! transaction that records it, and the listener loads the whole list after its `LISTEN` is in
 //! place, so it misses none. While the listener is disconnected, checks go to Redis as above.
+//! Each listener confirms what it records, and beats, in Redis; [`Denylist::revoke`] returns
+//! once every live listener has confirmed (at most [`SEEN_WAIT`]), so a client's next request
+//! after its logout is refused everywhere.
 
 use std::{
     collections::HashMap,
@@ -82,8 +85,45 @@ impl Denylist {
                 error = format!("{e:#}"),
                 "revoked token not mirrored to Redis; checks fall back to PostgreSQL"
             );
+            return Ok(());
         }
+        self.await_seen(jti).await;
         Ok(())
+    }
+
+    /// Waits, at most [`SEEN_WAIT`], until every live listener ([`Pushed`]) has recorded the
+    /// revocation, so the caller's next request is refused by every instance. An instance whose
+    /// listener stopped beating is not waited for: it checks Redis instead.
+    async fn await_seen(&self, jti: Uuid) {
+        let (listeners, seen) = (listeners_key(&self.redis), seen_key(&self.redis, jti));
+        let deadline = tokio::time::Instant::now() + SEEN_WAIT;
+        loop {
+            let live_since = Utc::now().timestamp_millis() - LISTENER_STALE_MS;
+            let (l, s) = (listeners.clone(), seen.clone());
+            let counted: anyhow::Result<(i64, i64)> = self
+                .redis
+                .run(move |mut c| async move {
+                    redis::pipe()
+                        .cmd("ZCOUNT")
+                        .arg(l)
+                        .arg(live_since)
+                        .arg("+inf")
+                        .cmd("SCARD")
+                        .arg(s)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await;
+            match counted {
+                Ok((live, seen)) if seen < live => {}
+                _ => return,
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(%jti, "not every query-api instance confirmed the revocation in time");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     async fn mirror(&self, jti: Uuid, expires_at: DateTime<Utc>) -> anyhow::Result<()> {
@@ -163,13 +203,38 @@ async fn unexpired(db: &PgPool) -> sqlx::Result<Vec<Revoked>> {
     .await
 }
 
-/// The revoked tokens pushed to this process (see the module docs).
-#[derive(Debug, Default)]
+/// How long a revocation waits for the listeners to confirm it.
+const SEEN_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// A listener whose last heartbeat is older than this is not waited for.
+const LISTENER_STALE_MS: i64 = 6_000;
+
+/// Live listeners: a sorted set of instance → last heartbeat (Unix milliseconds).
+fn listeners_key(redis: &Redis) -> String {
+    redis.key("revoked:listeners")
+}
+
+/// The listeners that recorded `jti`.
+fn seen_key(redis: &Redis, jti: Uuid) -> String {
+    redis.key(format_args!("revoked:seen:{jti}"))
+}
+
+/// The revoked tokens pushed to this process (see the module docs). It confirms each
+/// revocation it records, and beats while it listens, in Redis, so a revocation returns only
+/// once every live listener has it.
+#[derive(Debug)]
 pub struct Pushed {
+    /// This listener, in the confirmations.
+    instance: Uuid,
     /// Whether the listener is connected and has loaded the list.
     live: AtomicBool,
     /// jti → expiry (Unix seconds). Read by every request, written by announcements.
     revoked: RwLock<HashMap<Uuid, i64>>,
+}
+
+impl Default for Pushed {
+    fn default() -> Self {
+        Self { instance: Uuid::now_v7(), live: AtomicBool::new(false), revoked: RwLock::default() }
+    }
 }
 
 impl Pushed {
@@ -195,13 +260,13 @@ impl Pushed {
     /// and then. A payload that does not parse turns the list off until the next [`Self::load`]
     /// and answers `false` (it cannot happen with our own announcements, and a guess could
     /// accept a revoked token).
-    pub fn announced(&self, payload: &str) -> bool {
+    pub fn announced(&self, payload: &str) -> Option<Uuid> {
         let parsed =
             payload.split_once(' ').and_then(|(jti, exp)| Some((Uuid::parse_str(jti).ok()?, exp.parse::<i64>().ok()?)));
         let Some((jti, exp)) = parsed else {
             tracing::warn!(payload, "unreadable revocation announcement; checking revocations in Redis until reloaded");
             self.lost();
-            return false;
+            return None;
         };
         let mut revoked = self.revoked.write().unwrap_or_else(|p| p.into_inner());
         revoked.insert(jti, exp);
@@ -209,7 +274,53 @@ impl Pushed {
             let now = Utc::now().timestamp();
             revoked.retain(|_, exp| *exp + LEEWAY_SECS > now);
         }
-        true
+        Some(jti)
+    }
+
+    /// Confirms in Redis that this listener recorded `jti` (best effort: an unconfirmed
+    /// revocation only makes its logout wait [`SEEN_WAIT`]).
+    pub async fn confirm(&self, redis: &Redis, jti: Uuid) {
+        let (key, instance) = (seen_key(redis, jti), self.instance.to_string());
+        let done = redis
+            .run(move |mut c| async move {
+                redis::pipe()
+                    .cmd("SADD")
+                    .arg(&key)
+                    .arg(instance)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&key)
+                    .arg(60)
+                    .ignore()
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::debug!(error = format!("{e:#}"), "revocation not confirmed");
+        }
+    }
+
+    /// Records in Redis that this listener is live (its heartbeat came back), or, with
+    /// `live` false, that it is not; forgets listeners long gone.
+    pub async fn beat(&self, redis: &Redis, live: bool) {
+        let (key, instance) = (listeners_key(redis), self.instance.to_string());
+        let now = Utc::now().timestamp_millis();
+        let done = redis
+            .run(move |mut c| async move {
+                let mut pipe = redis::pipe();
+                if live {
+                    pipe.cmd("ZADD").arg(&key).arg(now).arg(&instance).ignore();
+                } else {
+                    pipe.cmd("ZREM").arg(&key).arg(&instance).ignore();
+                }
+                pipe.cmd("ZREMRANGEBYSCORE").arg(&key).arg("-inf").arg(now - 10 * LISTENER_STALE_MS).ignore();
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::debug!(error = format!("{e:#}"), "revocation listener heartbeat not recorded");
+        }
     }
 
     /// The listener lost its connection: answers come from Redis until the next [`Self::load`].

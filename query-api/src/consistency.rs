@@ -10,6 +10,7 @@ use platform::{
     consistency::{APPLIED_CHANNEL, ConsistencyToken, STATE_HEADER, TOKEN_HEADER},
     denylist::{Pushed, REVOKED_CHANNEL},
     error::ApiError,
+    redis::Redis,
     topology::{ConsumerSpec, POINTS_POLICY},
 };
 use sqlx::{PgPool, postgres::PgListener};
@@ -147,9 +148,17 @@ async fn caused_by(db: &mut sqlx::PgConnection, ids: &[Uuid]) -> sqlx::Result<Ve
 /// Until `shutdown`: wakes every waiting request whenever a projection commits, and keeps the
 /// revoked tokens announced to this process (loaded in full once `LISTEN` is in place, off
 /// while the connection is lost, so checks then go to Redis).
-pub async fn listen(db: PgPool, applied: Arc<Notify>, revocations: Arc<Pushed>, shutdown: CancellationToken) {
+pub async fn listen(
+    db: PgPool,
+    redis: Redis,
+    applied: Arc<Notify>,
+    revocations: Arc<Pushed>,
+    shutdown: CancellationToken,
+) {
     loop {
-        match follow(&db, &applied, &revocations, &shutdown).await {
+        let result = follow(&db, &redis, &applied, &revocations, &shutdown).await;
+        revocations.beat(&redis, false).await;
+        match result {
             Ok(()) => return,
             Err(e) => {
                 revocations.lost();
@@ -175,6 +184,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
 /// One listening connection, until it fails (`Err`) or `shutdown` (`Ok`).
 async fn follow(
     db: &PgPool,
+    redis: &Redis,
     applied: &Notify,
     revocations: &Pushed,
     shutdown: &CancellationToken,
@@ -182,6 +192,7 @@ async fn follow(
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen_all([APPLIED_CHANNEL, REVOKED_CHANNEL]).await?;
     revocations.load(db).await?;
+    revocations.beat(redis, true).await;
     let me = Uuid::now_v7();
     let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
     let (mut sent, mut awaited) = (0u64, None::<String>);
@@ -204,12 +215,14 @@ async fn follow(
                 Some(n) if n.channel() == REVOKED_CHANNEL && n.payload().starts_with(PING) => {
                     if awaited.as_deref() == Some(n.payload()) {
                         awaited = None;
+                        revocations.beat(redis, true).await;
                     }
                 }
                 Some(n) if n.channel() == REVOKED_CHANNEL => {
-                    if !revocations.announced(n.payload()) {
+                    let Some(jti) = revocations.announced(n.payload()) else {
                         anyhow::bail!("an unreadable revocation announcement");
-                    }
+                    };
+                    revocations.confirm(redis, jti).await;
                 }
                 Some(_) => applied.notify_waiters(),
                 None => anyhow::bail!("the connection was lost"),

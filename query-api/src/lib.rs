@@ -113,6 +113,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tokio::spawn(consistency::listen(
             self.state.db.clone(),
+            self.state.redis.clone(),
             self.state.applied.clone(),
             self.state.revocations.clone(),
             shutdown.clone(),
