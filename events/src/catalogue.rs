@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::decode::DecodeError;
 pub use crate::guide::*;
 pub use crate::places::*;
+pub use crate::rewards::*;
 pub use crate::values::{Category, GeoPoint};
 use crate::values::{Validate, check_len, check_year};
 
@@ -105,6 +106,10 @@ catalogue! {
     PlaceSaved(PlaceSaved) = "place.saved", version 1;
     PlaceRemoved(PlaceRemoved) = "place.removed", version 1;
     UserPlacesChanged(UserPlacesChanged) = "user.places_changed", version 1;
+    BadgeEarned(BadgeEarned) = "badge.earned", version 1;
+    CharacterUnlocked(CharacterUnlocked) = "character.unlocked", version 1;
+    UserCharacterSelected(UserCharacterSelected) = "user.character_selected", version 1;
+    LeaderboardPeriodClosed(LeaderboardPeriodClosed) = "leaderboard.period_closed", version 1;
 }
 
 impl EventData {
@@ -118,6 +123,7 @@ impl EventData {
             | Self::GuideFaqRemoved(_)
             | Self::GuideRegionSaved(_) => "guide",
             Self::PlaceSaved(_) | Self::PlaceRemoved(_) => "place",
+            Self::LeaderboardPeriodClosed(_) => "leaderboard",
             _ => "user",
         }
     }
@@ -140,6 +146,9 @@ impl EventData {
             Self::MailRequested(e) => vec![e.user_id],
             Self::FaqMarkedHelpful(e) => vec![e.user_id],
             Self::UserPlacesChanged(e) => vec![e.user_id],
+            Self::BadgeEarned(e) => vec![e.user_id],
+            Self::CharacterUnlocked(e) => vec![e.user_id],
+            Self::UserCharacterSelected(e) => vec![e.user_id],
             Self::UserProfileUpdated(_)
             | Self::UserSettingsUpdated(_)
             | Self::GuideItemSaved(_)
@@ -148,7 +157,9 @@ impl EventData {
             | Self::GuideFaqRemoved(_)
             | Self::GuideRegionSaved(_)
             | Self::PlaceSaved(_)
-            | Self::PlaceRemoved(_) => Vec::new(),
+            | Self::PlaceRemoved(_)
+            // Final standings name people who may have left since; the period is the subject.
+            | Self::LeaderboardPeriodClosed(_) => Vec::new(),
         }
     }
 }
@@ -183,6 +194,8 @@ pub enum PointsReason {
     Invite,
     /// Granted by an admin.
     Bonus,
+    /// Every 7th consecutive day of check-ins.
+    Streak,
 }
 
 /// `user.registered` v1: an account was created. Carries no e-mail address and no secret.

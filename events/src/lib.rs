@@ -16,6 +16,7 @@ mod envelope;
 mod guide;
 pub mod legacy;
 mod places;
+mod rewards;
 pub mod rules;
 mod values;
 

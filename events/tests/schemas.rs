@@ -142,6 +142,20 @@ fn samples() -> Vec<EventData> {
             }],
         }
         .into(),
+        BadgeEarned { user_id: user, badge_id: "scans-10".into(), source_event_id: other }.into(),
+        CharacterUnlocked { user_id: user, character_id: "sprout".into(), reason: UnlockReason::Level }.into(),
+        UserCharacterSelected { user_id: user, character_id: "sprout".into() }.into(),
+        LeaderboardPeriodClosed {
+            period: ClosedPeriod::Weekly,
+            period_key: "2026-W47".into(),
+            closed_at: at,
+            participants: 12,
+            standings: vec![
+                FinalStanding { rank: 1, user_id: user, points: 120 },
+                FinalStanding { rank: 1, user_id: other, points: 120 },
+            ],
+        }
+        .into(),
     ];
     for s in &samples {
         match s {
@@ -165,7 +179,11 @@ fn samples() -> Vec<EventData> {
             | EventData::FaqMarkedHelpful(_)
             | EventData::PlaceSaved(_)
             | EventData::PlaceRemoved(_)
-            | EventData::UserPlacesChanged(_) => {}
+            | EventData::UserPlacesChanged(_)
+            | EventData::BadgeEarned(_)
+            | EventData::CharacterUnlocked(_)
+            | EventData::UserCharacterSelected(_)
+            | EventData::LeaderboardPeriodClosed(_) => {}
         }
     }
     samples

@@ -159,6 +159,14 @@ pub struct Settings {
     /// `SCAN_UNIQUE_IMAGES` (default `true`): a scan whose image hash was already rewarded pays
     /// nothing.
     pub scan_unique_images: bool,
+    /// `STREAK_BONUS_POINTS` (default 20, 0: none): paid on every 7th consecutive check-in day.
+    pub streak_bonus_points: i64,
+    /// `PERIOD_CLOSE_INTERVAL_SECS` (default 60, 0: never): how often workers look for weeks
+    /// and months that ended and record their final standings (also once at start).
+    pub period_close_interval: Duration,
+    /// `PERIOD_CLOSE_GRACE_SECS` (default 60): a period is closed this long after it ended, so
+    /// awards committed around the boundary are in its standings.
+    pub period_close_grace: Duration,
     /// `HTTP_HEADER_READ_TIMEOUT_MS` (default 10000): a request's headers must arrive within
     /// this time of connecting or of the previous response.
     pub http_header_read_timeout: Duration,
@@ -229,6 +237,9 @@ impl Settings {
             oauth_redirect_uri: "http://127.0.0.1:3000/oauth/callback".into(),
             scan_daily_cap: 30,
             scan_unique_images: true,
+            streak_bonus_points: events::rules::STREAK_BONUS_POINTS,
+            period_close_interval: Duration::from_secs(60),
+            period_close_grace: Duration::from_secs(60),
             http_header_read_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             http_max_header_bytes: 16 * 1024,
@@ -363,6 +374,17 @@ impl Settings {
         if let Some(v) = parse_env("SCAN_UNIQUE_IMAGES") {
             s.scan_unique_images = matches!(v.as_str(), "1" | "true" | "yes");
         }
+        if let Some(v) = parse_env("STREAK_BONUS_POINTS") {
+            s.streak_bonus_points = v.parse().context("STREAK_BONUS_POINTS must be a number")?;
+        }
+        for (name, field) in [
+            ("PERIOD_CLOSE_INTERVAL_SECS", &mut s.period_close_interval),
+            ("PERIOD_CLOSE_GRACE_SECS", &mut s.period_close_grace),
+        ] {
+            if let Some(v) = parse_env(name) {
+                *field = Duration::from_secs(v.parse().with_context(|| format!("{name} must be a number of seconds"))?);
+            }
+        }
         let millis = |name: &str, v: String| -> anyhow::Result<Duration> {
             let ms: u64 = v.parse().with_context(|| format!("{name} must be a number of milliseconds"))?;
             Ok(Duration::from_millis(ms.max(100)))
@@ -408,6 +430,9 @@ impl Settings {
     pub fn check(&self) -> anyhow::Result<()> {
         if self.relay_batch_size < 1 || self.projector_batch_size < 1 {
             bail!("batch sizes must be at least 1");
+        }
+        if !(0..=events::MAX_POINTS_AMOUNT).contains(&self.streak_bonus_points) {
+            bail!("STREAK_BONUS_POINTS must be between 0 and {}", events::MAX_POINTS_AMOUNT);
         }
         if self.http_max_header_bytes < 1024 {
             bail!("HTTP_MAX_HEADER_BYTES must be at least 1024");

@@ -48,6 +48,8 @@ pub const PROFILES: ConsumerSpec = ConsumerSpec {
         "scan.recorded",
         "recycle.completed",
         "points.earned",
+        "attendance.checked_in",
+        "user.character_selected",
     ],
 };
 
@@ -73,11 +75,34 @@ pub const ACTIVITIES: ConsumerSpec = ConsumerSpec {
     ],
 };
 
-/// The leaderboards projector: `GET /leaderboards/*`.
+/// The leaderboards projector: `GET /leaderboards/*`, with closed periods' results.
 pub const LEADERBOARDS: ConsumerSpec = ConsumerSpec {
     name: "projection.leaderboards",
     projection: Some("leaderboards"),
-    bindings: &["points.earned", "user.deleted"],
+    bindings: &["points.earned", "user.deleted", "leaderboard.period_closed"],
+};
+
+/// The rewards policy: turns what users did into `badge.earned` and `character.unlocked`.
+pub const REWARDS_POLICY: ConsumerSpec = ConsumerSpec {
+    name: "rewards-policy",
+    projection: Some("rewards-policy"),
+    bindings: &[
+        "user.registered",
+        "scan.recorded",
+        "points.earned",
+        "level.reached",
+        "attendance.checked_in",
+        "invite.accepted",
+        "leaderboard.period_closed",
+        "user.deleted",
+    ],
+};
+
+/// The rewards projector: `GET /users/me/badges`, `GET /users/me/characters`.
+pub const REWARDS: ConsumerSpec = ConsumerSpec {
+    name: "projection.rewards",
+    projection: Some("rewards"),
+    bindings: &["badge.earned", "character.unlocked", "user.deleted"],
 };
 
 /// The recycling guide projector: `GET /recycle/*`.
@@ -104,7 +129,7 @@ pub const PLACES: ConsumerSpec = ConsumerSpec {
 };
 
 /// The processing group of the projections (profiles, activities, leaderboards, guide,
-/// places): they share the database, so they consume one queue, bound to every type any of
+/// places, rewards): they share the database, so they consume one queue, bound to every type any of
 /// them handles, and apply each batch in one transaction, each with its own deduplication
 /// (`projection.applied_events` keyed by the member), rebuild and replay. It has no
 /// deduplication key of its own.
@@ -131,11 +156,15 @@ pub const READ_MODELS: ConsumerSpec = ConsumerSpec {
         "place.saved",
         "place.removed",
         "user.places_changed",
+        "user.character_selected",
+        "leaderboard.period_closed",
+        "badge.earned",
+        "character.unlocked",
     ],
 };
 
 /// The members of [`READ_MODELS`].
-pub const READ_MODEL_MEMBERS: [&ConsumerSpec; 5] = [&PROFILES, &ACTIVITIES, &LEADERBOARDS, &GUIDE, &PLACES];
+pub const READ_MODEL_MEMBERS: [&ConsumerSpec; 6] = [&PROFILES, &ACTIVITIES, &LEADERBOARDS, &GUIDE, &PLACES, &REWARDS];
 
 /// The mail worker: sends what commands queued.
 pub const MAILER: ConsumerSpec =

@@ -319,6 +319,33 @@ pub async fn mirror(db: &sqlx::PgPool, redis: &Redis, users: &[Uuid], keys: &[St
     write(redis, &scores(db, Some(users), keys).await?).await
 }
 
+/// A closed period's final standings (`read.period_results`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PeriodResult {
+    /// Full key, `weekly:2026-W47`.
+    pub period_key: String,
+    /// When it was closed.
+    pub closed_at: DateTime<Utc>,
+    /// How many took part.
+    pub participants: i64,
+    /// The top 100.
+    pub standings: sqlx::types::Json<Vec<events::FinalStanding>>,
+}
+
+/// The results of the closed period `key`, or of the latest closed period of `period` when
+/// `key` is `None`.
+pub async fn period_result(db: &sqlx::PgPool, period: &str, key: Option<&str>) -> sqlx::Result<Option<PeriodResult>> {
+    sqlx::query_as(
+        "select period_key, closed_at, participants, standings from read.period_results
+         where period = $1 and ($2::text is null or period_key = $2)
+         order by closed_at desc limit 1",
+    )
+    .bind(period)
+    .bind(key)
+    .fetch_optional(db)
+    .await
+}
+
 /// Writing, for the leaderboards projector, inside its batch transaction. Commutative, so
 /// order-free: points add to a board's row and `reached_at` only moves forward; a deletion
 /// removes the person from every board and leaves a tombstone so late points stay out.
@@ -347,6 +374,27 @@ pub mod write {
         .bind(user_id)
         .bind(amount)
         .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a closed period's final standings (the first record of a period wins; the
+    /// closer records each once).
+    pub async fn period_closed(
+        tx: &mut PgConnection,
+        key: &str,
+        closed: &events::LeaderboardPeriodClosed,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "insert into period_results (period_key, period, closed_at, participants, standings)
+             values ($1, $2, $3, $4, $5) on conflict do nothing",
+        )
+        .bind(key)
+        .bind(closed.period.name())
+        .bind(closed.closed_at)
+        .bind(closed.participants)
+        .bind(sqlx::types::Json(&closed.standings))
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -11,6 +11,7 @@
 //! | [`activities`] | `read.activities` | none |
 //! | [`leaderboards`] | `read.leaderboard_scores` | sorted sets per period |
 //! | [`places`] | `read.places`, `read.saved_places` | none |
+//! | [`rewards`] | `read.user_badges`, `read.user_characters` (and the catalogues `rewards.*`) | none |
 //! | [`guide`] | `read.guide_items`, `…_faqs`, `…_regions`, `…_stats` | answers under the guide's generation |
 //!
 //! Calendar periods ([`periods`]) belong to the leaderboards and the guide's statistics.
@@ -22,6 +23,7 @@ pub mod leaderboards;
 pub mod periods;
 pub mod places;
 pub mod profiles;
+pub mod rewards;
 
 /// A keyset page read with `limit + 1` rows: the first `limit` of them, and whether more follow.
 pub(crate) fn page_of<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {

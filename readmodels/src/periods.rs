@@ -88,6 +88,17 @@ impl Period {
             || (year && b.len() == 7 && b[4] == b'-' && number(&b[5..]).is_some_and(|m| (1..=12).contains(&m)))
     }
 
+    /// When the period containing `at` began, in UTC; `None` for all-time.
+    pub fn start_at(self, at: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&tz).date_naive();
+        let start = match self {
+            Self::Weekly => local - chrono::Days::new(u64::from(local.weekday().num_days_from_monday())),
+            Self::Monthly => NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?,
+            Self::AllTime => return None,
+        };
+        tz.from_local_datetime(&start.and_hms_opt(0, 0, 0)?).earliest().map(|d| d.with_timezone(&Utc))
+    }
+
     /// When the period containing `now` ends (the next one starts), in UTC; `None` for all-time.
     pub fn next_reset_at(self, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         let local = now.with_timezone(&tz).date_naive();
@@ -136,6 +147,8 @@ mod tests {
         assert_eq!(Period::Weekly.key_at(monday, SEOUL), "weekly:2026-W48");
         assert_eq!(Period::Weekly.next_reset_at(sunday, SEOUL), Some(monday));
         assert_eq!(Period::Weekly.next_reset_at(monday, SEOUL), Some(monday + chrono::TimeDelta::days(7)));
+        assert_eq!(Period::Weekly.start_at(sunday, SEOUL), Some(monday - chrono::TimeDelta::days(7)));
+        assert_eq!(Period::Weekly.start_at(monday, SEOUL), Some(monday));
     }
 
     #[test]
@@ -145,6 +158,8 @@ mod tests {
         assert_eq!(Period::Monthly.key_at(last, SEOUL), "monthly:2026-11");
         assert_eq!(Period::Monthly.key_at(first, SEOUL), "monthly:2026-12");
         assert_eq!(Period::Monthly.next_reset_at(last, SEOUL), Some(first));
+        assert_eq!(Period::Monthly.start_at(first, SEOUL), Some(first));
+        assert_eq!(Period::Monthly.start_at(last, SEOUL), Some(Utc.with_ymd_and_hms(2026, 10, 31, 15, 0, 0).unwrap()));
         let december = Utc.with_ymd_and_hms(2026, 12, 10, 0, 0, 0).unwrap();
         assert_eq!(
             Period::Monthly.next_reset_at(december, SEOUL),

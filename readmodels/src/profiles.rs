@@ -6,7 +6,7 @@
 //! higher version ([`Redis::set_if_newer`]), so a slow reader filling the cache from an older
 //! database snapshot can never overwrite what the projector wrote after a newer commit.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -43,6 +43,15 @@ pub struct Profile {
     pub invite_code: String,
     /// Sign-up time.
     pub created_at: DateTime<Utc>,
+    /// The character shown with the user (`GET /characters`); `null` until one is selected.
+    pub character_id: Option<String>,
+    /// Consecutive local days checked in, up to today or yesterday; 0 once a day was missed.
+    #[sqlx(rename = "streak_run")]
+    pub current_streak: i64,
+    /// The longest run of consecutive check-in days.
+    pub best_streak: i64,
+    /// The local day of the last check-in.
+    pub last_check_in: Option<NaiveDate>,
     /// Read-model version; bumps on every change.
     #[serde(skip_serializing)]
     #[serde(default)]
@@ -50,7 +59,16 @@ pub struct Profile {
 }
 
 /// Columns of [`Profile`].
-pub const PROFILE_COLUMNS: &str = "user_id, username, nickname, bio, avatar_url, points, level, total_scans, total_recycles, invite_code, created_at, version";
+pub const PROFILE_COLUMNS: &str = "user_id, username, nickname, bio, avatar_url, points, level, total_scans, total_recycles, invite_code, created_at, character_id, streak_run, best_streak, last_check_in, version";
+
+impl Profile {
+    /// The profile as of the local day `today`: the stored run is the streak only while the
+    /// last check-in was today or yesterday.
+    pub fn as_of(mut self, today: NaiveDate) -> Self {
+        self.current_streak = events::rules::streaks::current(self.current_streak, self.last_check_in, today);
+        self
+    }
+}
 
 /// The cache key of a profile.
 pub fn profile_key(redis: &Redis, user_id: Uuid) -> String {
@@ -128,14 +146,17 @@ pub struct Name {
     pub nickname: String,
     /// Level.
     pub level: i32,
+    /// Selected character.
+    pub character_id: Option<String>,
 }
 
 /// The names of those of `users` who have a profile.
 pub async fn names(db: &PgPool, users: &[Uuid]) -> sqlx::Result<std::collections::HashMap<Uuid, Name>> {
-    let rows: Vec<Name> = sqlx::query_as("select user_id, nickname, level from read.profiles where user_id = any($1)")
-        .bind(users)
-        .fetch_all(db)
-        .await?;
+    let rows: Vec<Name> =
+        sqlx::query_as("select user_id, nickname, level, character_id from read.profiles where user_id = any($1)")
+            .bind(users)
+            .fetch_all(db)
+            .await?;
     Ok(rows.into_iter().map(|n| (n.user_id, n)).collect())
 }
 
@@ -166,7 +187,7 @@ pub async fn settings(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Setting
 /// sequence forward; counters and points are commutative additions, the level derived from the
 /// points.
 pub mod write {
-    use chrono::{DateTime, Utc};
+    use chrono::{DateTime, NaiveDate, Utc};
     use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated, rules::level_for};
     use sqlx::PgConnection;
     use uuid::Uuid;
@@ -297,9 +318,62 @@ pub mod write {
         Ok(Written::Done)
     }
 
+    /// Records a check-in day and recomputes the streak from every day (order-free).
+    pub async fn check_in(tx: &mut PgConnection, user_id: Uuid, day: NaiveDate) -> sqlx::Result<Written> {
+        let known: bool = sqlx::query_scalar("select exists (select 1 from profiles where user_id = $1)")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !known {
+            return missing(tx, user_id).await;
+        }
+        let days: Vec<NaiveDate> = sqlx::query_scalar(
+            "with added as (insert into attendance_days (user_id, day) values ($1, $2) on conflict do nothing)
+             select day from attendance_days where user_id = $1
+             union select $2",
+        )
+        .bind(user_id)
+        .bind(day)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (run, best, last) = events::rules::streaks::summary(&days);
+        sqlx::query(
+            "update profiles set streak_run = $2, best_streak = $3, last_check_in = $4, version = version + 1,
+                updated_at = now() where user_id = $1",
+        )
+        .bind(user_id)
+        .bind(run)
+        .bind(best)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Written::Done)
+    }
+
+    /// Shows the selected character, unless a later selection was applied already.
+    pub async fn select_character(
+        tx: &mut PgConnection,
+        user_id: Uuid,
+        character_id: &str,
+        sequence: Option<i64>,
+    ) -> sqlx::Result<Written> {
+        let updated = sqlx::query(
+            "update profiles set character_id = $2, character_sequence = coalesce($3, character_sequence),
+                version = version + 1, updated_at = now()
+             where user_id = $1 and ($3::bigint is null or character_sequence < $3)",
+        )
+        .bind(user_id)
+        .bind(character_id)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 1 { Ok(Written::Done) } else { stale_or_missing(tx, "profiles", user_id).await }
+    }
+
     /// Forgets a person: profile and settings gone, and a tombstone so late events stay out.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
         sqlx::query("delete from profiles where user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("delete from attendance_days where user_id = $1").bind(user_id).execute(&mut *tx).await?;
         sqlx::query("delete from settings where user_id = $1").bind(user_id).execute(&mut *tx).await?;
         sqlx::query("insert into profiles_tombstones (user_id) values ($1) on conflict do nothing")
             .bind(user_id)

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod legacy;
 pub mod mailer;
 pub mod ops;
+pub mod periods;
 pub mod policies;
 pub mod projections;
 pub mod rebuild;
@@ -162,6 +163,7 @@ impl App {
         }
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(retention::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
+        tasks.spawn(periods::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
         let (served, ()) = tokio::join!(server, async {
@@ -202,15 +204,15 @@ mod tests {
 
     #[test]
     fn groups_name_the_chart_deployments() {
-        use platform::topology::{INGEST, MAILER, POINTS_POLICY, READ_MODELS};
+        use platform::topology::{INGEST, MAILER, POINTS_POLICY, READ_MODELS, REWARDS_POLICY};
         assert_eq!(Role::parse_list("").unwrap(), Role::all());
         // The relay and one role per queue: the projections run as their processing group.
-        assert_eq!(Role::all().len(), 5);
+        assert_eq!(Role::all().len(), 6);
         assert_eq!(Role::parse_list("projections").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(Role::parse_list("projection.profiles,leaderboards").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(
             Role::parse_list("relay, policies, mailer").unwrap(),
-            [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&MAILER)]
+            [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&REWARDS_POLICY), Role::consumer(&MAILER)]
         );
         assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::consumer(&INGEST)]);
         assert!(Role::parse_list("projection.nope").unwrap_err().to_string().contains("groups"));

@@ -17,6 +17,7 @@ use platform::{
     redis::Redis,
     topology::{
         ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, READ_MODELS,
+        REWARDS, REWARDS_POLICY,
     },
 };
 use sqlx::PgPool;
@@ -26,10 +27,10 @@ use crate::{
     consumer::{self, ConsumerContext, Projector},
     ingest::Ingest,
     mailer::Mailer,
-    policies::points::PointsPolicy,
+    policies::{points::PointsPolicy, rewards::RewardsPolicy},
     projections::{
         activities::ActivitiesProjector, group::ReadModels, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-        places::PlacesProjector, profiles::ProfilesProjector,
+        places::PlacesProjector, profiles::ProfilesProjector, rewards::RewardsProjector,
     },
     rebuild::{Progress, RebuildReport, ReplayReport},
 };
@@ -37,13 +38,15 @@ use crate::{
 /// Every consumer of the bus, in the order operators see them listed: the projections (which
 /// consume through their processing group's queue), the group itself, and the consumers with
 /// queues of their own.
-pub static CONSUMERS: [Entry; 9] = [
+pub static CONSUMERS: [Entry; 11] = [
     projection::<ProfilesProjector>(&PROFILES),
     consumer::<PointsPolicy>(&POINTS_POLICY, Group::Policies),
+    consumer::<RewardsPolicy>(&REWARDS_POLICY, Group::Policies),
     projection::<ActivitiesProjector>(&ACTIVITIES),
     projection::<LeaderboardsProjector>(&LEADERBOARDS),
     projection::<GuideProjector>(&GUIDE),
     projection::<PlacesProjector>(&PLACES),
+    projection::<RewardsProjector>(&REWARDS),
     Entry {
         spec: &READ_MODELS,
         group: Group::Projections,
@@ -100,7 +103,7 @@ pub struct Deps {
 pub enum Group {
     /// Read-model builders.
     Projections,
-    /// Policies that record events of their own (points).
+    /// Policies that record events of their own (points, rewards).
     Policies,
     /// The mail sender.
     Mailer,
@@ -294,7 +297,7 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CONSUMERS.len());
-        assert_eq!(projection_names(), ["profiles", "activities", "leaderboards", "guide", "places"]);
+        assert_eq!(projection_names(), ["profiles", "activities", "leaderboards", "guide", "places", "rewards"]);
         // The projections consume through their group's queue: those are its members.
         let grouped: Vec<&str> = CONSUMERS
             .iter()
@@ -304,7 +307,7 @@ mod tests {
         let members: Vec<&str> = platform::topology::READ_MODEL_MEMBERS.iter().map(|m| m.name).collect();
         assert_eq!(grouped, members);
         let queues: Vec<&str> = queues().map(|c| c.spec.name).collect();
-        assert_eq!(queues, ["points-policy", "projections", "mailer", "ingest"]);
+        assert_eq!(queues, ["points-policy", "rewards-policy", "projections", "mailer", "ingest"]);
         assert!(find("profiles").is_some_and(Entry::is_projection));
         assert!(find("points-policy").is_some_and(|c| !c.is_projection()));
         assert!(find("nope").is_none());

@@ -7,7 +7,11 @@
 //! piece the same id, and an admin edit of a shipped item keeps its id.
 
 use anyhow::Context;
-use command_api::content::{ContentKind, Saved, rules, save};
+use command_api::content::{
+    ContentKind, Saved,
+    rewards::{self, BadgeContent, CharacterContent, Stored},
+    rules, save,
+};
 use events::{Category, GeoPoint, GuideFaqSaved, GuideItemSaved, GuideRegionSaved, PlaceKind, PlaceSaved, RegionRule};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -15,6 +19,9 @@ use uuid::Uuid;
 
 /// The shipped content.
 pub const CONTENT: &str = include_str!("../../content/guide.json");
+
+/// The shipped reward catalogues.
+pub const REWARDS: &str = include_str!("../../content/rewards.json");
 
 /// Namespace of the content ids.
 const NAMESPACE: Uuid = Uuid::from_u128(0x0ec0_ec00_9d1d_4c2b_a6a4_5e1f_0b7c_2d30);
@@ -103,6 +110,10 @@ pub struct SeedReport {
     pub regions: (u32, u32, u32),
     /// Bins and centers.
     pub places: (u32, u32, u32),
+    /// Badges (catalogue rows, no events).
+    pub badges: (u32, u32, u32),
+    /// Characters (catalogue rows, no events).
+    pub characters: (u32, u32, u32),
 }
 
 impl SeedReport {
@@ -124,7 +135,7 @@ fn count(tally: &mut (u32, u32, u32), saved: Saved) {
 fn follows(checked: Result<(), Vec<platform::error::FieldError>>, kind: &str, slug: &str) -> anyhow::Result<()> {
     checked.map_err(|errors| {
         let each: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-        anyhow::anyhow!("content/guide.json: {kind} `{slug}` breaks the content rules: {}", each.join("; "))
+        anyhow::anyhow!("shipped content: {kind} `{slug}` breaks the content rules: {}", each.join("; "))
     })
 }
 
@@ -181,8 +192,67 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
         follows(rules::place(&place), "place", &p.slug)?;
         count(&mut report.places, command_api::content::places::save(&mut tx, place, source, None).await?);
     }
+    seed_rewards(&mut tx, &mut report).await?;
     tx.commit().await?;
     Ok(report)
+}
+
+/// The reward catalogues of `content/rewards.json`, each entry `{"id": …, …}`, listed in the
+/// order the apps show them.
+struct Rewards {
+    badges: Vec<(String, BadgeContent)>,
+    characters: Vec<(String, CharacterContent)>,
+}
+
+fn read_rewards() -> anyhow::Result<Rewards> {
+    fn entries<T: serde::de::DeserializeOwned>(
+        all: &serde_json::Value,
+        list: &str,
+    ) -> anyhow::Result<Vec<(String, T)>> {
+        let Some(items) = all.get(list).and_then(|v| v.as_array()) else {
+            anyhow::bail!("content/rewards.json: `{list}` must be a list");
+        };
+        items
+            .iter()
+            .map(|item| {
+                let mut item = item.clone();
+                let id = item.as_object_mut().and_then(|o| o.remove("id")).and_then(|v| v.as_str().map(str::to_owned));
+                let id = id.with_context(|| format!("content/rewards.json: an entry of `{list}` has no id"))?;
+                let content = serde_json::from_value(item).with_context(|| format!("content/rewards.json: `{id}`"))?;
+                Ok((id, content))
+            })
+            .collect()
+    }
+    let all: serde_json::Value = serde_json::from_str(REWARDS).context("content/rewards.json")?;
+    Ok(Rewards { badges: entries(&all, "badges")?, characters: entries(&all, "characters")? })
+}
+
+async fn seed_rewards(tx: &mut sqlx::PgConnection, report: &mut SeedReport) -> anyhow::Result<()> {
+    let mut shipped = read_rewards()?;
+    // The file's order is the display order.
+    for (i, (_, b)) in shipped.badges.iter_mut().enumerate() {
+        b.sort_order = i32::try_from(i).unwrap_or(i32::MAX);
+    }
+    for (i, (_, c)) in shipped.characters.iter_mut().enumerate() {
+        c.sort_order = i32::try_from(i).unwrap_or(i32::MAX);
+    }
+    let tally = |t: &mut (u32, u32, u32), s: Stored| match s {
+        Stored::Created => t.0 += 1,
+        Stored::Changed => t.1 += 1,
+        Stored::Unchanged => t.2 += 1,
+    };
+    for (id, badge) in &shipped.badges {
+        follows(rewards::badge(id, badge), "badge", id)?;
+        tally(&mut report.badges, rewards::save_badge(tx, id, badge).await?);
+    }
+    for (id, character) in &shipped.characters {
+        follows(rewards::character(id, character), "character", id)?;
+        let stored = rewards::save_character(tx, id, character)
+            .await?
+            .with_context(|| format!("content/rewards.json: character `{id}` names a badge the catalogue lacks"))?;
+        tally(&mut report.characters, stored);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -210,5 +280,44 @@ mod tests {
             let data = events::EventData::from(item);
             events::EventData::from_parts("guide.item_saved", 1, data.to_json()).unwrap();
         }
+    }
+
+    #[test]
+    fn the_shipped_reward_catalogues_are_complete_and_valid() {
+        let shipped = read_rewards().unwrap();
+        assert!(shipped.badges.len() >= 20, "{} badges", shipped.badges.len());
+        assert!(shipped.characters.len() >= 8, "{} characters", shipped.characters.len());
+        let badge_ids: Vec<&str> = shipped.badges.iter().map(|(id, _)| id.as_str()).collect();
+        for (id, badge) in &shipped.badges {
+            rewards::badge(id, badge).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+        }
+        for (id, character) in &shipped.characters {
+            rewards::character(id, character).unwrap_or_else(|e| panic!("{id}: {e:?}"));
+            if let Some(badge) = &character.rule.badge_id {
+                assert!(badge_ids.contains(&badge.as_str()), "{id} names an unknown badge {badge}");
+            }
+        }
+        // What the issue names: first scan, 10/100/1,000 scans, a first honest recycle, every
+        // category, 7- and 30-day streaks, an invited friend, a week in the top 10.
+        use events::rules::rewards::Criterion as C;
+        let criteria: Vec<&C> = shipped.badges.iter().map(|(_, b)| &b.criterion).collect();
+        for wanted in [
+            C::Scans { count: 1 },
+            C::Scans { count: 10 },
+            C::Scans { count: 100 },
+            C::Scans { count: 1000 },
+            C::Recycles { count: 1 },
+            C::AllCategories,
+            C::Streak { days: 7 },
+            C::Streak { days: 30 },
+            C::Invites { count: 1 },
+            C::WeeklyRank { rank: 10 },
+        ] {
+            assert!(criteria.contains(&&wanted), "no badge for {wanted:?}");
+        }
+        assert!(
+            shipped.characters.iter().any(|(_, c)| c.rule.level == Some(1) && c.rule.badge_id.is_none()),
+            "everyone starts with a character"
+        );
     }
 }

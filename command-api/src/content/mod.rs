@@ -3,6 +3,7 @@
 //! commands and by `ecoctl seed`; [`places`] adds the places' own table.
 
 pub mod places;
+pub mod rewards;
 pub mod rules;
 
 /// Kinds of guide content, as stored in `app.guide_content.kind`.

@@ -9,6 +9,7 @@ mod email;
 mod guide;
 mod oauth;
 mod places;
+mod rewards;
 
 use axum::http::{HeaderMap, HeaderValue};
 use platform::consistency::{ConsistencyToken, TOKEN_HEADER};
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(guide::router())
         .merge(places::router())
+        .merge(rewards::router())
 }
 
 /// Routes outside `/api/v1`.

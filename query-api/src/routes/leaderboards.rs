@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::{AppState, consistency::Consistency, local::Page};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(board)).routes(routes!(my_rank))
+    OpenApiRouter::new().routes(routes!(board)).routes(routes!(my_rank)).routes(routes!(results))
 }
 
 /// Query parameters of a board.
@@ -52,6 +52,8 @@ pub struct Entry {
     pub user_id: Uuid,
     /// Display name.
     pub nickname: String,
+    /// The character they show (`GET /characters`); `null` when none was selected.
+    pub character_id: Option<String>,
     /// Points in the period.
     pub points: i64,
     /// Overall level.
@@ -135,6 +137,7 @@ async fn named(state: &AppState, scored: Vec<leaderboard::Scored>) -> Result<Vec
                 rank: s.rank,
                 user_id: s.user_id,
                 nickname: name.nickname,
+                character_id: name.character_id,
                 points: s.points,
                 level: name.level,
             })
@@ -248,6 +251,126 @@ async fn my_rank(
             rank: standing.rank,
             points: standing.points,
             entries: standing.entries.to_vec(),
+        }),
+    ))
+}
+
+/// Which closed period's results.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ResultsParams {
+    /// The period: `2026-W46` (weekly) or `2026-10` (monthly). Default: the latest closed one.
+    #[param(pattern = r"^(?:[0-9]{4}-W(?:0[1-9]|[1-4][0-9]|5[0-3])|[0-9]{4}-(?:0[1-9]|1[0-2]))$")]
+    pub period_key: Option<String>,
+}
+
+/// One place in a closed period's final standings.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FinalEntry {
+    /// Competition rank.
+    pub rank: i64,
+    /// User.
+    pub user_id: Uuid,
+    /// Display name now; `null` when the account was deleted since.
+    pub nickname: Option<String>,
+    /// The character they show now; `null` when none.
+    pub character_id: Option<String>,
+    /// Points in the period.
+    pub points: i64,
+}
+
+/// A closed period's final standings.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Results {
+    /// The period, e.g. `2026-W47` or `2026-11`.
+    pub period_key: String,
+    /// When it was closed.
+    pub closed_at: DateTime<Utc>,
+    /// Everyone with points in the period.
+    pub participants: i64,
+    /// The top 100, best first.
+    pub items: Vec<FinalEntry>,
+    /// Always `null`: the standings come whole.
+    pub next_cursor: Option<String>,
+}
+
+/// The final standings of a closed week or month (top 100): what `leaderboard.period_closed`
+/// recorded when the period ended. 404 until the period is closed (shortly after it ends).
+#[utoipa::path(get, path = "/leaderboards/{period}/results", tag = "leaderboards", security(("bearer" = [])),
+    params(("period" = String, Path, description = "weekly or monthly"), ResultsParams,
+           ("x-consistency-token" = Option<String>, Header, description = "Token from a command response")),
+    responses((status = 200, body = Results),
+              (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+async fn results(
+    State(state): State<AppState>,
+    _caller: AuthUser,
+    ApiPath(period): ApiPath<String>,
+    consistency: Consistency,
+    ApiQuery(params): ApiQuery<ResultsParams>,
+) -> Result<(HeaderMap, Json<Results>), ApiError> {
+    let kind = match Period::from_name(&period) {
+        Some(p @ (Period::Weekly | Period::Monthly)) => p,
+        Some(Period::AllTime) => {
+            return Err(ApiError::not_found("unknown_period", "All-time never closes; use weekly or monthly."));
+        }
+        None => {
+            return Err(ApiError::not_found(
+                "unknown_period",
+                format!("No leaderboard `{period}`; use weekly or monthly."),
+            ));
+        }
+    };
+    let key = match params.period_key.as_deref().map(str::trim) {
+        None => None,
+        Some(value) => match kind.parse_key(value) {
+            Some(key) => Some(key),
+            None if Period::is_key_shaped(value) => {
+                return Err(ApiError::not_found(
+                    "unknown_period_key",
+                    format!("The {} board has no period `{value}`.", kind.name()),
+                ));
+            }
+            None => {
+                return Err(ApiError::invalid("period_key", "must look like 2026-W47 (weekly) or 2026-11 (monthly)"));
+            }
+        },
+    };
+    let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
+    let Some(result) = leaderboard::period_result(&state.db, kind.name(), key.as_deref()).await? else {
+        return Err(ApiError::not_found(
+            "period_not_closed",
+            match params.period_key {
+                Some(k) => format!("The {} period `{}` has not been closed (yet).", kind.name(), k.trim()),
+                None => format!("No {} period has been closed yet.", kind.name()),
+            },
+        ));
+    };
+    let ids: Vec<Uuid> = result.standings.iter().map(|s| s.user_id).collect();
+    let names = profiles::names(&state.db, &ids).await?;
+    let items = result
+        .standings
+        .0
+        .into_iter()
+        .map(|s| {
+            let name = names.get(&s.user_id);
+            FinalEntry {
+                rank: s.rank,
+                user_id: s.user_id,
+                nickname: name.map(|n| n.nickname.clone()),
+                character_id: name.and_then(|n| n.character_id.clone()),
+                points: s.points,
+            }
+        })
+        .collect();
+    Ok((
+        freshness.headers(),
+        Json(Results {
+            period_key: Period::public_key(&result.period_key).to_owned(),
+            closed_at: result.closed_at,
+            participants: result.participants,
+            items,
+            next_cursor: None,
         }),
     ))
 }

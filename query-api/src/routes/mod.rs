@@ -6,6 +6,7 @@ mod guide;
 pub(crate) mod leaderboards;
 mod me;
 mod places;
+mod rewards;
 mod scans;
 mod users;
 
@@ -23,4 +24,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(geo::router())
         .merge(scans::router())
         .merge(export::router())
+        .merge(rewards::router())
 }

@@ -48,7 +48,8 @@ async fn me(
             "This account has no profile yet; retry with the X-Consistency-Token of your last command.",
         )
     })?;
-    Ok((freshness.headers(), Json(profile)))
+    let today = Utc::now().with_timezone(&state.settings.app_timezone).date_naive();
+    Ok((freshness.headers(), Json(profile.as_of(today))))
 }
 
 /// Who the token belongs to.

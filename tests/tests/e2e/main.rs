@@ -19,6 +19,7 @@ mod places;
 mod readiness;
 mod rebuild;
 mod retention;
+mod rewards;
 mod rolling;
 mod scale;
 mod social;

@@ -23,7 +23,8 @@ pub(crate) async fn read_models(system: &TestSystem) -> Value {
         (
             "profiles",
             "select user_id, username, nickname, bio, avatar_url, provider, points, level, total_scans,
-                    total_recycles, invite_code, created_at, profile_sequence from read.profiles",
+                    total_recycles, invite_code, created_at, profile_sequence, character_id, character_sequence,
+                    streak_run, best_streak, last_check_in from read.profiles",
             "user_id",
         ),
         (
@@ -38,6 +39,11 @@ pub(crate) async fn read_models(system: &TestSystem) -> Value {
         ("leaderboard_tombstones", "select user_id from read.leaderboard_tombstones", "user_id"),
         ("guide_stats", "select * from read.guide_stats", "period_key, category"),
         ("places_tombstones", "select user_id from read.places_tombstones", "user_id"),
+        ("attendance_days", "select * from read.attendance_days", "user_id, day"),
+        ("user_badges", "select * from read.user_badges", "user_id, badge_id"),
+        ("user_characters", "select * from read.user_characters", "user_id, character_id"),
+        ("rewards_tombstones", "select user_id from read.rewards_tombstones", "user_id"),
+        ("period_results", "select * from read.period_results", "period_key"),
     ];
     let mut out = serde_json::Map::new();
     for (name, select, order) in queries {
@@ -69,6 +75,7 @@ pub(crate) fn projector(system: &TestSystem, name: &str) -> Named {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
     let system = TestSystem::start().await;
+    workers::seed::seed(&system.db).await.unwrap();
     let mut users = Vec::new();
     for i in 0..5 {
         let user = system.register(format!("rb{i}")).await;
@@ -91,6 +98,23 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
         .await
         .unwrap();
     assert_eq!(renamed.status(), StatusCode::ACCEPTED.as_u16());
+    // Everyone starts with the sprout (level 1); users[3] shows it.
+    system
+        .eventually(Duration::from_secs(20), "the sprout unlocked", || async {
+            let res = system.query("/api/v1/users/me/characters", &users[3].access_token, None).await;
+            (res.body["items"].as_array().is_some_and(|i| i.iter().any(|c| c["character_id"] == "sprout")))
+                .then_some(())
+        })
+        .await;
+    let selected = system
+        .http
+        .put(format!("{}/api/v1/users/me/character", system.command_url))
+        .bearer_auth(&users[3].access_token)
+        .json(&json!({"character_id": "sprout"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(selected.status(), StatusCode::ACCEPTED.as_u16());
     let deleted = system
         .http
         .delete(format!("{}/api/v1/users/me", system.command_url))
@@ -104,6 +128,13 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
     let before = read_models(&system).await;
     assert_eq!(before["profiles"].as_array().unwrap().len(), 4, "the deleted user is gone");
     assert_eq!(before["activities_tombstones"].as_array().unwrap().len(), 1);
+    assert_eq!(before["rewards_tombstones"].as_array().unwrap().len(), 1);
+    assert!(
+        before["user_badges"].as_array().unwrap().len() >= 4,
+        "first scans, among others: {}",
+        before["user_badges"]
+    );
+    assert_eq!(before["attendance_days"].as_array().unwrap().len(), 1);
     let awards = system.count("select count(*) from eventstore.events where type = 'points.earned'").await;
     let mails = system.count("select count(*) from eventstore.events where type = 'mail.requested'").await;
 
@@ -114,7 +145,10 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
          update read.guide_stats set scans = 0;
          delete from read.activities where action = 'points';
          update read.leaderboard_scores set points = points + 5000;
-         delete from read.activities_tombstones;",
+         delete from read.activities_tombstones;
+         delete from read.user_badges;
+         update read.profiles set character_id = null, best_streak = 0;
+         delete from read.attendance_days;",
     )
     .execute(&system.db)
     .await
@@ -151,7 +185,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
         })
     };
     let mut reports = Vec::new();
-    for name in ["profiles", "activities", "leaderboards", "guide", "places"] {
+    for name in ["profiles", "activities", "leaderboards", "guide", "places", "rewards"] {
         let mut ticks = 0;
         let report = projector(&system, name).rebuild(&system.db, |_| ticks += 1).await.unwrap();
         assert!(ticks >= 2, "progress is reported");
@@ -166,9 +200,15 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
 
     // Users who did nothing during the rebuild look exactly as before the damage.
     let after = read_models(&system).await;
-    for table in
-        ["settings", "profiles_tombstones", "activities_tombstones", "leaderboard_tombstones", "places_tombstones"]
-    {
+    for table in [
+        "settings",
+        "profiles_tombstones",
+        "activities_tombstones",
+        "leaderboard_tombstones",
+        "places_tombstones",
+        "rewards_tombstones",
+        "period_results",
+    ] {
         assert_eq!(after[table], before[table], "{table}");
     }
     let quiet: Vec<String> = users[2..].iter().map(|u| u.user_id.to_string()).collect();
@@ -181,7 +221,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
             .cloned()
             .collect()
     };
-    for table in ["profiles", "activities", "leaderboard_scores"] {
+    for table in ["profiles", "activities", "leaderboard_scores", "attendance_days", "user_badges", "user_characters"] {
         assert_eq!(of_quiet(&after, table), of_quiet(&before, table), "{table}");
     }
     // The two busy ones have exactly what they did: every scan once, every award once.
@@ -303,8 +343,9 @@ async fn replay_applies_only_what_was_missed_and_wrong_names_or_ranges_are_refus
     assert!(refused("points-policy").contains("not a projection"), "{}", refused("points-policy"));
     assert!(refused("mailer").contains("not a projection"));
     assert!(
-        refused("profilez")
-            .contains("no projection `profilez`; projections: profiles, activities, leaderboards, guide, places")
+        refused("profilez").contains(
+            "no projection `profilez`; projections: profiles, activities, leaderboards, guide, places, rewards"
+        )
     );
     let err = |r: anyhow::Result<workers::rebuild::ReplayReport>| r.unwrap_err().to_string();
     assert!(err(activities.replay(&system.db, 0, 5, |_| {}).await).contains("1 <= --from <= --to"));

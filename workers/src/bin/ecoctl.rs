@@ -190,12 +190,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let r = workers::seed::seed(&pool).await?;
             let show = |(c, ch, u): (u32, u32, u32)| format!("{c} new, {ch} changed, {u} unchanged");
             println!(
-                "seed: items {}; questions {}; regions {}; places {}; {} event(s) written",
+                "seed: items {}; questions {}; regions {}; places {}; {} event(s) written; badges {}; characters {}",
                 show(r.items),
                 show(r.faqs),
                 show(r.regions),
                 show(r.places),
-                r.events()
+                r.events(),
+                show(r.badges),
+                show(r.characters)
             );
         }
         Command::Projections { command: ProjectionsCommand::Status } => {

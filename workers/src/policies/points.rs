@@ -19,8 +19,8 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use events::{
-    Event, EventData, LevelReached, PointsEarned, PointsReason,
-    rules::{ATTENDANCE_POINTS, INVITE_POINTS, RECYCLE_POINTS, SCAN_POINTS, level_for},
+    AttendanceCheckedIn, Event, EventData, LevelReached, PointsEarned, PointsReason,
+    rules::{ATTENDANCE_POINTS, INVITE_POINTS, RECYCLE_POINTS, SCAN_POINTS, STREAK_BONUS_EVERY, level_for, streaks},
 };
 use platform::{
     eventstore,
@@ -45,6 +45,8 @@ pub struct PointsPolicy {
     pub unique_images: bool,
     /// Pay a recycle only this close (metres) to a known bin or center.
     pub recycle_max_distance_m: f64,
+    /// Points for every 7th consecutive check-in day (0: none).
+    pub streak_bonus_points: i64,
 }
 
 /// One possible award, decided from the event alone.
@@ -216,6 +218,71 @@ impl Projector for PointsPolicy {
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
+        self.award(tx, event).await?;
+        if let EventData::AttendanceCheckedIn(a) = &event.data {
+            self.streak_bonuses(tx, event, a).await?;
+        }
+        Ok(())
+    }
+}
+
+impl PointsPolicy {
+    /// Records the check-in day and pays the streak bonus of every day whose run of consecutive
+    /// days it makes a multiple of [`STREAK_BONUS_EVERY`] (the day itself, or, for a day that
+    /// arrives late, the days after it). Keyed in the ledger by user and day: once per streak day.
+    async fn streak_bonuses(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+        a: &AttendanceCheckedIn,
+    ) -> Result<(), ApplyError> {
+        let days: Vec<chrono::NaiveDate> = sqlx::query_scalar(
+            "with added as (insert into points.check_in_days (user_id, day) values ($1, $2) on conflict do nothing)
+             select day from points.check_in_days where user_id = $1 union select $2",
+        )
+        .bind(a.user_id)
+        .bind(a.date)
+        .fetch_all(&mut *tx)
+        .await?;
+        if self.streak_bonus_points <= 0 {
+            return Ok(());
+        }
+        for day in streaks::bonus_days(&days, a.date, STREAK_BONUS_EVERY) {
+            let earned = Event::new(
+                SOURCE,
+                a.user_id,
+                PointsEarned {
+                    user_id: a.user_id,
+                    amount: self.streak_bonus_points,
+                    reason: PointsReason::Streak,
+                    source_event_id: event.id,
+                }
+                .into(),
+            );
+            let source_key = Uuid::new_v5(&a.user_id, format!("streak:{day}").as_bytes());
+            let before = Self::lock_balance(tx, a.user_id).await?;
+            let inserted = sqlx::query(
+                "insert into points.ledger (rule, source_key, user_id, amount, source_event_id, earned_event_id, local_date, earned_at)
+                 values ('streak', $1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
+            )
+            .bind(source_key)
+            .bind(a.user_id)
+            .bind(self.streak_bonus_points)
+            .bind(event.id)
+            .bind(earned.id)
+            .bind(day)
+            .bind(event.occurred_at)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 1 {
+                Self::credit(tx, event, a.user_id, before, self.streak_bonus_points, Some(earned.data)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pays what `event` earns under the rules, once.
+    async fn award(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         if let EventData::PointsEarned(p) = &event.data {
             // Only an admin's bonus is news to the balance; our own awards were counted already.
             if p.reason == PointsReason::Bonus {
@@ -298,6 +365,7 @@ impl crate::registry::Build for PointsPolicy {
             scan_daily_cap: s.scan_daily_cap,
             unique_images: s.scan_unique_images,
             recycle_max_distance_m: s.recycle_max_distance_m,
+            streak_bonus_points: s.streak_bonus_points,
         })
     }
 }
@@ -349,6 +417,7 @@ mod tests {
             scan_daily_cap: 3,
             unique_images: true,
             recycle_max_distance_m: 50.0,
+            streak_bonus_points: 20,
         }
     }
 

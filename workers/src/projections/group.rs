@@ -7,7 +7,7 @@
 //! applied), its shared advisory lock against a rebuild's swap, its rebuild and replay from the
 //! log (they use the member alone), and its caches (`after_commit`, with the events of its
 //! types). What the
-//! group changes is the cost: one delivery and one transaction per event for all five, instead
+//! group changes is the cost: one delivery and one transaction per event for all six, instead
 //! of one per member. An event one member cannot apply fails the batch for all of them; after
 //! the retry tiers it is parked in the group's parked queue with the member named in its
 //! detail, and a requeue applies it to the members that still lack it.
@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{
     activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-    places::PlacesProjector, profiles::ProfilesProjector,
+    places::PlacesProjector, profiles::ProfilesProjector, rewards::RewardsProjector,
 };
 use crate::consumer::{ApplyError, BatchError, Consume, Outcome, Projector, projection_lock, projection_name};
 
@@ -33,6 +33,7 @@ pub struct ReadModels {
     leaderboards: LeaderboardsProjector,
     guide: GuideProjector,
     places: PlacesProjector,
+    rewards: RewardsProjector,
 }
 
 /// Whether `member` handles `event`.
@@ -133,6 +134,7 @@ impl Consume for ReadModels {
             batch.apply(tx, &self.leaderboards, event).await?;
             batch.apply(tx, &self.guide, event).await?;
             batch.apply(tx, &self.places, event).await?;
+            batch.apply(tx, &self.rewards, event).await?;
         }
         Ok(batch.applied)
     }
@@ -145,6 +147,7 @@ impl Consume for ReadModels {
         Projector::after_commit(&self.leaderboards, &share(&self.leaderboards, applied)).await;
         Projector::after_commit(&self.guide, &share(&self.guide, applied)).await;
         Projector::after_commit(&self.places, &share(&self.places, applied)).await;
+        Projector::after_commit(&self.rewards, &share(&self.rewards, applied)).await;
     }
 }
 
@@ -158,6 +161,7 @@ impl ReadModels {
             leaderboards: LeaderboardsProjector::build(deps)?,
             guide: GuideProjector::build(deps)?,
             places: PlacesProjector::build(deps)?,
+            rewards: RewardsProjector::build(deps)?,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Commutative, so order-free: a `points.earned` adds its amount to the weekly, monthly and
 //! all-time rows of the period its `occurred_at` falls in (app time zone), and `reached_at`
 //! only moves forward. `user.deleted` removes the person from every board.
+//! `leaderboard.period_closed` stores the period's final standings (`period_results`), once.
 
 use std::collections::BTreeSet;
 
@@ -40,7 +41,7 @@ impl LeaderboardsProjector {
 }
 
 impl Projector for LeaderboardsProjector {
-    const TABLES: &'static [&'static str] = &["leaderboard_scores", "leaderboard_tombstones"];
+    const TABLES: &'static [&'static str] = &["leaderboard_scores", "leaderboard_tombstones", "period_results"];
 
     fn spec(&self) -> &'static ConsumerSpec {
         &LEADERBOARDS
@@ -59,6 +60,10 @@ impl Projector for LeaderboardsProjector {
                 leaderboard::write::add_points(tx, &self.keys(event), p.user_id, p.amount, event.occurred_at).await?
             }
             EventData::UserDeleted(d) => leaderboard::write::forget(tx, d.user_id).await?,
+            EventData::LeaderboardPeriodClosed(c) => {
+                let key = format!("{}:{}", c.period.name(), c.period_key);
+                leaderboard::write::period_closed(tx, &key, c).await?
+            }
             _ => {}
         }
         Ok(())

@@ -6,3 +6,4 @@ pub mod guide;
 pub mod leaderboards;
 pub mod places;
 pub mod profiles;
+pub mod rewards;

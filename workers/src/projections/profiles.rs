@@ -5,7 +5,9 @@
 //! user: `user.registered` inserts only if absent and never after `user.deleted` (the
 //! `profiles_tombstones` tombstone); `user.profile_updated` only moves `profile_sequence`
 //! forward, and waits (transient error, retried) when it overtakes the registration; counters
-//! and points are commutative additions, and the level is derived from the points.
+//! and points are commutative additions, and the level is derived from the points; the
+//! character selection moves its own sequence forward; streaks are recomputed from the set of
+//! check-in days (`attendance_days`), whatever order the days arrive in.
 
 use events::{Event, EventData};
 use platform::{
@@ -33,7 +35,7 @@ impl ProfilesProjector {
 }
 
 impl Projector for ProfilesProjector {
-    const TABLES: &'static [&'static str] = &["profiles", "settings", "profiles_tombstones"];
+    const TABLES: &'static [&'static str] = &["profiles", "settings", "profiles_tombstones", "attendance_days"];
 
     fn spec(&self) -> &'static ConsumerSpec {
         &PROFILES
@@ -61,6 +63,10 @@ impl Projector for ProfilesProjector {
             EventData::ScanRecorded(_) => write::bump(tx, user, Bump::Scan).await?,
             EventData::RecycleCompleted(_) => write::bump(tx, user, Bump::Recycle).await?,
             EventData::PointsEarned(p) => write::bump(tx, user, Bump::Points(p.amount)).await?,
+            EventData::AttendanceCheckedIn(a) => write::check_in(tx, a.user_id, a.date).await?,
+            EventData::UserCharacterSelected(c) => {
+                write::select_character(tx, c.user_id, &c.character_id, event.sequence).await?
+            }
             EventData::UserDeleted(e) => {
                 write::forget(tx, e.user_id).await?;
                 Written::Done

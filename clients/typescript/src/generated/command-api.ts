@@ -21,6 +21,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/badges/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a badge of the catalogue (admin only). Future awards follow it; badges
+         *     already earned stay.
+         */
+        put: operations["put_badge"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/characters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Create or replace a character of the catalogue (admin only). The badge its rule names must
+         *     be in the catalogue.
+         */
+        put: operations["put_character"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/locations": {
         parameters: {
             query?: never;
@@ -470,6 +510,26 @@ export interface paths {
         patch: operations["update_profile"];
         trace?: never;
     };
+    "/api/v1/users/me/character": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Select the character shown on my profile and leaderboard entries. Records
+         *     `user.character_selected`; 409 while the character is locked for me.
+         */
+        put: operations["select_character"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/password": {
         parameters: {
             query?: never;
@@ -550,6 +610,37 @@ export interface components {
             state: string;
         };
         /**
+         * @description A badge of the catalogue, whole.
+         * @example {
+         *       "criterion": {
+         *         "count": 1,
+         *         "kind": "scans"
+         *       },
+         *       "description_en": "example",
+         *       "description_ko": "example",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "sort_order": 1
+         *     }
+         */
+        BadgeContent: {
+            /** @description When it is earned. */
+            criterion: components["schemas"]["Criterion"];
+            /** @description English description, up to 300 characters. */
+            description_en: string;
+            /** @description Korean description, up to 300 characters. */
+            description_ko: string;
+            /** @description English name, 1 to 50 characters. */
+            name_en: string;
+            /** @description Korean name, 1 to 50 characters. */
+            name_ko: string;
+            /**
+             * Format: int32
+             * @description Place in the list (lower first); default 0.
+             */
+            sort_order?: number;
+        };
+        /**
          * @description Accepted grant.
          * @example {
          *       "event_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
@@ -595,11 +686,55 @@ export interface components {
             state: string;
         };
         /**
+         * @description What an edit of the catalogue did.
+         * @example {
+         *       "id": "example",
+         *       "result": "created"
+         *     }
+         */
+        CatalogueEdit: {
+            /** @description The entry. */
+            id: string;
+            /** @description `created`, `changed` or `unchanged`. */
+            result: components["schemas"]["Stored"];
+        };
+        /**
          * @description A waste category of the recycling guide.
          * @example plastic
          * @enum {string}
          */
         Category: "plastic" | "paper" | "metal" | "glass" | "general" | "food" | "large" | "electronic" | "hazardous";
+        /**
+         * @description A character of the catalogue, whole.
+         * @example {
+         *       "description_en": "example",
+         *       "description_ko": "example",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "rule": {
+         *         "badge_id": "example",
+         *         "level": 2
+         *       },
+         *       "sort_order": 1
+         *     }
+         */
+        CharacterContent: {
+            /** @description English description, up to 300 characters. */
+            description_en: string;
+            /** @description Korean description, up to 300 characters. */
+            description_ko: string;
+            /** @description English name, 1 to 50 characters. */
+            name_en: string;
+            /** @description Korean name, 1 to 50 characters. */
+            name_ko: string;
+            /** @description When it unlocks: a level, a badge, or both. */
+            rule: components["schemas"]["UnlockRule"];
+            /**
+             * Format: int32
+             * @description Place in the list (lower first); default 0.
+             */
+            sort_order?: number;
+        };
         /**
          * @description Accepted check-in.
          * @example {
@@ -612,6 +747,73 @@ export interface components {
              * @description The local date checked in.
              */
             date: string;
+        };
+        /**
+         * @description When a badge is earned. Catalogue entries carry one, as JSON (`{"kind": "scans", "count": 10}`).
+         * @example {
+         *       "count": 1,
+         *       "kind": "scans"
+         *     }
+         */
+        Criterion: {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "scans";
+        } | {
+            /** @enum {string} */
+            kind: "all_categories";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "recycles";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "invites";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            days: number;
+            /** @enum {string} */
+            kind: "streak";
+        } | {
+            /** @enum {string} */
+            kind: "level";
+            /**
+             * Format: int32
+             * @description Which.
+             */
+            level: number;
+        } | {
+            /** @enum {string} */
+            kind: "weekly_rank";
+            /**
+             * Format: int64
+             * @description The worst rank that counts.
+             */
+            rank: number;
+        } | {
+            /** @enum {string} */
+            kind: "monthly_rank";
+            /**
+             * Format: int64
+             * @description The worst rank that counts.
+             */
+            rank: number;
         };
         /**
          * @description Confirmation of a deletion.
@@ -1304,6 +1506,16 @@ export interface components {
             scanned_at?: string | null;
         };
         /**
+         * @description The character to show.
+         * @example {
+         *       "character_id": "example"
+         *     }
+         */
+        SelectCharacter: {
+            /** @description One of my unlocked characters (`GET /users/me/characters`). */
+            character_id: string;
+        };
+        /**
          * @description Settings to change (at least one).
          * @example {
          *       "language": "ko",
@@ -1344,6 +1556,12 @@ export interface components {
             user_id: string;
         };
         /**
+         * @description What storing an entry did.
+         * @example created
+         * @enum {string}
+         */
+        Stored: "created" | "changed" | "unchanged";
+        /**
          * @description A token from a mail.
          * @example {
          *       "token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
@@ -1375,6 +1593,22 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
         };
+        /**
+         * @description When a character unlocks: a level, a badge, or both (at least one).
+         * @example {
+         *       "badge_id": "example",
+         *       "level": 2
+         *     }
+         */
+        UnlockRule: {
+            /** @description The badge to hold, if any. */
+            badge_id?: string | null;
+            /**
+             * Format: int32
+             * @description The level to reach, if any.
+             */
+            level?: number | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1399,6 +1633,226 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_badge: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Badge id: lowercase letters, digits and inner hyphens */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BadgeContent"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogueEdit"];
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (see `code`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nothing with that id (see `code`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    put_character: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Character id: lowercase letters, digits and inner hyphens */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CharacterContent"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogueEdit"];
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (see `code`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Nothing with that id (see `code`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
             500: {
@@ -4083,6 +4537,114 @@ export interface operations {
             };
             /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than this operation accepts (`code`: `payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not `Content-Type: application/json` (`code`: `unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    select_character: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SelectCharacter"];
+            };
+        };
+        responses: {
+            /** @description Accepted: recorded; read models follow (send `X-Consistency-Token` to read it) */
+            202: {
+                headers: {
+                    "x-consistency-token"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description The request could not be read (`code`: `malformed_json`, `unreadable_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such character */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not unlocked yet */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

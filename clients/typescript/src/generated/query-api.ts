@@ -21,6 +21,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/badges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The badge catalogue, in display order, with each badge's criterion. */
+        get: operations["badges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/characters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The character catalogue, in display order, with each character's unlock rule. */
+        get: operations["characters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/leaderboards/{period}": {
         parameters: {
             query?: never;
@@ -47,6 +81,26 @@ export interface paths {
         };
         /** My rank and points on a board, and the entries around me. */
         get: operations["my_rank"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/leaderboards/{period}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The final standings of a closed week or month (top 100): what `leaderboard.period_closed`
+         *     recorded when the period ended. 404 until the period is closed (shortly after it ends).
+         */
+        get: operations["results"];
         put?: never;
         post?: never;
         delete?: never;
@@ -373,6 +427,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/badges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My badges, in the order I earned them. */
+        get: operations["my_badges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/characters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My unlocked characters and the one I selected. */
+        get: operations["my_characters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/export": {
         parameters: {
             query?: never;
@@ -554,10 +642,64 @@ export interface components {
             next_cursor?: string | null;
         };
         /**
+         * @description A badge of the catalogue.
+         * @example {
+         *       "criterion": {
+         *         "count": 1,
+         *         "kind": "scans"
+         *       },
+         *       "description_en": "example",
+         *       "description_ko": "example",
+         *       "id": "example",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병"
+         *     }
+         */
+        Badge: {
+            /** @description When it is earned. */
+            criterion: components["schemas"]["Criterion"];
+            /** @description English description. */
+            description_en: string;
+            /** @description Korean description. */
+            description_ko: string;
+            /** @description Its slug, e.g. `scans-10`. */
+            id: string;
+            /** @description English name. */
+            name_en: string;
+            /** @description Korean name. */
+            name_ko: string;
+        };
+        /**
+         * @description The badge catalogue.
+         * @example {
+         *       "items": [
+         *         {
+         *           "criterion": {
+         *             "count": 1,
+         *             "kind": "scans"
+         *           },
+         *           "description_en": "example",
+         *           "description_ko": "example",
+         *           "id": "example",
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
+        BadgeList: {
+            /** @description Entries. */
+            items: components["schemas"]["Badge"][];
+            /** @description Always `null`: the list comes whole. */
+            next_cursor?: string | null;
+        };
+        /**
          * @description A page of a board.
          * @example {
          *       "items": [
          *         {
+         *           "character_id": "example",
          *           "level": 2,
          *           "nickname": "미나",
          *           "points": 120,
@@ -654,8 +796,163 @@ export interface components {
             scans: number;
         };
         /**
+         * @description A character of the catalogue.
+         * @example {
+         *       "description_en": "example",
+         *       "description_ko": "example",
+         *       "id": "example",
+         *       "name_en": "Clear PET bottle",
+         *       "name_ko": "투명 페트병",
+         *       "rule": {
+         *         "badge_id": "example",
+         *         "level": 2
+         *       }
+         *     }
+         */
+        Character: {
+            /** @description English description. */
+            description_en: string;
+            /** @description Korean description. */
+            description_ko: string;
+            /** @description Its slug, e.g. `sprout`. */
+            id: string;
+            /** @description English name. */
+            name_en: string;
+            /** @description Korean name. */
+            name_ko: string;
+            /** @description When it unlocks. */
+            rule: components["schemas"]["UnlockRule"];
+        };
+        /**
+         * @description The character catalogue.
+         * @example {
+         *       "items": [
+         *         {
+         *           "description_en": "example",
+         *           "description_ko": "example",
+         *           "id": "example",
+         *           "name_en": "Clear PET bottle",
+         *           "name_ko": "투명 페트병",
+         *           "rule": {
+         *             "badge_id": "example",
+         *             "level": 2
+         *           }
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
+        CharacterList: {
+            /** @description Entries. */
+            items: components["schemas"]["Character"][];
+            /** @description Always `null`: the list comes whole. */
+            next_cursor?: string | null;
+        };
+        /**
+         * @description When a badge is earned. Catalogue entries carry one, as JSON (`{"kind": "scans", "count": 10}`).
+         * @example {
+         *       "count": 1,
+         *       "kind": "scans"
+         *     }
+         */
+        Criterion: {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "scans";
+        } | {
+            /** @enum {string} */
+            kind: "all_categories";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "recycles";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            count: number;
+            /** @enum {string} */
+            kind: "invites";
+        } | {
+            /**
+             * Format: int64
+             * @description How many.
+             */
+            days: number;
+            /** @enum {string} */
+            kind: "streak";
+        } | {
+            /** @enum {string} */
+            kind: "level";
+            /**
+             * Format: int32
+             * @description Which.
+             */
+            level: number;
+        } | {
+            /** @enum {string} */
+            kind: "weekly_rank";
+            /**
+             * Format: int64
+             * @description The worst rank that counts.
+             */
+            rank: number;
+        } | {
+            /** @enum {string} */
+            kind: "monthly_rank";
+            /**
+             * Format: int64
+             * @description The worst rank that counts.
+             */
+            rank: number;
+        };
+        /**
+         * @description A badge someone earned.
+         * @example {
+         *       "badge_id": "example",
+         *       "earned_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
+        EarnedBadge: {
+            /** @description The badge. */
+            badge_id: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            earned_at: string;
+        };
+        /**
+         * @description My badges.
+         * @example {
+         *       "items": [
+         *         {
+         *           "badge_id": "example",
+         *           "earned_at": "2026-11-22T03:00:00Z"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9"
+         *     }
+         */
+        EarnedBadgeList: {
+            /** @description Entries. */
+            items: components["schemas"]["EarnedBadge"][];
+            /** @description Always `null`: the list comes whole. */
+            next_cursor?: string | null;
+        };
+        /**
          * @description One line of a board.
          * @example {
+         *       "character_id": "example",
          *       "level": 2,
          *       "nickname": "미나",
          *       "points": 120,
@@ -664,6 +961,8 @@ export interface components {
          *     }
          */
         Entry: {
+            /** @description The character they show (`GET /characters`); `null` when none was selected. */
+            character_id?: string | null;
             /**
              * Format: int32
              * @description Overall level.
@@ -738,10 +1037,14 @@ export interface components {
          *       ],
          *       "profile": {
          *         "avatar_url": "https://example.com/avatars/mina.png",
+         *         "best_streak": 1,
          *         "bio": "I sort my plastics.",
+         *         "character_id": "example",
          *         "created_at": "2026-11-22T03:00:00Z",
+         *         "current_streak": 1,
          *         "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
          *         "invite_code": "K7Q2M9XA",
+         *         "last_check_in": "2026-11-22",
          *         "level": 2,
          *         "nickname": "미나",
          *         "points": 120,
@@ -861,6 +1164,37 @@ export interface components {
             field: string;
             /** @description What is wrong with it. */
             message: string;
+        };
+        /**
+         * @description One place in a closed period's final standings.
+         * @example {
+         *       "character_id": "example",
+         *       "nickname": "미나",
+         *       "points": 120,
+         *       "rank": 1,
+         *       "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
+        FinalEntry: {
+            /** @description The character they show now; `null` when none. */
+            character_id?: string | null;
+            /** @description Display name now; `null` when the account was deleted since. */
+            nickname?: string | null;
+            /**
+             * Format: int64
+             * @description Points in the period.
+             */
+            points: number;
+            /**
+             * Format: int64
+             * @description Competition rank.
+             */
+            rank: number;
+            /**
+             * Format: uuid
+             * @description User.
+             */
+            user_id: string;
         };
         /**
          * @description An address to look up.
@@ -1273,10 +1607,56 @@ export interface components {
             username: string;
         };
         /**
+         * @description A character I unlocked.
+         * @example {
+         *       "character_id": "example",
+         *       "reason": "near_known_place",
+         *       "selected": true,
+         *       "unlocked_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
+        MyCharacter: {
+            /** @description The character. */
+            character_id: string;
+            /** @description `level` or `badge`: what completed its rule. */
+            reason: string;
+            /** @description Whether it is the one I show. */
+            selected: boolean;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            unlocked_at: string;
+        };
+        /**
+         * @description My characters.
+         * @example {
+         *       "items": [
+         *         {
+         *           "character_id": "example",
+         *           "reason": "near_known_place",
+         *           "selected": true,
+         *           "unlocked_at": "2026-11-22T03:00:00Z"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
+         *       "selected_character_id": "example"
+         *     }
+         */
+        MyCharacters: {
+            /** @description The characters I unlocked, in the order I did. */
+            items: components["schemas"]["MyCharacter"][];
+            /** @description Always `null`. */
+            next_cursor?: string | null;
+            /** @description The one I show; `null` until I select one (`PUT /users/me/character`). */
+            selected_character_id?: string | null;
+        };
+        /**
          * @description My place on a board.
          * @example {
          *       "entries": [
          *         {
+         *           "character_id": "example",
          *           "level": 2,
          *           "nickname": "미나",
          *           "points": 120,
@@ -1498,10 +1878,14 @@ export interface components {
          * @description A user's public profile: `GET /users/me`.
          * @example {
          *       "avatar_url": "https://example.com/avatars/mina.png",
+         *       "best_streak": 1,
          *       "bio": "I sort my plastics.",
+         *       "character_id": "example",
          *       "created_at": "2026-11-22T03:00:00Z",
+         *       "current_streak": 1,
          *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
          *       "invite_code": "K7Q2M9XA",
+         *       "last_check_in": "2026-11-22",
          *       "level": 2,
          *       "nickname": "미나",
          *       "points": 120,
@@ -1513,13 +1897,25 @@ export interface components {
         Profile: {
             /** @description Picture URL, empty when none. */
             avatar_url: string;
+            /**
+             * Format: int64
+             * @description The longest run of consecutive check-in days.
+             */
+            best_streak: number;
             /** @description About me. */
             bio: string;
+            /** @description The character shown with the user (`GET /characters`); `null` until one is selected. */
+            character_id?: string | null;
             /**
              * Format: date-time
              * @description Sign-up time.
              */
             created_at: string;
+            /**
+             * Format: int64
+             * @description Consecutive local days checked in, up to today or yesterday; 0 once a day was missed.
+             */
+            current_streak: number;
             /**
              * Format: uuid
              * @description User id.
@@ -1527,6 +1923,11 @@ export interface components {
             id: string;
             /** @description Code friends register with. */
             invite_code: string;
+            /**
+             * Format: date
+             * @description The local day of the last check-in.
+             */
+            last_check_in?: string | null;
             /**
              * Format: int32
              * @description Level, 1 to 5.
@@ -1600,6 +2001,42 @@ export interface components {
             rule: string;
             /** @description When and where household waste goes out there. */
             schedule: string;
+        };
+        /**
+         * @description A closed period's final standings.
+         * @example {
+         *       "closed_at": "2026-11-22T03:00:00Z",
+         *       "items": [
+         *         {
+         *           "character_id": "example",
+         *           "nickname": "미나",
+         *           "points": 120,
+         *           "rank": 1,
+         *           "user_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
+         *       "participants": 1,
+         *       "period_key": "2026-W47"
+         *     }
+         */
+        Results: {
+            /**
+             * Format: date-time
+             * @description When it was closed.
+             */
+            closed_at: string;
+            /** @description The top 100, best first. */
+            items: components["schemas"]["FinalEntry"][];
+            /** @description Always `null`: the standings come whole. */
+            next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description Everyone with points in the period.
+             */
+            participants: number;
+            /** @description The period, e.g. `2026-W47` or `2026-11`. */
+            period_key: string;
         };
         /**
          * @description A position to name.
@@ -1840,6 +2277,22 @@ export interface components {
              */
             min_points: number;
         };
+        /**
+         * @description When a character unlocks: a level, a badge, or both (at least one).
+         * @example {
+         *       "badge_id": "example",
+         *       "level": 2
+         *     }
+         */
+        UnlockRule: {
+            /** @description The badge to hold, if any. */
+            badge_id?: string | null;
+            /**
+             * Format: int32
+             * @description The level to reach, if any.
+             */
+            level?: number | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -1895,6 +2348,86 @@ export interface operations {
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    badges: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadgeList"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    characters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CharacterList"];
                 };
             };
             /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
@@ -2067,6 +2600,91 @@ export interface operations {
                 };
             };
             /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    results: {
+        parameters: {
+            query?: {
+                /** @description The period: `2026-W46` (weekly) or `2026-10` (monthly). Default: the latest closed one. */
+                period_key?: string;
+            };
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path: {
+                /** @description weekly or monthly */
+                period: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Results"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_query`, `invalid_cursor`, `invalid_path`, `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (see `code`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3363,6 +3981,146 @@ export interface operations {
                 };
             };
             /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_badges: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EarnedBadgeList"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    my_characters: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MyCharacters"];
+                };
+            };
+            /** @description The request could not be read (`code`: `invalid_consistency_token`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (see `code`) */
             401: {
                 headers: {
                     [name: string]: unknown;
