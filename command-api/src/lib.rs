@@ -91,7 +91,7 @@ impl App {
             .nest("/api/v1", routes::router())
             .merge(routes::well_known())
             .split_for_parts();
-        platform::openapi::require_a_property(&mut spec, &["ProfileRequest", "SettingsRequest"]);
+        platform::openapi::require_a_property(&mut spec, &["ProfileRequest", "SettingsRequest", "UnlockRule"]);
         let limits = RateLimits::new(redis.clone(), state.verifier.clone(), settings.clone());
         let api = api.with_state(state).layer(axum::middleware::from_fn_with_state(limits, ratelimit::enforce));
         let readiness = Readiness::new(db, redis, &settings.amqp_url, Needs::Postgres);

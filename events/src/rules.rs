@@ -144,6 +144,8 @@ pub mod rewards {
         /// At least `count` scans.
         Scans {
             /// How many.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             count: i64,
         },
         /// Every category scanned at least once.
@@ -151,31 +153,43 @@ pub mod rewards {
         /// At least `count` paid (honest) recycles.
         Recycles {
             /// How many.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             count: i64,
         },
         /// At least `count` friends joined.
         Invites {
             /// How many.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             count: i64,
         },
         /// `days` consecutive check-in days.
         Streak {
             /// How many.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             days: i64,
         },
         /// Level `level` reached.
         Level {
             /// Which.
+            #[schema(minimum = 1, maximum = 5)]
+            #[serde(deserialize_with = "crate::json_integer")]
             level: i32,
         },
         /// A closed week finished at rank `rank` or better.
         WeeklyRank {
             /// The worst rank that counts.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             rank: i64,
         },
         /// A closed month finished at rank `rank` or better.
         MonthlyRank {
             /// The worst rank that counts.
+            #[schema(minimum = 1)]
+            #[serde(deserialize_with = "crate::json_integer")]
             rank: i64,
         },
     }
@@ -215,11 +229,18 @@ pub mod rewards {
     #[serde(deny_unknown_fields)]
     pub struct UnlockRule {
         /// The level to reach, if any.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::json_integer_opt")]
+        #[schema(nullable = false, minimum = 1, maximum = 5)]
         pub level: Option<i32>,
         /// The badge to hold, if any.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+        #[schema(nullable = false, min_length = 1, max_length = 48, pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
         pub badge_id: Option<String>,
+    }
+
+    /// A field that, when present, holds a value (`null` is refused like a wrong type).
+    fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+        T::deserialize(d).map(Some)
     }
 
     impl UnlockRule {

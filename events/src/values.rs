@@ -11,6 +11,55 @@ pub(crate) trait Validate {
     }
 }
 
+/// An integer as a request gives it: a JSON number or the text of a query string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum GivenInteger {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl GivenInteger {
+    fn whole<T: TryFrom<i64>, E: serde::de::Error>(self) -> Result<T, E> {
+        let number = match self {
+            Self::Number(n) => n,
+            Self::Text(t) => {
+                t.trim().parse::<serde_json::Number>().map_err(|_| E::custom(format!("`{t}` is not a number")))?
+            }
+        };
+        let whole = number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
+                .map(|f| f as i64)
+        });
+        whole
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| E::custom(format!("must be a whole number in range, not {number}")))
+    }
+}
+
+/// For `#[serde(deserialize_with = "events::json_integer")]` on integer fields of request
+/// bodies and query strings: JSON Schema's `integer` (what the contract says) includes `95.0`,
+/// which serde's integers refuse. Any number with no fractional part, in range, is accepted, as
+/// a JSON number or as the text of a query string.
+pub fn json_integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    GivenInteger::deserialize(deserializer)?.whole()
+}
+
+/// [`json_integer`] for an optional field (with `#[serde(default)]`); `null` is none.
+pub fn json_integer_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    Option::<GivenInteger>::deserialize(deserializer)?.map(GivenInteger::whole).transpose()
+}
+
 /// Dates and times in payloads must lie in the years the read models can store.
 pub(crate) fn check_year(field: &str, year: i32) -> Result<(), String> {
     if !(2000..=9999).contains(&year) {

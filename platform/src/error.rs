@@ -350,26 +350,8 @@ impl From<validator::ValidationErrors> for ApiError {
     }
 }
 
-/// For `#[serde(deserialize_with = "platform::error::json_integer")]` on integer fields of
-/// request bodies: JSON Schema's `integer` (what the contract says) includes `95.0`, which
-/// serde's integers refuse. Any number with no fractional part, in range, is accepted.
-pub fn json_integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<i64>,
-{
-    use serde::{Deserialize, de::Error};
-    let number = serde_json::Number::deserialize(deserializer)?;
-    let whole = number.as_i64().or_else(|| {
-        number
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
-            .map(|f| f as i64)
-    });
-    whole
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| D::Error::custom(format!("must be a whole number in range, not {number}")))
-}
+/// Integers as JSON Schema means them (`95.0` included); see [`events::json_integer`].
+pub use events::{json_integer, json_integer_opt};
 
 /// `axum::Json` whose rejections are problem+json, after the text rule. [`ValidJson`] adds the
 /// value's `validator` rules.

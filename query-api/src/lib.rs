@@ -93,8 +93,9 @@ impl App {
             kakao: Arc::new(geocoding::Kakao::new(&settings)?),
             local_cache: Arc::new(quick_cache::sync::Cache::new(LOCAL_CACHE_ENTRIES)),
         };
-        let (api, spec) =
+        let (api, mut spec) =
             OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();
+        platform::openapi::require_a_property(&mut spec, &["UnlockRule"]);
         let limits = RateLimits::new(redis.clone(), state.verifier.clone(), settings.clone());
         let api = api.with_state(state.clone()).layer(axum::middleware::from_fn_with_state(limits, ratelimit::enforce));
         let readiness = Readiness::new(db, redis, &settings.amqp_url, Needs::Postgres);

@@ -20,11 +20,11 @@ use super::rules::Checks;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BadgeContent {
-    /// Korean name, 1 to 50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    /// Korean name, 1 to 50 characters, not blank.
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub name_ko: String,
-    /// English name, 1 to 50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    /// English name, 1 to 50 characters, not blank.
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub name_en: String,
     /// Korean description, up to 300 characters.
     #[schema(max_length = 300)]
@@ -35,7 +35,8 @@ pub struct BadgeContent {
     /// When it is earned.
     pub criterion: Criterion,
     /// Place in the list (lower first); default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "events::json_integer")]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     pub sort_order: i32,
 }
 
@@ -43,11 +44,11 @@ pub struct BadgeContent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CharacterContent {
-    /// Korean name, 1 to 50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    /// Korean name, 1 to 50 characters, not blank.
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub name_ko: String,
-    /// English name, 1 to 50 characters.
-    #[schema(min_length = 1, max_length = 50)]
+    /// English name, 1 to 50 characters, not blank.
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub name_en: String,
     /// Korean description, up to 300 characters.
     #[schema(max_length = 300)]
@@ -58,7 +59,8 @@ pub struct CharacterContent {
     /// When it unlocks: a level, a badge, or both.
     pub rule: UnlockRule,
     /// Place in the list (lower first); default 0.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "events::json_integer")]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000)]
     pub sort_order: i32,
 }
 

@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct SelectCharacter {
     /// One of my unlocked characters (`GET /users/me/characters`).
-    #[schema(min_length = 1, max_length = 48)]
+    #[schema(min_length = 1, max_length = 48, pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")]
     pub character_id: String,
 }
 
@@ -83,7 +83,8 @@ pub struct CatalogueEdit {
 /// Create or replace a badge of the catalogue (admin only). Future awards follow it; badges
 /// already earned stay.
 #[utoipa::path(put, path = "/admin/badges/{id}", tag = "rewards-admin", request_body = BadgeContent, security(("bearer" = [])),
-    params(("id" = String, Path, description = "Badge id: lowercase letters, digits and inner hyphens")),
+    params(("id" = String, Path, description = "Badge id: lowercase letters, digits and inner hyphens",
+        min_length = 1, max_length = 48, pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")),
     responses((status = 200, body = CatalogueEdit),
               (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
@@ -101,11 +102,13 @@ async fn put_badge(
 }
 
 /// Create or replace a character of the catalogue (admin only). The badge its rule names must
-/// be in the catalogue.
+/// be in the catalogue (404 otherwise).
 #[utoipa::path(put, path = "/admin/characters/{id}", tag = "rewards-admin", request_body = CharacterContent, security(("bearer" = [])),
-    params(("id" = String, Path, description = "Character id: lowercase letters, digits and inner hyphens")),
+    params(("id" = String, Path, description = "Character id: lowercase letters, digits and inner hyphens",
+        min_length = 1, max_length = 48, pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")),
     responses((status = 200, body = CatalogueEdit),
               (status = 403, body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "The rule names a badge the catalogue lacks", body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_character(
     State(state): State<AppState>,
@@ -116,7 +119,7 @@ async fn put_character(
     rewards::character(&id, &body).map_err(ApiError::Validation)?;
     let mut conn = state.db.acquire().await?;
     let Some(result) = rewards::save_character(&mut conn, &id, &body).await? else {
-        return Err(ApiError::invalid("rule.badge_id", "no such badge in the catalogue"));
+        return Err(ApiError::not_found("badge_not_found", "The rule's badge_id names no badge of the catalogue."));
     };
     tracing::info!(admin.id = %admin.sub, character = id, ?result, "character edited");
     Ok(Json(CatalogueEdit { id, result }))

@@ -318,7 +318,10 @@ impl crate::registry::Build for RewardsPolicy {
 mod tests {
     use super::*;
 
-    fn catalogue() -> (Vec<(String, Criterion)>, Vec<(String, UnlockRule)>) {
+    type Badges = Vec<(String, Criterion)>;
+    type Characters = Vec<(String, UnlockRule)>;
+
+    fn catalogue() -> (Badges, Characters) {
         (
             vec![
                 ("first-scan".into(), Criterion::Scans { count: 1 }),

@@ -51,7 +51,7 @@ export interface paths {
         get?: never;
         /**
          * Create or replace a character of the catalogue (admin only). The badge its rule names must
-         *     be in the catalogue.
+         *     be in the catalogue (404 otherwise).
          */
         put: operations["put_character"];
         post?: never;
@@ -630,9 +630,9 @@ export interface components {
             description_en: string;
             /** @description Korean description, up to 300 characters. */
             description_ko: string;
-            /** @description English name, 1 to 50 characters. */
+            /** @description English name, 1 to 50 characters, not blank. */
             name_en: string;
-            /** @description Korean name, 1 to 50 characters. */
+            /** @description Korean name, 1 to 50 characters, not blank. */
             name_ko: string;
             /**
              * Format: int32
@@ -723,9 +723,9 @@ export interface components {
             description_en: string;
             /** @description Korean description, up to 300 characters. */
             description_ko: string;
-            /** @description English name, 1 to 50 characters. */
+            /** @description English name, 1 to 50 characters, not blank. */
             name_en: string;
-            /** @description Korean name, 1 to 50 characters. */
+            /** @description Korean name, 1 to 50 characters, not blank. */
             name_ko: string;
             /** @description When it unlocks: a level, a badge, or both. */
             rule: components["schemas"]["UnlockRule"];
@@ -1602,12 +1602,12 @@ export interface components {
          */
         UnlockRule: {
             /** @description The badge to hold, if any. */
-            badge_id?: string | null;
+            badge_id?: string;
             /**
              * Format: int32
              * @description The level to reach, if any.
              */
-            level?: number | null;
+            level?: number;
         };
     };
     responses: never;
@@ -1807,7 +1807,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Nothing with that id (see `code`) */
+            /** @description The rule names a badge the catalogue lacks */
             404: {
                 headers: {
                     [name: string]: unknown;

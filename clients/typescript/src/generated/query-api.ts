@@ -2286,12 +2286,12 @@ export interface components {
          */
         UnlockRule: {
             /** @description The badge to hold, if any. */
-            badge_id?: string | null;
+            badge_id?: string;
             /**
              * Format: int32
              * @description The level to reach, if any.
              */
-            level?: number | null;
+            level?: number;
         };
     };
     responses: never;
