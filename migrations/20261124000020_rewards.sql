@@ -57,13 +57,14 @@ create table rewards.unlocked_characters (
     primary key (user_id, character_id)
 );
 
--- The local days each user checked in, written by the points policy (streak bonus) and the
--- rewards policy (streak badges) alike, each inserting the day of the event it applies.
+-- The local days each user checked in, for streaks: the points policy's (streak bonus) and the
+-- rewards policy's (streak badges), each owning its own (`readmodels::check_ins`).
 create table points.check_in_days (
     user_id  uuid not null,
     day      date not null,
     primary key (user_id, day)
 );
+create table rewards.check_in_days (like points.check_in_days including all);
 
 -- Closed leaderboard periods: the primary key is the claim that makes one worker, across all
 -- replicas, record each period's `leaderboard.period_closed`.
@@ -120,4 +121,58 @@ create table read.period_results (
     participants  bigint not null,
     standings     jsonb not null
 );
-create index period_results_latest_idx on read.period_results (period, closed_at desc);
+-- Keys sort by date (`2026-W05` < `2026-W47`, `2026-02` < `2026-11`): the latest is the greatest.
+create index period_results_latest_idx on read.period_results (period, period_key desc);
+
+-- Existing users: the check-in days, streaks and progress the new consumers would hold had
+-- they run from the start, from the log (people whose account was deleted left out). Their
+-- badges and characters are awarded at their next event that moves their progress.
+with deleted as (select distinct aggregate_id as user_id from eventstore.events where type = 'user.deleted')
+insert into points.check_in_days (user_id, day)
+select distinct (data->>'user_id')::uuid, (data->>'date')::date from eventstore.events
+where type = 'attendance.checked_in' and (data->>'user_id')::uuid not in (select user_id from deleted)
+on conflict do nothing;
+insert into rewards.check_in_days select * from points.check_in_days;
+insert into read.attendance_days select d.* from points.check_in_days d join read.profiles p using (user_id);
+
+with numbered as (
+    select user_id, day, day - (row_number() over (partition by user_id order by day))::int as run
+    from read.attendance_days),
+runs as (select user_id, run, count(*) as days, max(day) as last from numbered group by user_id, run),
+per_user as (select user_id, max(days) as best, max(last) as last from runs group by user_id)
+update read.profiles p
+set best_streak = u.best, last_check_in = u.last,
+    streak_run = (select r.days from runs r where r.user_id = p.user_id and r.last = u.last)
+from per_user u where u.user_id = p.user_id;
+
+with registered as (select distinct (data->>'user_id')::uuid as user_id from eventstore.events where type = 'user.registered'),
+deleted as (select distinct aggregate_id as user_id from eventstore.events where type = 'user.deleted'),
+scans as (
+    select (data->>'user_id')::uuid as user_id, count(*) as n, array_agg(distinct data->>'category') as categories
+    from eventstore.events where type = 'scan.recorded' group by 1),
+recycles as (
+    select (data->>'user_id')::uuid as user_id, count(*) as n
+    from eventstore.events where type = 'points.earned' and data->>'reason' = 'recycle' group by 1),
+invites as (
+    select (data->>'inviter_id')::uuid as user_id, count(*) as n
+    from eventstore.events where type = 'invite.accepted' group by 1),
+numbered as (
+    select user_id, day - (row_number() over (partition by user_id order by day))::int as run
+    from rewards.check_in_days),
+streaks as (
+    select user_id, max(days) as best from (select user_id, count(*) as days from numbered group by user_id, run) r
+    group by user_id)
+insert into rewards.progress (user_id, scans, categories, paid_recycles, invites, level, best_streak, forgotten)
+select r.user_id, coalesce(s.n, 0), coalesce(s.categories, '{}'), coalesce(c.n, 0), coalesce(i.n, 0),
+       coalesce(b.level, 1), coalesce(k.best, 0), false
+from registered r
+left join scans s using (user_id)
+left join recycles c using (user_id)
+left join invites i using (user_id)
+left join points.balances b using (user_id)
+left join streaks k using (user_id)
+where r.user_id not in (select user_id from deleted);
+
+insert into rewards.progress (user_id, forgotten)
+select distinct aggregate_id, true from eventstore.events where type = 'user.deleted'
+on conflict do nothing;

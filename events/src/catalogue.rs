@@ -9,7 +9,7 @@ use crate::decode::DecodeError;
 pub use crate::guide::*;
 pub use crate::places::*;
 pub use crate::rewards::*;
-pub use crate::values::{Category, GeoPoint, json_integer, json_integer_opt};
+pub use crate::values::{Category, GeoPoint, integer_param, json_integer, json_integer_opt};
 use crate::values::{Validate, check_len, check_year};
 
 /// Declares the catalogue once: each entry is `Variant(Payload) = "type", version, aggregate`.

@@ -11,44 +11,28 @@ pub(crate) trait Validate {
     }
 }
 
-/// An integer as a request gives it: a JSON number or the text of a query string.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum GivenInteger {
-    Number(serde_json::Number),
-    Text(String),
-}
-
-impl GivenInteger {
-    fn whole<T: TryFrom<i64>, E: serde::de::Error>(self) -> Result<T, E> {
-        let number = match self {
-            Self::Number(n) => n,
-            Self::Text(t) => {
-                t.trim().parse::<serde_json::Number>().map_err(|_| E::custom(format!("`{t}` is not a number")))?
-            }
-        };
-        let whole = number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
-                .map(|f| f as i64)
-        });
-        whole
-            .and_then(|n| T::try_from(n).ok())
-            .ok_or_else(|| E::custom(format!("must be a whole number in range, not {number}")))
-    }
+/// A whole number in range from what serde gave: `95`, `95.0`.
+fn whole<T: TryFrom<i64>, E: serde::de::Error>(number: serde_json::Number) -> Result<T, E> {
+    let whole = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(f))
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| E::custom(format!("must be a whole number in range, not {number}")))
 }
 
 /// For `#[serde(deserialize_with = "events::json_integer")]` on integer fields of request
-/// bodies and query strings: JSON Schema's `integer` (what the contract says) includes `95.0`,
-/// which serde's integers refuse. Any number with no fractional part, in range, is accepted, as
-/// a JSON number or as the text of a query string.
+/// bodies: JSON Schema's `integer` (what the contract says) includes `95.0`, which serde's
+/// integers refuse. Any JSON number with no fractional part, in range, is accepted.
 pub fn json_integer<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: TryFrom<i64>,
 {
-    GivenInteger::deserialize(deserializer)?.whole()
+    whole(serde_json::Number::deserialize(deserializer)?)
 }
 
 /// [`json_integer`] for an optional field (with `#[serde(default)]`); `null` is none.
@@ -57,7 +41,34 @@ where
     D: serde::Deserializer<'de>,
     T: TryFrom<i64>,
 {
-    Option::<GivenInteger>::deserialize(deserializer)?.map(GivenInteger::whole).transpose()
+    Option::<serde_json::Number>::deserialize(deserializer)?.map(whole).transpose()
+}
+
+/// [`json_integer_opt`] for a parameters struct read both from a JSON body and from a query
+/// string, where the number arrives as text (`?limit=44`).
+pub fn integer_param<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(serde_json::Number),
+        Text(String),
+    }
+    match Option::<Given>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Given::Number(n)) => whole(n).map(Some),
+        Some(Given::Text(t)) => {
+            let n = t
+                .trim()
+                .parse::<serde_json::Number>()
+                .map_err(|_| D::Error::custom(format!("`{t}` is not a number")))?;
+            whole(n).map(Some)
+        }
+    }
 }
 
 /// Dates and times in payloads must lie in the years the read models can store.

@@ -2,7 +2,8 @@
 //!
 //! The one read that spans both sides on purpose: besides the read models (profile, settings,
 //! history, saved places) it reads what only the write side keeps about the person (the
-//! account, linked sign-in providers, sessions, the points ledger, mail sent to them). Secrets
+//! account, linked sign-in providers, sessions, the points ledger, mail sent to them) and the
+//! badges and characters awarded. Secrets
 //! are left out: password hashes, token hashes, the links inside mail.
 //!
 //! The long lists (history and ledger) are streamed row by row ([`activities`], [`ledger`]);
@@ -18,6 +19,7 @@ use crate::{
     activities::Activity,
     places::{self, SavedPlace},
     profiles::{self, Profile, Settings},
+    rewards::{self, EarnedBadge, UnlockedCharacter},
 };
 
 /// The export's format name: a consumer can tell versions apart.
@@ -43,6 +45,10 @@ pub struct Export {
     pub settings: Option<Settings>,
     /// My saved places.
     pub saved_places: Vec<SavedPlace>,
+    /// My badges, in the order I earned them.
+    pub badges: Vec<EarnedBadge>,
+    /// My unlocked characters, in the order I unlocked them.
+    pub characters: Vec<UnlockedCharacter>,
     /// My whole activity history, newest first.
     pub activities: Vec<Activity>,
     /// Every point awarded to me, newest first.
@@ -142,6 +148,10 @@ pub struct Head {
     pub settings: Option<Settings>,
     /// Its saved places.
     pub saved_places: Vec<SavedPlace>,
+    /// Its badges.
+    pub badges: Vec<EarnedBadge>,
+    /// Its characters.
+    pub characters: Vec<UnlockedCharacter>,
 }
 
 /// Reads [`Head`].
@@ -188,6 +198,8 @@ pub async fn head(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Head>> {
         profile,
         settings: profiles::settings(db, user_id).await?,
         saved_places: places::saved(db, user_id).await?,
+        badges: rewards::earned_badges(db, user_id).await?,
+        characters: rewards::unlocked_characters(db, user_id).await?,
     }))
 }
 

@@ -338,7 +338,7 @@ pub async fn period_result(db: &sqlx::PgPool, period: &str, key: Option<&str>) -
     sqlx::query_as(
         "select period_key, closed_at, participants, standings from read.period_results
          where period = $1 and ($2::text is null or period_key = $2)
-         order by closed_at desc limit 1",
+         order by period_key desc limit 1",
     )
     .bind(period)
     .bind(key)

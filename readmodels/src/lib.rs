@@ -17,6 +17,7 @@
 //! Calendar periods ([`periods`]) belong to the leaderboards and the guide's statistics.
 
 pub mod activities;
+pub mod check_ins;
 pub mod export;
 pub mod guide;
 pub mod leaderboards;

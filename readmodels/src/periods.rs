@@ -96,7 +96,7 @@ impl Period {
             Self::Monthly => NaiveDate::from_ymd_opt(local.year(), local.month(), 1)?,
             Self::AllTime => return None,
         };
-        tz.from_local_datetime(&start.and_hms_opt(0, 0, 0)?).earliest().map(|d| d.with_timezone(&Utc))
+        local_start_of(start, tz)
     }
 
     /// When the period containing `now` ends (the next one starts), in UTC; `None` for all-time.
@@ -111,8 +111,16 @@ impl Period {
             }
             Self::AllTime => return None,
         };
-        tz.from_local_datetime(&next_start.and_hms_opt(0, 0, 0)?).earliest().map(|d| d.with_timezone(&Utc))
+        local_start_of(next_start, tz)
     }
+}
+
+/// When `day` begins in `tz`, in UTC: its midnight, or, where a clock change skips midnight,
+/// the first hour that exists.
+fn local_start_of(day: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    (0..3)
+        .find_map(|hour| tz.from_local_datetime(&day.and_hms_opt(hour, 0, 0)?).earliest())
+        .map(|d| d.with_timezone(&Utc))
 }
 
 #[cfg(test)]

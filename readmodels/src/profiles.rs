@@ -318,24 +318,17 @@ pub mod write {
         Ok(Written::Done)
     }
 
-    /// Records a check-in day and recomputes the streak from every day (order-free).
+    /// Records a check-in day and recomputes the streak from every day (order-free), with the
+    /// profile row locked so two check-ins of one user never miss each other's day.
     pub async fn check_in(tx: &mut PgConnection, user_id: Uuid, day: NaiveDate) -> sqlx::Result<Written> {
-        let known: bool = sqlx::query_scalar("select exists (select 1 from profiles where user_id = $1)")
+        let locked: Option<i32> = sqlx::query_scalar("select 1 from profiles where user_id = $1 for update")
             .bind(user_id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        if !known {
+        if locked.is_none() {
             return missing(tx, user_id).await;
         }
-        let days: Vec<NaiveDate> = sqlx::query_scalar(
-            "with added as (insert into attendance_days (user_id, day) values ($1, $2) on conflict do nothing)
-             select day from attendance_days where user_id = $1
-             union select $2",
-        )
-        .bind(user_id)
-        .bind(day)
-        .fetch_all(&mut *tx)
-        .await?;
+        let days = crate::check_ins::record(tx, "attendance_days", user_id, day).await?;
         let (run, best, last) = events::rules::streaks::summary(&days);
         sqlx::query(
             "update profiles set streak_run = $2, best_streak = $3, last_check_in = $4, version = version + 1,

@@ -85,6 +85,8 @@ async fn write_all(
     field(&mut out, "profile", &head.profile)?;
     field(&mut out, "settings", &head.settings)?;
     field(&mut out, "saved_places", &head.saved_places)?;
+    field(&mut out, "badges", &head.badges)?;
+    field(&mut out, "characters", &head.characters)?;
     out.extend_from_slice(b"\"activities\":");
     out = list(out, export::activities(db, user), tx).await?;
     out.extend_from_slice(b",\"points_ledger\":");

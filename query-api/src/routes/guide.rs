@@ -260,7 +260,7 @@ pub struct SearchParams {
     /// Hits, 1 to 50 (default 20).
     #[param(minimum = 1, maximum = 50)]
     #[schema(minimum = 1, maximum = 50)]
-    #[serde(default, deserialize_with = "events::json_integer_opt")]
+    #[serde(default, deserialize_with = "events::integer_param")]
     pub limit: Option<i64>,
 }
 

@@ -102,26 +102,29 @@ fn target(state: &AppState, period: &str, past: Option<&str>) -> Result<Target, 
     let now = Utc::now();
     let current = period.key_at(now, state.settings.app_timezone);
     let key = match past {
-        Some(value) => match period.parse_key(value.trim()) {
-            Some(key) => key,
-            None if Period::is_key_shaped(value.trim()) => {
-                return Err(ApiError::not_found(
-                    "unknown_period_key",
-                    format!("The {} board has no period `{}`.", period.name(), value.trim()),
-                ));
-            }
-            None => {
-                return Err(ApiError::invalid(
-                    "period_key",
-                    "must look like 2026-W47 (weekly), 2026-11 (monthly) or all (all-time)",
-                ));
-            }
-        },
+        Some(value) => period_key(period, value)?,
         None => current.clone(),
     };
     let next_reset_at = if key == current { period.next_reset_at(now, state.settings.app_timezone) } else { None };
     let client_key = Period::public_key(&key).to_owned();
     Ok(Target { key, client_key, next_reset_at })
+}
+
+/// The full key of a period as a client wrote it: 404 for a well-shaped key the board does
+/// not have (another kind's, a week the year lacks), 422 for anything else.
+fn period_key(period: Period, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    match period.parse_key(value) {
+        Some(key) => Ok(key),
+        None if Period::is_key_shaped(value) => Err(ApiError::not_found(
+            "unknown_period_key",
+            format!("The {} board has no period `{value}`.", period.name()),
+        )),
+        None => Err(ApiError::invalid(
+            "period_key",
+            "must look like 2026-W47 (weekly), 2026-11 (monthly) or all (all-time)",
+        )),
+    }
 }
 
 /// Attaches nicknames and levels.
@@ -271,8 +274,8 @@ pub struct FinalEntry {
     pub rank: i64,
     /// User.
     pub user_id: Uuid,
-    /// Display name now; `null` when the account was deleted since.
-    pub nickname: Option<String>,
+    /// Display name now.
+    pub nickname: String,
     /// The character they show now; `null` when none.
     pub character_id: Option<String>,
     /// Points in the period.
@@ -288,7 +291,7 @@ pub struct Results {
     pub closed_at: DateTime<Utc>,
     /// Everyone with points in the period.
     pub participants: i64,
-    /// The top 100, best first.
+    /// The top 100, best first (people who deleted their account since left out).
     pub items: Vec<FinalEntry>,
     /// Always `null`: the standings come whole.
     pub next_cursor: Option<String>,
@@ -321,21 +324,7 @@ async fn results(
             ));
         }
     };
-    let key = match params.period_key.as_deref().map(str::trim) {
-        None => None,
-        Some(value) => match kind.parse_key(value) {
-            Some(key) => Some(key),
-            None if Period::is_key_shaped(value) => {
-                return Err(ApiError::not_found(
-                    "unknown_period_key",
-                    format!("The {} board has no period `{value}`.", kind.name()),
-                ));
-            }
-            None => {
-                return Err(ApiError::invalid("period_key", "must look like 2026-W47 (weekly) or 2026-11 (monthly)"));
-            }
-        },
-    };
+    let key = params.period_key.as_deref().map(|value| period_key(kind, value)).transpose()?;
     let freshness = consistency.wait(&state, &[&LEADERBOARDS]).await?;
     let Some(result) = leaderboard::period_result(&state.db, kind.name(), key.as_deref()).await? else {
         return Err(ApiError::not_found(
@@ -348,19 +337,21 @@ async fn results(
     };
     let ids: Vec<Uuid> = result.standings.iter().map(|s| s.user_id).collect();
     let names = profiles::names(&state.db, &ids).await?;
+    // Someone whose account was deleted since is left out, like from the live boards; the
+    // others keep the ranks they finished with.
     let items = result
         .standings
         .0
         .into_iter()
-        .map(|s| {
-            let name = names.get(&s.user_id);
-            FinalEntry {
+        .filter_map(|s| {
+            let name = names.get(&s.user_id)?;
+            Some(FinalEntry {
                 rank: s.rank,
                 user_id: s.user_id,
-                nickname: name.map(|n| n.nickname.clone()),
-                character_id: name.and_then(|n| n.character_id.clone()),
+                nickname: name.nickname.clone(),
+                character_id: name.character_id.clone(),
                 points: s.points,
-            }
+            })
         })
         .collect();
     Ok((

@@ -175,6 +175,7 @@ async fn a_deleted_account_is_forgotten_everywhere_and_its_email_is_free() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_export_holds_everything_about_me_and_nothing_secret() {
     let system = TestSystem::start().await;
+    workers::seed::seed(&system.db).await.unwrap();
     let user = system.register("exporter").await;
     let other = system.register("bystander").await;
     let token = &user.access_token;
@@ -223,6 +224,8 @@ async fn the_export_holds_everything_about_me_and_nothing_secret() {
     assert_eq!(actions.iter().filter(|a| **a == "scan").count(), 3, "{actions:?}");
     let ledger = doc["points_ledger"].as_array().unwrap();
     assert_eq!(ledger.iter().filter(|e| e["rule"] == "scan").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 30);
+    assert_eq!(doc["badges"][0]["badge_id"], "first-scan", "{}", doc["badges"]);
+    assert_eq!(doc["characters"][0]["character_id"], "sprout", "{}", doc["characters"]);
     // Only mine, and no secret: no hash, no token, no mailed link.
     assert!(!text.contains(&other.user_id.to_string()));
     for secret in ["password_hash", "argon2", "token_hash", "\"link\"", "http"] {

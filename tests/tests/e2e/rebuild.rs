@@ -147,6 +147,7 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
          update read.leaderboard_scores set points = points + 5000;
          delete from read.activities_tombstones;
          delete from read.user_badges;
+         delete from read.user_characters;
          update read.profiles set character_id = null, best_streak = 0;
          delete from read.attendance_days;",
     )

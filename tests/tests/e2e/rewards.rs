@@ -84,6 +84,11 @@ async fn badges_come_at_their_boundary_once_and_characters_unlock_by_level_and_b
     let scout = mine["items"].as_array().unwrap().iter().find(|c| c["character_id"] == "scan-scout").unwrap();
     assert_eq!(scout["reason"], "badge");
 
+    let early = system
+        .send(Method::PUT, "/users/me/character", &user.access_token, Some(json!({"character_id": "bottle-buddy"})))
+        .await;
+    early.assert_problem(StatusCode::CONFLICT, "character_locked");
+
     // The eleventh makes 110 points: level 2, its badge, and two characters (one needs the
     // every-category badge held since the ninth scan: unlocked by the level).
     let eleventh = scan(&system, &user, Category::Metal).await;
@@ -173,7 +178,7 @@ async fn badges_come_at_their_boundary_once_and_characters_unlock_by_level_and_b
                         "rule": {"badge_id": "no-such-badge"}})),
         )
         .await;
-    refused.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    refused.assert_problem(StatusCode::NOT_FOUND, "badge_not_found");
     let not_admin = system.send(Method::PUT, "/admin/badges/x", &user.access_token, Some(json!({}))).await;
     assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
     // Twelve scans are counted (the re-published one counted as a scan), but the new badge waits

@@ -183,14 +183,15 @@ impl PointsPolicy {
         .await?)
     }
 
-    /// Adds `amount` to the balance and records the resulting events after `source`.
+    /// Adds `amount` to the balance and records the resulting events after `source`: `earned`
+    /// (the award, whose id its ledger row holds) and a `level.reached` per level crossed.
     async fn credit(
         tx: &mut PgConnection,
         source: &Event,
         user_id: Uuid,
         before: i64,
         amount: i64,
-        earned: Option<EventData>,
+        earned: Option<Event>,
     ) -> Result<(), ApplyError> {
         let after = before.checked_add(amount).ok_or_else(|| ApplyError::Permanent {
             code: crate::consumer::REJECTED_BY_DATABASE,
@@ -204,8 +205,8 @@ impl PointsPolicy {
             .await?;
         let mut events: Vec<Event> = earned
             .into_iter()
-            .chain(levels_crossed(user_id, before, after))
-            .map(|data| Event::new(SOURCE, user_id, data).caused_by(source.correlation_id, Some(source.id)))
+            .chain(levels_crossed(user_id, before, after).into_iter().map(|data| Event::new(SOURCE, user_id, data)))
+            .map(|e| e.caused_by(source.correlation_id, Some(source.id)))
             .collect();
         eventstore::append(tx, &mut events).await?;
         Ok(())
@@ -236,14 +237,9 @@ impl PointsPolicy {
         event: &Event,
         a: &AttendanceCheckedIn,
     ) -> Result<(), ApplyError> {
-        let days: Vec<chrono::NaiveDate> = sqlx::query_scalar(
-            "with added as (insert into points.check_in_days (user_id, day) values ($1, $2) on conflict do nothing)
-             select day from points.check_in_days where user_id = $1 union select $2",
-        )
-        .bind(a.user_id)
-        .bind(a.date)
-        .fetch_all(&mut *tx)
-        .await?;
+        // The balance lock serialises the user's check-ins (taken by the award before).
+        Self::lock_balance(tx, a.user_id).await?;
+        let days = readmodels::check_ins::record(tx, "points.check_in_days", a.user_id, a.date).await?;
         if self.streak_bonus_points <= 0 {
             return Ok(());
         }
@@ -275,7 +271,7 @@ impl PointsPolicy {
             .execute(&mut *tx)
             .await?;
             if inserted.rows_affected() == 1 {
-                Self::credit(tx, event, a.user_id, before, self.streak_bonus_points, Some(earned.data)).await?;
+                Self::credit(tx, event, a.user_id, before, self.streak_bonus_points, Some(earned)).await?;
             }
         }
         Ok(())
@@ -353,7 +349,7 @@ impl PointsPolicy {
         if inserted.rows_affected() == 0 {
             return Ok(()); // already paid for this (rule, source)
         }
-        Self::credit(tx, event, award.user_id, before, award.amount, Some(earned.data)).await
+        Self::credit(tx, event, award.user_id, before, award.amount, Some(earned)).await
     }
 }
 

@@ -5,7 +5,7 @@
 //! It keeps what the criteria look at per user (`rewards.progress`: scans and categories from
 //! `scan.recorded`, paid recycles from `points.earned`, invites from `invite.accepted`, the
 //! level from `level.reached`, the best streak from the check-in days, the best final ranks
-//! from `leaderboard.period_closed`), locks that row while it decides, and after each change
+//! from `leaderboard.period_closed`), locks that row before it reads anything, and after each change
 //! evaluates the pure criteria of `events::rules::rewards` for every badge and character not yet
 //! awarded. `(user, badge)` and `(user, character)` are primary keys, so each is awarded at most
 //! once whatever is redelivered or replayed; the framework applies each event once besides.
@@ -126,7 +126,8 @@ pub fn decide(
         .iter()
         .filter(|(_, rule)| rule.met(progress.level, &all))
         .map(|(id, rule)| {
-            let by_badge = rule.badge_id.as_ref().is_some_and(|b| badges.contains(b));
+            // The badge completed it when it was just earned, or when the rule asks for nothing else.
+            let by_badge = rule.badge_id.as_ref().is_some_and(|b| badges.contains(b) || rule.level.is_none());
             (id.clone(), if by_badge { UnlockReason::Badge } else { UnlockReason::Level })
         })
         .collect();
@@ -134,12 +135,16 @@ pub fn decide(
 }
 
 impl RewardsPolicy {
-    /// Applies `change` to `user`'s progress (creating it) and returns it, locked.
+    /// Applies `change` to `user`'s progress (creating it) and returns it, locked (the row is
+    /// locked before anything is read, so two events of one user never miss each other).
     async fn update(tx: &mut PgConnection, user: Uuid, change: &Change) -> Result<ProgressRow, ApplyError> {
-        sqlx::query("insert into rewards.progress (user_id) values ($1) on conflict do nothing")
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
+        let forgotten: bool = sqlx::query_scalar(
+            "insert into rewards.progress (user_id) values ($1)
+             on conflict (user_id) do update set updated_at = now() returning forgotten",
+        )
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await?;
         let (mut scans, mut category, mut recycles, mut invites) = (0i64, None::<&str>, 0i64, 0i64);
         let (mut level, mut streak, mut weekly, mut monthly) = (1i32, 0i64, None::<i64>, None::<i64>);
         match change {
@@ -148,17 +153,11 @@ impl RewardsPolicy {
             Change::PaidRecycle => recycles = 1,
             Change::Invite => invites = 1,
             Change::Level(l) => level = *l,
-            Change::CheckIn(day) => {
-                let days: Vec<chrono::NaiveDate> = sqlx::query_scalar(
-                    "with added as (insert into points.check_in_days (user_id, day) values ($1, $2) on conflict do nothing)
-                     select day from points.check_in_days where user_id = $1 union select $2",
-                )
-                .bind(user)
-                .bind(day)
-                .fetch_all(&mut *tx)
-                .await?;
+            Change::CheckIn(day) if !forgotten => {
+                let days = readmodels::check_ins::record(tx, "rewards.check_in_days", user, *day).await?;
                 streak = streaks::summary(&days).1;
             }
+            Change::CheckIn(_) => {}
             Change::WeeklyRank(r) => weekly = Some(*r),
             Change::MonthlyRank(r) => monthly = Some(*r),
         }
@@ -196,24 +195,26 @@ impl RewardsPolicy {
         if row.forgotten {
             return Ok(());
         }
-        let locked_badges: Vec<(String, sqlx::types::Json<Criterion>)> = sqlx::query_as(
-            "select b.id, b.criterion from rewards.badges b
-             where not exists (select 1 from rewards.earned_badges e where e.user_id = $1 and e.badge_id = b.id)
-             order by b.sort_order, b.id",
-        )
-        .bind(user)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unreadable)?;
-        let locked_characters: Vec<(String, sqlx::types::Json<UnlockRule>)> = sqlx::query_as(
-            "select c.id, c.rule from rewards.characters c
-             where not exists (select 1 from rewards.unlocked_characters u where u.user_id = $1 and u.character_id = c.id)
-             order by c.sort_order, c.id",
-        )
-        .bind(user)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(unreadable)?;
+        let locked_badges: Vec<(String, Criterion)> = readable(
+            sqlx::query_as(
+                "select b.id, b.criterion from rewards.badges b
+                 where not exists (select 1 from rewards.earned_badges e where e.user_id = $1 and e.badge_id = b.id)
+                 order by b.sort_order, b.id",
+            )
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
+        let locked_characters: Vec<(String, UnlockRule)> = readable(
+            sqlx::query_as(
+                "select c.id, c.rule from rewards.characters c
+                 where not exists (select 1 from rewards.unlocked_characters u where u.user_id = $1 and u.character_id = c.id)
+                 order by c.sort_order, c.id",
+            )
+            .bind(user)
+            .fetch_all(&mut *tx)
+            .await?,
+        );
         let held: Vec<String> = if locked_characters.is_empty() {
             Vec::new()
         } else {
@@ -222,9 +223,6 @@ impl RewardsPolicy {
                 .fetch_all(&mut *tx)
                 .await?
         };
-        let locked_badges: Vec<(String, Criterion)> = locked_badges.into_iter().map(|(id, c)| (id, c.0)).collect();
-        let locked_characters: Vec<(String, UnlockRule)> =
-            locked_characters.into_iter().map(|(id, r)| (id, r.0)).collect();
         let awards = decide(&row.progress(), &locked_badges, &locked_characters, &held);
         if awards == Awards::default() {
             return Ok(());
@@ -275,17 +273,25 @@ impl RewardsPolicy {
         .bind(user)
         .execute(&mut *tx)
         .await?;
-        for table in ["rewards.earned_badges", "rewards.unlocked_characters", "points.check_in_days"] {
+        for table in ["rewards.earned_badges", "rewards.unlocked_characters", "rewards.check_in_days"] {
             sqlx::query(&format!("delete from {table} where user_id = $1")).bind(user).execute(&mut *tx).await?;
         }
         Ok(())
     }
 }
 
-/// A catalogue row this version cannot read is an operator's error to fix, not a reason to
-/// drop the event: it fails transiently (retried, then parked with the reason).
-fn unreadable(e: sqlx::Error) -> ApplyError {
-    ApplyError::Transient(anyhow::Error::new(e).context("reading the rewards catalogue"))
+/// The catalogue rows this version can read; one it cannot (written by a newer version, or by
+/// hand) is left out and logged, as `GET /badges` does, rather than holding up everyone's rewards.
+fn readable<T: serde::de::DeserializeOwned>(rows: Vec<(String, serde_json::Value)>) -> Vec<(String, T)> {
+    rows.into_iter()
+        .filter_map(|(id, spec)| match serde_json::from_value(spec) {
+            Ok(spec) => Some((id, spec)),
+            Err(e) => {
+                tracing::warn!(entry = id, error = %e, "rewards catalogue entry this version cannot read; skipped");
+                None
+            }
+        })
+        .collect()
 }
 
 impl Projector for RewardsPolicy {
@@ -358,6 +364,10 @@ mod tests {
         assert_eq!(awards.characters, [("sage".to_owned(), UnlockReason::Level)]);
         let level1 = Progress { level: 1, ..level2 };
         assert!(decide(&level1, &[], &characters[2..], &held).characters.is_empty(), "locked below its level");
+        // A character added later whose rule is a badge held already: the badge unlocked it.
+        let held = vec!["scans-10".to_owned()];
+        let awards = decide(&level1, &[], &characters[1..2], &held);
+        assert_eq!(awards.characters, [("scanner".to_owned(), UnlockReason::Badge)]);
     }
 
     #[test]

@@ -1015,6 +1015,19 @@ export interface components {
          *           "points_earned": 1
          *         }
          *       ],
+         *       "badges": [
+         *         {
+         *           "badge_id": "example",
+         *           "earned_at": "2026-11-22T03:00:00Z"
+         *         }
+         *       ],
+         *       "characters": [
+         *         {
+         *           "character_id": "example",
+         *           "reason": "near_known_place",
+         *           "unlocked_at": "2026-11-22T03:00:00Z"
+         *         }
+         *       ],
          *       "exported_at": "2026-11-22T03:00:00Z",
          *       "format": "example",
          *       "mail": [
@@ -1082,6 +1095,10 @@ export interface components {
             account: components["schemas"]["Account"];
             /** @description My whole activity history, newest first. */
             activities: components["schemas"]["Activity"][];
+            /** @description My badges, in the order I earned them. */
+            badges: components["schemas"]["EarnedBadge"][];
+            /** @description My unlocked characters, in the order I unlocked them. */
+            characters: components["schemas"]["UnlockedCharacter"][];
             /**
              * Format: date-time
              * @description When it was made.
@@ -1178,8 +1195,8 @@ export interface components {
         FinalEntry: {
             /** @description The character they show now; `null` when none. */
             character_id?: string | null;
-            /** @description Display name now; `null` when the account was deleted since. */
-            nickname?: string | null;
+            /** @description Display name now. */
+            nickname: string;
             /**
              * Format: int64
              * @description Points in the period.
@@ -2026,7 +2043,7 @@ export interface components {
              * @description When it was closed.
              */
             closed_at: string;
-            /** @description The top 100, best first. */
+            /** @description The top 100, best first (people who deleted their account since left out). */
             items: components["schemas"]["FinalEntry"][];
             /** @description Always `null`: the standings come whole. */
             next_cursor?: string | null;
@@ -2292,6 +2309,25 @@ export interface components {
              * @description The level to reach, if any.
              */
             level?: number;
+        };
+        /**
+         * @description A character someone unlocked.
+         * @example {
+         *       "character_id": "example",
+         *       "reason": "near_known_place",
+         *       "unlocked_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
+        UnlockedCharacter: {
+            /** @description The character. */
+            character_id: string;
+            /** @description `level` or `badge`: what completed its rule. */
+            reason: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            unlocked_at: string;
         };
     };
     responses: never;
