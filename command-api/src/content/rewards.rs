@@ -122,27 +122,8 @@ fn stored(row: Option<bool>) -> Stored {
 
 /// Stores a badge (checked by [`badge`] first).
 pub async fn save_badge(conn: &mut PgConnection, id: &str, b: &BadgeContent) -> sqlx::Result<Stored> {
-    let created: Option<bool> = sqlx::query_scalar(
-        "insert into rewards.badges as b (id, name_ko, name_en, description_ko, description_en, criterion, sort_order)
-         values ($1, $2, $3, $4, $5, $6, $7)
-         on conflict (id) do update set name_ko = excluded.name_ko, name_en = excluded.name_en,
-            description_ko = excluded.description_ko, description_en = excluded.description_en,
-            criterion = excluded.criterion, sort_order = excluded.sort_order, updated_at = now()
-         where (b.name_ko, b.name_en, b.description_ko, b.description_en, b.criterion, b.sort_order)
-               is distinct from (excluded.name_ko, excluded.name_en, excluded.description_ko,
-                                 excluded.description_en, excluded.criterion, excluded.sort_order)
-         returning (xmax = 0)",
-    )
-    .bind(id)
-    .bind(&b.name_ko)
-    .bind(&b.name_en)
-    .bind(&b.description_ko)
-    .bind(&b.description_en)
-    .bind(sqlx::types::Json(&b.criterion))
-    .bind(b.sort_order)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(stored(created))
+    let texts = [&b.name_ko, &b.name_en, &b.description_ko, &b.description_en];
+    upsert(conn, "rewards.badges", "criterion", id, texts, serde_json::to_value(&b.criterion), b.sort_order).await
 }
 
 /// Stores a character (checked by [`character`] first); `Ok(None)` when the badge its rule
@@ -157,25 +138,43 @@ pub async fn save_character(conn: &mut PgConnection, id: &str, c: &CharacterCont
             return Ok(None);
         }
     }
-    let created: Option<bool> = sqlx::query_scalar(
-        "insert into rewards.characters as c (id, name_ko, name_en, description_ko, description_en, rule, sort_order)
-         values ($1, $2, $3, $4, $5, $6, $7)
-         on conflict (id) do update set name_ko = excluded.name_ko, name_en = excluded.name_en,
-            description_ko = excluded.description_ko, description_en = excluded.description_en,
-            rule = excluded.rule, sort_order = excluded.sort_order, updated_at = now()
-         where (c.name_ko, c.name_en, c.description_ko, c.description_en, c.rule, c.sort_order)
+    let texts = [&c.name_ko, &c.name_en, &c.description_ko, &c.description_en];
+    let stored =
+        upsert(conn, "rewards.characters", "rule", id, texts, serde_json::to_value(&c.rule), c.sort_order).await?;
+    Ok(Some(stored))
+}
+
+/// Inserts or replaces an entry of a catalogue `table` (names, descriptions, the criterion or
+/// rule in `spec_column`, the order), telling whether it was new, changed or the same.
+async fn upsert(
+    conn: &mut PgConnection,
+    table: &str,
+    spec_column: &str,
+    id: &str,
+    [name_ko, name_en, description_ko, description_en]: [&String; 4],
+    spec: serde_json::Result<serde_json::Value>,
+    sort_order: i32,
+) -> sqlx::Result<Stored> {
+    let spec = spec.map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let columns = format!("name_ko, name_en, description_ko, description_en, {spec_column}, sort_order");
+    let created: Option<bool> = sqlx::query_scalar(&format!(
+        "insert into {table} as t (id, {columns}) values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict (id) do update set ({columns}, updated_at) = (
+            excluded.name_ko, excluded.name_en, excluded.description_ko, excluded.description_en,
+            excluded.{spec_column}, excluded.sort_order, now())
+         where (t.name_ko, t.name_en, t.description_ko, t.description_en, t.{spec_column}, t.sort_order)
                is distinct from (excluded.name_ko, excluded.name_en, excluded.description_ko,
-                                 excluded.description_en, excluded.rule, excluded.sort_order)
-         returning (xmax = 0)",
-    )
+                                 excluded.description_en, excluded.{spec_column}, excluded.sort_order)
+         returning (xmax = 0)"
+    ))
     .bind(id)
-    .bind(&c.name_ko)
-    .bind(&c.name_en)
-    .bind(&c.description_ko)
-    .bind(&c.description_en)
-    .bind(sqlx::types::Json(&c.rule))
-    .bind(c.sort_order)
+    .bind(name_ko)
+    .bind(name_en)
+    .bind(description_ko)
+    .bind(description_en)
+    .bind(spec)
+    .bind(sort_order)
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(Some(stored(created)))
+    Ok(stored(created))
 }

@@ -195,26 +195,10 @@ impl RewardsPolicy {
         if row.forgotten {
             return Ok(());
         }
-        let locked_badges: Vec<(String, Criterion)> = readable(
-            sqlx::query_as(
-                "select b.id, b.criterion from rewards.badges b
-                 where not exists (select 1 from rewards.earned_badges e where e.user_id = $1 and e.badge_id = b.id)
-                 order by b.sort_order, b.id",
-            )
-            .bind(user)
-            .fetch_all(&mut *tx)
-            .await?,
-        );
-        let locked_characters: Vec<(String, UnlockRule)> = readable(
-            sqlx::query_as(
-                "select c.id, c.rule from rewards.characters c
-                 where not exists (select 1 from rewards.unlocked_characters u where u.user_id = $1 and u.character_id = c.id)
-                 order by c.sort_order, c.id",
-            )
-            .bind(user)
-            .fetch_all(&mut *tx)
-            .await?,
-        );
+        let locked_badges: Vec<(String, Criterion)> =
+            not_yet(tx, "rewards.badges", "criterion", "rewards.earned_badges", "badge_id", user).await?;
+        let locked_characters: Vec<(String, UnlockRule)> =
+            not_yet(tx, "rewards.characters", "rule", "rewards.unlocked_characters", "character_id", user).await?;
         let held: Vec<String> = if locked_characters.is_empty() {
             Vec::new()
         } else {
@@ -280,10 +264,28 @@ impl RewardsPolicy {
     }
 }
 
-/// The catalogue rows this version can read; one it cannot (written by a newer version, or by
-/// hand) is left out and logged, as `GET /badges` does, rather than holding up everyone's rewards.
-fn readable<T: serde::de::DeserializeOwned>(rows: Vec<(String, serde_json::Value)>) -> Vec<(String, T)> {
-    rows.into_iter()
+/// The entries of a catalogue (`table`, criterion or rule in `spec_column`) not yet awarded to
+/// `user` (in `awarded`, keyed by `key`), in display order. An entry this version cannot read
+/// (written by a newer version, or by hand) is left out and logged, as `GET /badges` does,
+/// rather than holding up everyone's rewards.
+async fn not_yet<T: serde::de::DeserializeOwned>(
+    tx: &mut PgConnection,
+    table: &str,
+    spec_column: &str,
+    awarded: &str,
+    key: &str,
+    user: Uuid,
+) -> sqlx::Result<Vec<(String, T)>> {
+    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(&format!(
+        "select c.id, c.{spec_column} from {table} c
+         where not exists (select 1 from {awarded} a where a.user_id = $1 and a.{key} = c.id)
+         order by c.sort_order, c.id"
+    ))
+    .bind(user)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows
+        .into_iter()
         .filter_map(|(id, spec)| match serde_json::from_value(spec) {
             Ok(spec) => Some((id, spec)),
             Err(e) => {
@@ -291,7 +293,7 @@ fn readable<T: serde::de::DeserializeOwned>(rows: Vec<(String, serde_json::Value
                 None
             }
         })
-        .collect()
+        .collect())
 }
 
 impl Projector for RewardsPolicy {
