@@ -110,6 +110,7 @@ catalogue! {
     CharacterUnlocked(CharacterUnlocked) = "character.unlocked", version 1;
     UserCharacterSelected(UserCharacterSelected) = "user.character_selected", version 1;
     LeaderboardPeriodClosed(LeaderboardPeriodClosed) = "leaderboard.period_closed", version 1;
+    UserNotificationsRead(UserNotificationsRead) = "user.notifications_read", version 1;
 }
 
 impl EventData {
@@ -149,6 +150,7 @@ impl EventData {
             Self::BadgeEarned(e) => vec![e.user_id],
             Self::CharacterUnlocked(e) => vec![e.user_id],
             Self::UserCharacterSelected(e) => vec![e.user_id],
+            Self::UserNotificationsRead(e) => vec![e.user_id],
             Self::UserProfileUpdated(_)
             | Self::UserSettingsUpdated(_)
             | Self::GuideItemSaved(_)

@@ -155,3 +155,14 @@ pub fn period_aggregate_id(period: ClosedPeriod, period_key: &str) -> Uuid {
     const NAMESPACE: Uuid = Uuid::from_u128(0x0ec0_ec00_1ead_4b0a_8d5e_7e4b_1c3a_9f27);
     Uuid::new_v5(&NAMESPACE, format!("{}:{period_key}", period.name()).as_bytes())
 }
+
+/// `user.notifications_read` v1: a user marked their in-app notifications read, up to and
+/// including one of them (in the feed's order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UserNotificationsRead {
+    /// Whose.
+    pub user_id: Uuid,
+    /// The newest notification read (a feed item's `id`).
+    pub up_to_id: Uuid,
+}
+impl Validate for UserNotificationsRead {}

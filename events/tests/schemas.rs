@@ -145,6 +145,7 @@ fn samples() -> Vec<EventData> {
         BadgeEarned { user_id: user, badge_id: "scans-10".into(), source_event_id: other }.into(),
         CharacterUnlocked { user_id: user, character_id: "sprout".into(), reason: UnlockReason::Level }.into(),
         UserCharacterSelected { user_id: user, character_id: "sprout".into() }.into(),
+        UserNotificationsRead { user_id: user, up_to_id: other }.into(),
         LeaderboardPeriodClosed {
             period: ClosedPeriod::Weekly,
             period_key: "2026-W47".into(),
@@ -183,7 +184,8 @@ fn samples() -> Vec<EventData> {
             | EventData::BadgeEarned(_)
             | EventData::CharacterUnlocked(_)
             | EventData::UserCharacterSelected(_)
-            | EventData::LeaderboardPeriodClosed(_) => {}
+            | EventData::LeaderboardPeriodClosed(_)
+            | EventData::UserNotificationsRead(_) => {}
         }
     }
     samples

@@ -167,6 +167,17 @@ pub struct Settings {
     /// `PERIOD_CLOSE_GRACE_SECS` (default 60): a period is closed this long after it ended, so
     /// awards committed around the boundary are in its standings.
     pub period_close_grace: Duration,
+    /// `FCM_PROJECT_ID`: the Firebase project push notifications go through; unset, nothing is
+    /// pushed (the in-app feed still fills).
+    pub fcm_project_id: Option<String>,
+    /// `FCM_SERVICE_ACCOUNT_JSON` or `FCM_SERVICE_ACCOUNT_JSON_FILE`: the service-account key
+    /// (JSON with `client_email`, `private_key`, `token_uri`) the access tokens are minted from.
+    pub fcm_service_account: Option<String>,
+    /// `FCM_ENDPOINT` (default `https://fcm.googleapis.com`): the HTTP v1 API's base URL.
+    pub fcm_endpoint: String,
+    /// `QUIET_HOURS` (default `22:00-08:00`, app time zone; `off` for none): nothing is pushed
+    /// then (the feed still records it).
+    pub quiet_hours: Option<(chrono::NaiveTime, chrono::NaiveTime)>,
     /// `HTTP_HEADER_READ_TIMEOUT_MS` (default 10000): a request's headers must arrive within
     /// this time of connecting or of the previous response.
     pub http_header_read_timeout: Duration,
@@ -240,6 +251,10 @@ impl Settings {
             streak_bonus_points: events::rules::STREAK_BONUS_POINTS,
             period_close_interval: Duration::from_secs(60),
             period_close_grace: Duration::from_secs(60),
+            fcm_project_id: None,
+            fcm_service_account: None,
+            fcm_endpoint: "https://fcm.googleapis.com".into(),
+            quiet_hours: parse_quiet_hours("22:00-08:00").ok().flatten(),
             http_header_read_timeout: Duration::from_secs(10),
             http_idle_timeout: Duration::from_secs(60),
             http_max_header_bytes: 16 * 1024,
@@ -385,6 +400,14 @@ impl Settings {
                 *field = Duration::from_secs(v.parse().with_context(|| format!("{name} must be a number of seconds"))?);
             }
         }
+        s.fcm_project_id = parse_env("FCM_PROJECT_ID");
+        s.fcm_service_account = secret(&get, "FCM_SERVICE_ACCOUNT_JSON")?;
+        if let Some(v) = parse_env("FCM_ENDPOINT") {
+            s.fcm_endpoint = v.trim_end_matches('/').to_owned();
+        }
+        if let Some(v) = parse_env("QUIET_HOURS") {
+            s.quiet_hours = parse_quiet_hours(&v)?;
+        }
         let millis = |name: &str, v: String| -> anyhow::Result<Duration> {
             let ms: u64 = v.parse().with_context(|| format!("{name} must be a number of milliseconds"))?;
             Ok(Duration::from_millis(ms.max(100)))
@@ -458,6 +481,19 @@ impl Settings {
     /// The HTTP listener address: `BIND_ADDR`, or `127.0.0.1:default_port`.
     pub fn bind_addr_or(&self, default_port: u16) -> SocketAddr {
         self.bind_addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], default_port)))
+    }
+}
+
+/// `QUIET_HOURS`: `HH:MM-HH:MM` (may wrap midnight), or `off`.
+pub fn parse_quiet_hours(value: &str) -> anyhow::Result<Option<(chrono::NaiveTime, chrono::NaiveTime)>> {
+    let value = value.trim();
+    if value == "off" {
+        return Ok(None);
+    }
+    let parse = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M");
+    match value.split_once('-').map(|(a, b)| (parse(a), parse(b))) {
+        Some((Ok(start), Ok(end))) if start != end => Ok(Some((start, end))),
+        _ => bail!("QUIET_HOURS must look like 22:00-08:00 (or be `off`), not `{value}`"),
     }
 }
 

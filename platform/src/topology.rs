@@ -128,8 +128,39 @@ pub const PLACES: ConsumerSpec = ConsumerSpec {
     bindings: &["place.saved", "place.removed", "user.places_changed", "user.deleted"],
 };
 
+/// The notifications projector: `GET /users/me/notifications`.
+pub const NOTIFICATIONS: ConsumerSpec = ConsumerSpec {
+    name: "projection.notifications",
+    projection: Some("notifications"),
+    bindings: &[
+        "level.reached",
+        "badge.earned",
+        "character.unlocked",
+        "invite.accepted",
+        "points.earned",
+        "leaderboard.period_closed",
+        "user.notifications_read",
+        "user.deleted",
+    ],
+};
+
+/// The push notifier: sends what is worth telling to people's devices.
+pub const NOTIFIER: ConsumerSpec = ConsumerSpec {
+    name: "notifier",
+    projection: Some("notifier"),
+    bindings: &[
+        "level.reached",
+        "badge.earned",
+        "character.unlocked",
+        "invite.accepted",
+        "points.earned",
+        "leaderboard.period_closed",
+        "user.deleted",
+    ],
+};
+
 /// The processing group of the projections (profiles, activities, leaderboards, guide,
-/// places, rewards): they share the database, so they consume one queue, bound to every type any of
+/// places, rewards, notifications): they share the database, so they consume one queue, bound to every type any of
 /// them handles, and apply each batch in one transaction, each with its own deduplication
 /// (`projection.applied_events` keyed by the member), rebuild and replay. It has no
 /// deduplication key of its own.
@@ -160,11 +191,13 @@ pub const READ_MODELS: ConsumerSpec = ConsumerSpec {
         "leaderboard.period_closed",
         "badge.earned",
         "character.unlocked",
+        "user.notifications_read",
     ],
 };
 
 /// The members of [`READ_MODELS`].
-pub const READ_MODEL_MEMBERS: [&ConsumerSpec; 6] = [&PROFILES, &ACTIVITIES, &LEADERBOARDS, &GUIDE, &PLACES, &REWARDS];
+pub const READ_MODEL_MEMBERS: [&ConsumerSpec; 7] =
+    [&PROFILES, &ACTIVITIES, &LEADERBOARDS, &GUIDE, &PLACES, &REWARDS, &NOTIFICATIONS];
 
 /// The mail worker: sends what commands queued.
 pub const MAILER: ConsumerSpec =

@@ -21,6 +21,7 @@ pub mod check_ins;
 pub mod export;
 pub mod guide;
 pub mod leaderboards;
+pub mod notifications;
 pub mod periods;
 pub mod places;
 pub mod profiles;

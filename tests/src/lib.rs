@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod fake_fcm;
 pub mod fake_kakao;
 pub mod fake_oauth;
 pub mod proxy;
@@ -65,11 +66,20 @@ pub struct Options {
     pub oauth_base: Option<String>,
     /// Base URL of a [`fake_kakao::FakeKakao`] to use as the Kakao Local API (with its key).
     pub kakao_local_base: Option<String>,
+    /// A [`fake_fcm::FakeFcm`] to push through.
+    pub fcm: Option<fake_fcm::FakeFcm>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { workers: true, workers_amqp_url: None, configure: |_| {}, oauth_base: None, kakao_local_base: None }
+        Self {
+            workers: true,
+            workers_amqp_url: None,
+            configure: |_| {},
+            oauth_base: None,
+            kakao_local_base: None,
+            fcm: None,
+        }
     }
 }
 
@@ -119,6 +129,11 @@ impl TestSystem {
             settings.kakao_local_url = base.clone();
             settings.kakao_rest_api_key = Some(fake_kakao::KEY.into());
             settings.kakao_local_timeout = Duration::from_millis(500);
+        }
+        if let Some(fcm) = &options.fcm {
+            settings.fcm_project_id = Some(fake_fcm::PROJECT.into());
+            settings.fcm_service_account = Some(fcm.service_account());
+            settings.fcm_endpoint = fcm.base.clone();
         }
         let db = platform::db::connect(&settings).await.expect("test database");
         let mut no_migrate = settings.clone();

@@ -14,6 +14,7 @@ pub mod gauges;
 pub mod ingest;
 pub mod legacy;
 pub mod mailer;
+pub mod notifier;
 pub mod ops;
 pub mod periods;
 pub mod policies;

@@ -16,8 +16,8 @@ use platform::{
     Settings,
     redis::Redis,
     topology::{
-        ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, PLACES, POINTS_POLICY, PROFILES, READ_MODELS,
-        REWARDS, REWARDS_POLICY,
+        ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, NOTIFICATIONS, NOTIFIER, PLACES, POINTS_POLICY,
+        PROFILES, READ_MODELS, REWARDS, REWARDS_POLICY,
     },
 };
 use sqlx::PgPool;
@@ -27,10 +27,12 @@ use crate::{
     consumer::{self, ConsumerContext, Projector},
     ingest::Ingest,
     mailer::Mailer,
+    notifier::Notifier,
     policies::{points::PointsPolicy, rewards::RewardsPolicy},
     projections::{
         activities::ActivitiesProjector, group::ReadModels, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-        places::PlacesProjector, profiles::ProfilesProjector, rewards::RewardsProjector,
+        notifications::NotificationsProjector, places::PlacesProjector, profiles::ProfilesProjector,
+        rewards::RewardsProjector,
     },
     rebuild::{Progress, RebuildReport, ReplayReport},
 };
@@ -38,7 +40,7 @@ use crate::{
 /// Every consumer of the bus, in the order operators see them listed: the projections (which
 /// consume through their processing group's queue), the group itself, and the consumers with
 /// queues of their own.
-pub static CONSUMERS: [Entry; 11] = [
+pub static CONSUMERS: [Entry; 13] = [
     projection::<ProfilesProjector>(&PROFILES),
     consumer::<PointsPolicy>(&POINTS_POLICY, Group::Policies),
     consumer::<RewardsPolicy>(&REWARDS_POLICY, Group::Policies),
@@ -47,6 +49,7 @@ pub static CONSUMERS: [Entry; 11] = [
     projection::<GuideProjector>(&GUIDE),
     projection::<PlacesProjector>(&PLACES),
     projection::<RewardsProjector>(&REWARDS),
+    projection::<NotificationsProjector>(&NOTIFICATIONS),
     Entry {
         spec: &READ_MODELS,
         group: Group::Projections,
@@ -56,6 +59,7 @@ pub static CONSUMERS: [Entry; 11] = [
         queue: &READ_MODELS,
     },
     consumer::<Mailer>(&MAILER, Group::Mailer),
+    consumer::<Notifier>(&NOTIFIER, Group::Mailer),
     consumer::<Ingest>(&INGEST, Group::Ingest),
 ];
 
@@ -105,7 +109,7 @@ pub enum Group {
     Projections,
     /// Policies that record events of their own (points, rewards).
     Policies,
-    /// The mail sender.
+    /// What talks to people outside the app: the mail sender and the push notifier.
     Mailer,
     /// The log's keeper for other services' events.
     Ingest,
@@ -297,7 +301,10 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), CONSUMERS.len());
-        assert_eq!(projection_names(), ["profiles", "activities", "leaderboards", "guide", "places", "rewards"]);
+        assert_eq!(
+            projection_names(),
+            ["profiles", "activities", "leaderboards", "guide", "places", "rewards", "notifications"]
+        );
         // The projections consume through their group's queue: those are its members.
         let grouped: Vec<&str> = CONSUMERS
             .iter()
@@ -307,7 +314,7 @@ mod tests {
         let members: Vec<&str> = platform::topology::READ_MODEL_MEMBERS.iter().map(|m| m.name).collect();
         assert_eq!(grouped, members);
         let queues: Vec<&str> = queues().map(|c| c.spec.name).collect();
-        assert_eq!(queues, ["points-policy", "rewards-policy", "projections", "mailer", "ingest"]);
+        assert_eq!(queues, ["points-policy", "rewards-policy", "projections", "mailer", "notifier", "ingest"]);
         assert!(find("profiles").is_some_and(Entry::is_projection));
         assert!(find("points-policy").is_some_and(|c| !c.is_projection()));
         assert!(find("nope").is_none());

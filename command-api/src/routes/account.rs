@@ -182,6 +182,8 @@ async fn delete_account(
     revoke_sessions(&mut tx, claims.sub, None).await?;
     // Where the person kept places is theirs too; read models forget them on `user.deleted`.
     sqlx::query("delete from app.saved_places where user_id = $1").bind(claims.sub).execute(&mut *tx).await?;
+    // Push device tokens too; the notifier forgets its record of pushes on `user.deleted`.
+    sqlx::query("delete from app.devices where user_id = $1").bind(claims.sub).execute(&mut *tx).await?;
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
     let expires_at: DateTime<Utc> = DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);

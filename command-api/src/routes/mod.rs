@@ -7,6 +7,7 @@ mod auth;
 mod content;
 mod email;
 mod guide;
+mod notifications;
 mod oauth;
 mod places;
 mod rewards;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(guide::router())
         .merge(places::router())
         .merge(rewards::router())
+        .merge(notifications::router())
 }
 
 /// Routes outside `/api/v1`.

@@ -170,15 +170,15 @@ pub struct ActivityPage {
     pub next_cursor: Option<String>,
 }
 
-/// The list name in activity cursors; the position is `(created_at in microseconds, id)`.
-const ACTIVITIES_CURSOR: &str = "activities";
-
-fn encode_cursor(at: DateTime<Utc>, id: Uuid) -> String {
-    platform::cursor::encode(ACTIVITIES_CURSOR, &(at.timestamp_micros(), id))
+/// The cursor of a newest-first list keyed by `(created_at, id)` (the position in microseconds
+/// and the id), named `list` so one list's cursor is refused by another.
+pub(crate) fn encode_cursor(list: &str, at: DateTime<Utc>, id: Uuid) -> String {
+    platform::cursor::encode(list, &(at.timestamp_micros(), id))
 }
 
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
-    let (micros, id): (i64, Uuid) = platform::cursor::decode(ACTIVITIES_CURSOR, cursor)?;
+/// Reads a cursor of [`encode_cursor`].
+pub(crate) fn decode_cursor(list: &str, cursor: &str) -> Result<(DateTime<Utc>, Uuid), ApiError> {
+    let (micros, id): (i64, Uuid) = platform::cursor::decode(list, cursor)?;
     let at = DateTime::from_timestamp_micros(micros).ok_or_else(|| {
         ApiError::bad_request("invalid_cursor", "`cursor` must be a `next_cursor` this list returned")
     })?;
@@ -198,10 +198,10 @@ async fn activities(
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<(HeaderMap, Json<ActivityPage>), ApiError> {
     let limit = page.limit()?;
-    let after = page.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = page.cursor.as_deref().map(|c| decode_cursor("activities", c)).transpose()?;
     let freshness = consistency.wait(&state, &[&ACTIVITIES]).await?;
     let (items, more) = activities::page(&state.db, claims.sub, after, limit).await?;
-    let next_cursor = if more { items.last().map(|a| encode_cursor(a.created_at, a.id)) } else { None };
+    let next_cursor = if more { items.last().map(|a| encode_cursor("activities", a.created_at, a.id)) } else { None };
     Ok((freshness.headers(), Json(ActivityPage { items, next_cursor })))
 }
 

@@ -5,6 +5,7 @@ mod geo;
 mod guide;
 pub(crate) mod leaderboards;
 mod me;
+mod notifications;
 mod places;
 mod rewards;
 mod scans;
@@ -25,4 +26,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(scans::router())
         .merge(export::router())
         .merge(rewards::router())
+        .merge(notifications::router())
 }

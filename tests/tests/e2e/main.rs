@@ -14,6 +14,7 @@ mod guide;
 mod http_errors;
 mod integrity;
 mod mail;
+mod notifications;
 mod ops;
 mod places;
 mod readiness;

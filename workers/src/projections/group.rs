@@ -7,7 +7,7 @@
 //! applied), its shared advisory lock against a rebuild's swap, its rebuild and replay from the
 //! log (they use the member alone), and its caches (`after_commit`, with the events of its
 //! types). What the
-//! group changes is the cost: one delivery and one transaction per event for all six, instead
+//! group changes is the cost: one delivery and one transaction per event for all seven, instead
 //! of one per member. An event one member cannot apply fails the batch for all of them; after
 //! the retry tiers it is parked in the group's parked queue with the member named in its
 //! detail, and a requeue applies it to the members that still lack it.
@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::{
     activities::ActivitiesProjector, guide::GuideProjector, leaderboards::LeaderboardsProjector,
-    places::PlacesProjector, profiles::ProfilesProjector, rewards::RewardsProjector,
+    notifications::NotificationsProjector, places::PlacesProjector, profiles::ProfilesProjector,
+    rewards::RewardsProjector,
 };
 use crate::consumer::{ApplyError, BatchError, Consume, Outcome, Projector, projection_lock, projection_name};
 
@@ -34,6 +35,7 @@ pub struct ReadModels {
     guide: GuideProjector,
     places: PlacesProjector,
     rewards: RewardsProjector,
+    notifications: NotificationsProjector,
 }
 
 /// Whether `member` handles `event`.
@@ -135,6 +137,7 @@ impl Consume for ReadModels {
             batch.apply(tx, &self.guide, event).await?;
             batch.apply(tx, &self.places, event).await?;
             batch.apply(tx, &self.rewards, event).await?;
+            batch.apply(tx, &self.notifications, event).await?;
         }
         Ok(batch.applied)
     }
@@ -148,6 +151,7 @@ impl Consume for ReadModels {
         Projector::after_commit(&self.guide, &share(&self.guide, applied)).await;
         Projector::after_commit(&self.places, &share(&self.places, applied)).await;
         Projector::after_commit(&self.rewards, &share(&self.rewards, applied)).await;
+        Projector::after_commit(&self.notifications, &share(&self.notifications, applied)).await;
     }
 }
 
@@ -162,6 +166,7 @@ impl ReadModels {
             guide: GuideProjector::build(deps)?,
             places: PlacesProjector::build(deps)?,
             rewards: RewardsProjector::build(deps)?,
+            notifications: NotificationsProjector::build(deps)?,
         })
     }
 }

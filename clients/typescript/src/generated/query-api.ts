@@ -502,6 +502,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My notifications, newest first, in my language (`PATCH /users/me/settings`), with how many
+         *     are unread. Keyset pagination on `(created_at, id)`.
+         */
+        get: operations["feed"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/points": {
         parameters: {
             query?: never;
@@ -1170,6 +1190,35 @@ export interface components {
             next_cursor?: string | null;
         };
         /**
+         * @description A page of my feed.
+         * @example {
+         *       "items": [
+         *         {
+         *           "body": "example",
+         *           "created_at": "2026-11-22T03:00:00Z",
+         *           "data": {},
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "kind": "bin",
+         *           "read": true,
+         *           "title": "Validation failed"
+         *         }
+         *       ],
+         *       "next_cursor": "eyJsaXN0IjoiYWN0aXZpdGllcyJ9",
+         *       "unread_count": 1
+         *     }
+         */
+        Feed: {
+            /** @description Newest first. */
+            items: components["schemas"]["Notification"][];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+            /**
+             * Format: int64
+             * @description How many of mine are unread (all pages).
+             */
+            unread_count: number;
+        };
+        /**
          * @description One invalid field.
          * @example {
          *       "field": "item_name",
@@ -1772,6 +1821,46 @@ export interface components {
             longitude: number;
             /** @description Its name. */
             name: string;
+        };
+        /**
+         * @description One notification.
+         * @example {
+         *       "body": "example",
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "data": {},
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "kind": "bin",
+         *       "read": true,
+         *       "title": "Validation failed"
+         *     }
+         */
+        Notification: {
+            /** @description Text, in my language. */
+            body: string;
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+            /**
+             * @description What it is about (`level`, `badge_id`, `character_id`, `amount`, `period`, `period_key`,
+             *     `rank`, `points`, as the kind has them).
+             */
+            data: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description Its id (pass as `up_to_id` to mark it and everything older read).
+             */
+            id: string;
+            /**
+             * @description `level_reached`, `badge_earned`, `character_unlocked`, `friend_joined`, `bonus_granted`
+             *     or `period_result`.
+             */
+            kind: string;
+            /** @description Whether I marked it read. */
+            read: boolean;
+            /** @description Title, in my language. */
+            title: string;
         };
         /**
          * @description A bin or center, with how far it is.
@@ -4318,6 +4407,81 @@ export interface operations {
             };
             /** @description Not found (see `code`) */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    feed: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1 to 100 (default 20). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string;
+            };
+            header?: {
+                /** @description Token from a command response */
+                "x-consistency-token"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Feed"];
+                };
+            };
+            /** @description The request could not be read (see `code`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
