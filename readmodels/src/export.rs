@@ -49,6 +49,10 @@ pub struct Export {
     pub badges: Vec<EarnedBadge>,
     /// My unlocked characters, in the order I unlocked them.
     pub characters: Vec<UnlockedCharacter>,
+    /// My push devices.
+    pub devices: Vec<Device>,
+    /// My in-app notifications, newest first (kind and data; the texts are rendered when read).
+    pub notifications: Vec<NotificationRecord>,
     /// My whole activity history, newest first.
     pub activities: Vec<Activity>,
     /// Every point awarded to me, newest first.
@@ -152,6 +156,35 @@ pub struct Head {
     pub badges: Vec<EarnedBadge>,
     /// Its characters.
     pub characters: Vec<UnlockedCharacter>,
+    /// Its push devices.
+    pub devices: Vec<Device>,
+    /// Its notifications.
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// A push device.
+#[derive(Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct Device {
+    /// The provider's registration token.
+    pub token: String,
+    /// `android`, `ios` or `web`.
+    pub platform: String,
+    /// When it was first registered.
+    pub registered_at: DateTime<Utc>,
+}
+
+/// A notification as stored.
+#[derive(Debug, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct NotificationRecord {
+    /// Its id.
+    pub id: Uuid,
+    /// Its kind.
+    pub kind: String,
+    /// What it is about.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 /// Reads [`Head`].
@@ -200,6 +233,19 @@ pub async fn head(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Head>> {
         saved_places: places::saved(db, user_id).await?,
         badges: rewards::earned_badges(db, user_id).await?,
         characters: rewards::unlocked_characters(db, user_id).await?,
+        devices: sqlx::query_as(
+            "select token, platform, registered_at from app.devices where user_id = $1 order by registered_at",
+        )
+        .bind(user_id)
+        .fetch_all(db)
+        .await?,
+        notifications: sqlx::query_as(
+            "select id, kind, data, created_at from read.notifications where user_id = $1
+             order by created_at desc, id desc",
+        )
+        .bind(user_id)
+        .fetch_all(db)
+        .await?,
     }))
 }
 

@@ -87,6 +87,8 @@ async fn write_all(
     field(&mut out, "saved_places", &head.saved_places)?;
     field(&mut out, "badges", &head.badges)?;
     field(&mut out, "characters", &head.characters)?;
+    field(&mut out, "devices", &head.devices)?;
+    field(&mut out, "notifications", &head.notifications)?;
     out.extend_from_slice(b"\"activities\":");
     out = list(out, export::activities(db, user), tx).await?;
     out.extend_from_slice(b",\"points_ledger\":");

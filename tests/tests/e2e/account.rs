@@ -184,6 +184,10 @@ async fn the_export_holds_everything_about_me_and_nothing_secret() {
         assert_eq!(system.command("/api/v1/scans", token, &scan).await.status, StatusCode::ACCEPTED);
     }
     let place = json!({"label": "우리집", "latitude": 37.55, "longitude": 126.99, "address": "서울 중구 세종대로 110"});
+    let phone = system
+        .send(reqwest::Method::PUT, "/users/me/devices/export-phone", token, Some(json!({"platform": "android"})))
+        .await;
+    assert_eq!(phone.status, StatusCode::OK, "{}", phone.body);
     let saved = system.send(reqwest::Method::POST, "/locations/me", token, Some(place)).await;
     assert_eq!(saved.status, StatusCode::ACCEPTED, "{}", saved.body);
     let res = patch(&system, "/api/v1/users/me", token, json!({"nickname": "내보내기", "bio": "다 보여줘"})).await;
@@ -226,6 +230,10 @@ async fn the_export_holds_everything_about_me_and_nothing_secret() {
     assert_eq!(ledger.iter().filter(|e| e["rule"] == "scan").map(|e| e["amount"].as_i64().unwrap()).sum::<i64>(), 30);
     assert_eq!(doc["badges"][0]["badge_id"], "first-scan", "{}", doc["badges"]);
     assert_eq!(doc["characters"][0]["character_id"], "sprout", "{}", doc["characters"]);
+    assert_eq!(doc["devices"][0]["token"], "export-phone");
+    let kinds: Vec<&str> =
+        doc["notifications"].as_array().unwrap().iter().map(|n| n["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"badge_earned") && kinds.contains(&"character_unlocked"), "{kinds:?}");
     // Only mine, and no secret: no hash, no token, no mailed link.
     assert!(!text.contains(&other.user_id.to_string()));
     for secret in ["password_hash", "argon2", "token_hash", "\"link\"", "http"] {

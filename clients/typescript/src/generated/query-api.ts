@@ -936,6 +936,25 @@ export interface components {
             rank: number;
         };
         /**
+         * @description A push device.
+         * @example {
+         *       "platform": "example",
+         *       "registered_at": "2026-11-22T03:00:00Z",
+         *       "token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *     }
+         */
+        Device: {
+            /** @description `android`, `ios` or `web`. */
+            platform: string;
+            /**
+             * Format: date-time
+             * @description When it was first registered.
+             */
+            registered_at: string;
+            /** @description The provider's registration token. */
+            token: string;
+        };
+        /**
          * @description A badge someone earned.
          * @example {
          *       "badge_id": "example",
@@ -1048,6 +1067,13 @@ export interface components {
          *           "unlocked_at": "2026-11-22T03:00:00Z"
          *         }
          *       ],
+         *       "devices": [
+         *         {
+         *           "platform": "example",
+         *           "registered_at": "2026-11-22T03:00:00Z",
+         *           "token": "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+         *         }
+         *       ],
          *       "exported_at": "2026-11-22T03:00:00Z",
          *       "format": "example",
          *       "mail": [
@@ -1056,6 +1082,14 @@ export interface components {
          *           "recipient": "example",
          *           "sent_at": "2026-11-22T03:00:00Z",
          *           "template": "example"
+         *         }
+         *       ],
+         *       "notifications": [
+         *         {
+         *           "created_at": "2026-11-22T03:00:00Z",
+         *           "data": {},
+         *           "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *           "kind": "bin"
          *         }
          *       ],
          *       "points_ledger": [
@@ -1119,6 +1153,8 @@ export interface components {
             badges: components["schemas"]["EarnedBadge"][];
             /** @description My unlocked characters, in the order I unlocked them. */
             characters: components["schemas"]["UnlockedCharacter"][];
+            /** @description My push devices. */
+            devices: components["schemas"]["Device"][];
             /**
              * Format: date-time
              * @description When it was made.
@@ -1131,6 +1167,8 @@ export interface components {
              *     tokens).
              */
             mail: components["schemas"]["Mail"][];
+            /** @description My in-app notifications, newest first (kind and data; the texts are rendered when read). */
+            notifications: components["schemas"]["NotificationRecord"][];
             /** @description Every point awarded to me, newest first. */
             points_ledger: components["schemas"]["LedgerEntry"][];
             profile?: null | components["schemas"]["Profile"];
@@ -1861,6 +1899,31 @@ export interface components {
             read: boolean;
             /** @description Title, in my language. */
             title: string;
+        };
+        /**
+         * @description A notification as stored.
+         * @example {
+         *       "created_at": "2026-11-22T03:00:00Z",
+         *       "data": {},
+         *       "id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "kind": "bin"
+         *     }
+         */
+        NotificationRecord: {
+            /**
+             * Format: date-time
+             * @description When.
+             */
+            created_at: string;
+            /** @description What it is about. */
+            data: Record<string, never>;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /** @description Its kind. */
+            kind: string;
         };
         /**
          * @description A bin or center, with how far it is.
