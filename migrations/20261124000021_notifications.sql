@@ -27,14 +27,33 @@ create table app.devices (
 );
 create index devices_user_idx on app.devices (user_id);
 
--- What the notifier did per event and device: a redelivery never pushes twice.
+-- What the notifier decided per notice (pushing, deferred to the end of quiet hours, or skipped
+-- with its reason) and did per notice and device: retries and redeliveries never push twice or
+-- decide again. Devices are named by the SHA-256 of their token, so no token outlives its device
+-- here.
 create schema notify;
+create table notify.notices (
+    notice_id   uuid primary key,
+    user_id     uuid not null,
+    outcome     text not null,
+    at          timestamptz not null default now()
+);
+create index notices_user_idx on notify.notices (user_id);
 create table notify.pushes (
-    event_id   uuid not null,
-    token      text not null,
-    user_id    uuid not null,
-    outcome    text not null,
-    at         timestamptz not null default now(),
-    primary key (event_id, token)
+    notice_id   uuid not null,
+    token_hash  text not null,
+    user_id     uuid not null,
+    outcome     text not null,
+    at          timestamptz not null default now(),
+    primary key (notice_id, token_hash)
 );
 create index pushes_user_idx on notify.pushes (user_id);
+-- Notices held back by quiet hours, sent once they end.
+create table notify.deferred (
+    notice_id   uuid primary key,
+    user_id     uuid not null,
+    kind        text not null,
+    data        jsonb not null,
+    not_before  timestamptz not null
+);
+create index deferred_due_idx on notify.deferred (not_before);

@@ -176,7 +176,7 @@ pub struct Settings {
     /// `FCM_ENDPOINT` (default `https://fcm.googleapis.com`): the HTTP v1 API's base URL.
     pub fcm_endpoint: String,
     /// `QUIET_HOURS` (default `22:00-08:00`, app time zone; `off` for none): nothing is pushed
-    /// then (the feed still records it).
+    /// then; pushes wait until they end (the feed records at once).
     pub quiet_hours: Option<(chrono::NaiveTime, chrono::NaiveTime)>,
     /// `HTTP_HEADER_READ_TIMEOUT_MS` (default 10000): a request's headers must arrive within
     /// this time of connecting or of the previous response.

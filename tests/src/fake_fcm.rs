@@ -42,6 +42,8 @@ pub struct Pushed {
 #[derive(Default)]
 struct Shared {
     down: bool,
+    /// Tokens whose next send fails with 503, once.
+    flaky: HashSet<String>,
     gone: HashSet<String>,
     pushed: Vec<Pushed>,
     minted: usize,
@@ -112,6 +114,10 @@ async fn send(State(shared): State<Arc<Mutex<Shared>>>, headers: HeaderMap, Json
     }
     let message = &body["message"];
     let token = message["token"].as_str().unwrap_or_default().to_owned();
+    if s.flaky.remove(&token) {
+        s.refused += 1;
+        return error(StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE", "The service is currently unavailable.", None);
+    }
     if s.gone.contains(&token) {
         return error(StatusCode::NOT_FOUND, "NOT_FOUND", "Requested entity was not found.", Some("UNREGISTERED"));
     }
@@ -153,6 +159,11 @@ impl FakeFcm {
     /// Switches the provider down (503) or back up.
     pub fn set_down(&self, down: bool) {
         self.shared.lock().unwrap().down = down;
+    }
+
+    /// The next send to `token` fails with 503 (once).
+    pub fn fail_once(&self, token: &str) {
+        self.shared.lock().unwrap().flaky.insert(token.to_owned());
     }
 
     /// From now on, `token` is reported unregistered.

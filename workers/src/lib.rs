@@ -165,6 +165,9 @@ impl App {
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(retention::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(periods::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
+        if self.roles.contains(&Role::consumer(&platform::topology::NOTIFIER)) {
+            tasks.spawn(notifier::run_deferred(deps.clone(), shutdown.clone()));
+        }
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
         let (served, ()) = tokio::join!(server, async {
@@ -205,15 +208,21 @@ mod tests {
 
     #[test]
     fn groups_name_the_chart_deployments() {
-        use platform::topology::{INGEST, MAILER, POINTS_POLICY, READ_MODELS, REWARDS_POLICY};
+        use platform::topology::{INGEST, MAILER, NOTIFIER, POINTS_POLICY, READ_MODELS, REWARDS_POLICY};
         assert_eq!(Role::parse_list("").unwrap(), Role::all());
         // The relay and one role per queue: the projections run as their processing group.
-        assert_eq!(Role::all().len(), 6);
+        assert_eq!(Role::all().len(), 7);
         assert_eq!(Role::parse_list("projections").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(Role::parse_list("projection.profiles,leaderboards").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(
             Role::parse_list("relay, policies, mailer").unwrap(),
-            [Role::RELAY, Role::consumer(&POINTS_POLICY), Role::consumer(&REWARDS_POLICY), Role::consumer(&MAILER)]
+            [
+                Role::RELAY,
+                Role::consumer(&POINTS_POLICY),
+                Role::consumer(&REWARDS_POLICY),
+                Role::consumer(&MAILER),
+                Role::consumer(&NOTIFIER)
+            ]
         );
         assert_eq!(Role::parse_list("ingest,ingest").unwrap(), [Role::consumer(&INGEST)]);
         assert!(Role::parse_list("projection.nope").unwrap_err().to_string().contains("groups"));

@@ -2,15 +2,16 @@
 //! `readmodels::notifications`), through Firebase Cloud Messaging's HTTP v1 API.
 //!
 //! - **Who and when.** A notice is pushed to every device the person registered, unless their
-//!   `notification_enabled` setting is off or it is quiet hours (`QUIET_HOURS`, app time zone);
-//!   such pushes are skipped for good (the feed still has the notice). Without `FCM_PROJECT_ID`
-//!   nothing is pushed.
-//! - **Once per event and device.** Each outcome is written to `notify.pushes` through the pool
-//!   right after the provider answered, outside the delivery's transaction: when a later device
-//!   fails and the delivery is retried, those already pushed are not pushed again. A crash
-//!   between the provider's answer and that write can push twice (at-least-once).
-//! - **Provider errors.** A device the provider reports unregistered is removed. An outage
-//!   (network, 429, 5xx) fails the delivery transiently: it waits in the notifier's retry tiers
+//!   `notification_enabled` setting is off (skipped). In quiet hours (`QUIET_HOURS`, app time
+//!   zone) it waits in `notify.deferred` and goes out when they end ([`run_deferred`]). The feed
+//!   has it at once either way. Without `FCM_PROJECT_ID` nothing is pushed.
+//! - **Once per notice and device.** The decision about a notice (`notify.notices`) and each
+//!   device's outcome (`notify.pushes`, the device named by its token's SHA-256) are written
+//!   through the pool at once, outside the delivery's transaction: a retry after a later device
+//!   failed neither decides again nor pushes again. A crash between the provider's answer and
+//!   that write can push twice (at-least-once).
+//! - **Provider errors.** A device the provider reports `UNREGISTERED` is removed. An outage
+//!   (network, 403, 404 without that code, 429, 5xx) fails the delivery transiently: it waits in the notifier's retry tiers
 //!   (growing delays), then is parked with the reason; other consumers never wait for it.
 //! - **Metrics.** `pushes_total{outcome="sent"|"failed"|"skipped", reason}`.
 //!
@@ -20,15 +21,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{NaiveTime, Utc};
+use chrono::{NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use events::{Event, EventData};
 use platform::topology::{ConsumerSpec, NOTIFIER};
-use readmodels::notifications::{Names, Templates, notices};
+use readmodels::notifications::{Names, Notice, Templates, notices};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::consumer::{ApplyError, Projector};
@@ -162,13 +165,18 @@ impl Fcm {
             .unwrap_or_else(|| error["error"]["status"].as_str().unwrap_or_default())
             .to_owned();
         match status.as_u16() {
-            404 => Err(PushError::Unregistered),
-            400 if code == "UNREGISTERED" => Err(PushError::Unregistered),
+            // Only FCM's own word: a 404 without it is a wrong project or endpoint, which must
+            // not cost anyone their devices.
+            _ if code == "UNREGISTERED" => Err(PushError::Unregistered),
             401 => {
                 *self.token.lock().await = None;
                 Err(PushError::Transient(anyhow::anyhow!("FCM refused the access token; minting a new one")))
             }
-            429 | 500..=599 => Err(PushError::Transient(anyhow::anyhow!("FCM answered HTTP {status} {code}"))),
+            // Our configuration (project, permissions), outages and rate limits: not the
+            // message's fault; retried, then parked with the reason for an operator.
+            403 | 404 | 429 | 500..=599 => {
+                Err(PushError::Transient(anyhow::anyhow!("FCM answered HTTP {status} {code}")))
+            }
             _ => Err(PushError::Rejected(format!("HTTP {status} {code}"))),
         }
     }
@@ -181,6 +189,17 @@ pub fn quiet(hours: Option<(NaiveTime, NaiveTime)>, now: NaiveTime) -> bool {
         Some((start, end)) if start < end => start <= now && now < end,
         Some((start, end)) => now >= start || now < end,
     }
+}
+
+/// When the quiet hours that hold at local time `now` end (their next `end` time).
+pub fn quiet_ends(end: NaiveTime, now: NaiveDateTime) -> NaiveDateTime {
+    let today = now.date().and_time(end);
+    if today > now { today } else { today + chrono::Days::new(1) }
+}
+
+/// A device as the notifier's records name it: the SHA-256 of its token.
+fn token_hash(token: &str) -> String {
+    format!("{:x}", Sha256::digest(token.as_bytes()))
 }
 
 /// Pushes notices to devices.
@@ -196,19 +215,215 @@ fn count(outcome: &'static str, reason: &'static str) {
     metrics::counter!("pushes_total", "outcome" => outcome, "reason" => reason).increment(1);
 }
 
+/// What was decided for a notice (`notify.notices.outcome`).
+const PUSHING: &str = "pushing";
+const DEFERRED: &str = "deferred";
+
 impl Notifier {
-    /// Records what happened to the push of `event` to `token`, at once (see the module docs).
-    async fn record(&self, event: Uuid, token: &str, user: Uuid, outcome: &str) -> Result<(), ApplyError> {
-        sqlx::query(
-            "insert into notify.pushes (event_id, token, user_id, outcome) values ($1, $2, $3, $4) on conflict do nothing",
+    /// The person's `(notification_enabled, language)`: as projected, or, before the profile
+    /// exists (the notice may overtake the projection), what a registration gets; `None` for
+    /// someone forgotten.
+    async fn settings(&self, user: Uuid) -> Result<Option<(bool, String)>, ApplyError> {
+        Ok(sqlx::query_as(
+            "select coalesce(s.notification_enabled, true), coalesce(s.language, 'ko')
+             from (select $1::uuid as user_id) u left join read.settings s using (user_id)
+             where not exists (select 1 from read.profiles_tombstones t where t.user_id = $1)",
         )
-        .bind(event)
-        .bind(token)
         .bind(user)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    /// Records the decision about `notice` unless one was taken (by an earlier try, or another
+    /// replica), and returns the decision that holds. Counted once, when first taken.
+    async fn decide(&self, notice: &Notice, outcome: &str, reason: &'static str) -> Result<String, ApplyError> {
+        let (held, fresh): (String, bool) = sqlx::query_as(
+            "insert into notify.notices (notice_id, user_id, outcome) values ($1, $2, $3)
+             on conflict (notice_id) do update set notice_id = excluded.notice_id
+             returning outcome, (xmax = 0)",
+        )
+        .bind(notice.id)
+        .bind(notice.user_id)
         .bind(outcome)
-        .execute(&self.db)
+        .fetch_one(&self.db)
         .await?;
+        if fresh && outcome != PUSHING {
+            count("skipped", reason);
+        }
+        Ok(held)
+    }
+
+    /// Pushes `notice` to every device of its person not pushed yet, each outcome recorded at
+    /// once (see the module docs). A transient provider error returns, to be retried.
+    async fn push(&self, fcm: &Fcm, notice: &Notice, language: &str) -> Result<(), ApplyError> {
+        let devices: Vec<String> = sqlx::query_scalar(
+            "select token from app.devices where user_id = $1
+               and encode(sha256(convert_to(token, 'UTF8')), 'hex') not in
+                   (select token_hash from notify.pushes where notice_id = $2)
+             order by token",
+        )
+        .bind(notice.user_id)
+        .bind(notice.id)
+        .fetch_all(&self.db)
+        .await?;
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let names = if notice.kind == "badge_earned" || notice.kind == "character_unlocked" {
+            Names::load(&self.db).await?
+        } else {
+            Names::default()
+        };
+        let text = self.templates.render(notice.kind, &notice.data, language, &names);
+        let mut data = notice.data.clone();
+        data["kind"] = json!(notice.kind);
+        data["notification_id"] = json!(notice.id);
+        for token in devices {
+            let outcome = match fcm.send(&token, &text.title, &text.body, &data).await {
+                Ok(()) => {
+                    count("sent", "sent");
+                    "sent"
+                }
+                Err(PushError::Unregistered) => {
+                    sqlx::query("delete from app.devices where token = $1").bind(&token).execute(&self.db).await?;
+                    tracing::info!(user.id = %notice.user_id, "device unregistered at the provider; removed");
+                    count("failed", "unregistered");
+                    "unregistered"
+                }
+                Err(PushError::Rejected(why)) => {
+                    tracing::warn!(user.id = %notice.user_id, why, "push refused by the provider");
+                    count("failed", "rejected");
+                    "rejected"
+                }
+                Err(PushError::Transient(e)) => {
+                    count("failed", "provider_unavailable");
+                    return Err(ApplyError::Transient(e));
+                }
+            };
+            sqlx::query(
+                "insert into notify.pushes (notice_id, token_hash, user_id, outcome) values ($1, $2, $3, $4)
+                 on conflict do nothing",
+            )
+            .bind(notice.id)
+            .bind(token_hash(&token))
+            .bind(notice.user_id)
+            .bind(outcome)
+            .execute(&self.db)
+            .await?;
+        }
         Ok(())
+    }
+
+    /// Decides and, when it is time, pushes one notice.
+    async fn handle(&self, fcm: &Fcm, notice: &Notice) -> Result<(), ApplyError> {
+        let Some((enabled, language)) = self.settings(notice.user_id).await? else {
+            self.decide(notice, "skipped:no_account", "no_account").await?;
+            return Ok(());
+        };
+        if !enabled {
+            self.decide(notice, "skipped:disabled", "disabled").await?;
+            return Ok(());
+        }
+        let has_device: bool = sqlx::query_scalar("select exists (select 1 from app.devices where user_id = $1)")
+            .bind(notice.user_id)
+            .fetch_one(&self.db)
+            .await?;
+        if !has_device {
+            self.decide(notice, "skipped:no_device", "no_device").await?;
+            return Ok(());
+        }
+        let now = Utc::now().with_timezone(&self.timezone).naive_local();
+        if let Some((_, end)) = self.quiet_hours.filter(|h| quiet(Some(*h), now.time())) {
+            if self.decide(notice, DEFERRED, "quiet_hours").await? == DEFERRED {
+                let not_before = self
+                    .timezone
+                    .from_local_datetime(&quiet_ends(end, now))
+                    .earliest()
+                    .map_or_else(|| Utc::now() + chrono::TimeDelta::hours(1), |t| t.with_timezone(&Utc));
+                sqlx::query(
+                    "insert into notify.deferred (notice_id, user_id, kind, data, not_before) values ($1, $2, $3, $4, $5)
+                     on conflict do nothing",
+                )
+                .bind(notice.id)
+                .bind(notice.user_id)
+                .bind(notice.kind)
+                .bind(&notice.data)
+                .bind(not_before)
+                .execute(&self.db)
+                .await?;
+            }
+            return Ok(());
+        }
+        if self.decide(notice, PUSHING, "").await? == PUSHING {
+            self.push(fcm, notice, &language).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the deferred notices that are due (quiet hours over), at most `limit`, claiming
+    /// them so replicas share the work; one that fails stays for the next round.
+    pub async fn send_due(&self, limit: i64) -> anyhow::Result<usize> {
+        let Some(fcm) = &self.fcm else { return Ok(0) };
+        let mut tx = self.db.begin().await?;
+        let due: Vec<(Uuid, Uuid, String, Value)> = sqlx::query_as(
+            "select notice_id, user_id, kind, data from notify.deferred where not_before <= now()
+             order by not_before limit $1 for update skip locked",
+        )
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut sent = 0;
+        for (notice_id, user_id, kind, data) in due {
+            let kind = KINDS.iter().copied().find(|k| *k == kind);
+            // Turned off meanwhile, gone, or a kind this version does not know: not pushed.
+            if let (Some(kind), Some((true, language))) = (kind, self.settings(user_id).await?) {
+                sqlx::query("update notify.notices set outcome = $2, at = now() where notice_id = $1")
+                    .bind(notice_id)
+                    .bind(PUSHING)
+                    .execute(&self.db)
+                    .await?;
+                let notice = Notice { id: notice_id, user_id, kind, data };
+                if let Err(e) = self.push(fcm, &notice, &language).await {
+                    tracing::warn!(error = ?e, "a deferred push failed; the next round retries");
+                    continue; // stays deferred: the row is deleted only when done
+                }
+                sent += 1;
+            }
+            sqlx::query("delete from notify.deferred where notice_id = $1").bind(notice_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(sent)
+    }
+}
+
+/// Every notice kind (`readmodels::notifications::notices`).
+const KINDS: [&str; 6] =
+    ["level_reached", "badge_earned", "character_unlocked", "friend_joined", "bonus_granted", "period_result"];
+
+/// Sends deferred notices as quiet hours end, every 30 s until `shutdown` (processes that run
+/// the notifier).
+pub async fn run_deferred(deps: crate::registry::Deps, shutdown: CancellationToken) {
+    use crate::registry::Build;
+    let notifier = match Notifier::build(&deps) {
+        Ok(n) if n.fcm.is_some() => n,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = format!("{e:#}"), "deferred pushes off: the notifier cannot be built");
+            return;
+        }
+    };
+    loop {
+        match notifier.send_due(100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(notices = n, "deferred pushes sent after quiet hours"),
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "sending deferred pushes failed; the next round retries")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
     }
 }
 
@@ -219,86 +434,21 @@ impl Projector for Notifier {
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         if let EventData::UserDeleted(d) = &event.data {
-            sqlx::query("delete from notify.pushes where user_id = $1").bind(d.user_id).execute(&mut *tx).await?;
+            for table in ["notify.pushes", "notify.notices", "notify.deferred"] {
+                sqlx::query(&format!("delete from {table} where user_id = $1"))
+                    .bind(d.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             return Ok(());
         }
         let told = notices(event);
-        if told.is_empty() {
-            return Ok(());
-        }
         let Some(fcm) = &self.fcm else {
             told.iter().for_each(|_| count("skipped", "not_configured"));
             return Ok(());
         };
-        let names = if told.iter().any(|n| n.kind == "badge_earned" || n.kind == "character_unlocked") {
-            Names::load(&self.db).await?
-        } else {
-            Names::default()
-        };
-        let now = Utc::now().with_timezone(&self.timezone).time();
-        for notice in told {
-            // The settings as projected; before the profile exists, the defaults a registration
-            // gets (the notice may overtake the projection); none for someone forgotten.
-            let settings: Option<(bool, String)> = sqlx::query_as(
-                "select coalesce(s.notification_enabled, true), coalesce(s.language, 'ko')
-                 from (select $1::uuid as user_id) u left join read.settings s using (user_id)
-                 where not exists (select 1 from read.profiles_tombstones t where t.user_id = $1)",
-            )
-            .bind(notice.user_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((enabled, language)) = settings else {
-                count("skipped", "no_account");
-                continue;
-            };
-            if !enabled {
-                count("skipped", "disabled");
-                continue;
-            }
-            if quiet(self.quiet_hours, now) {
-                count("skipped", "quiet_hours");
-                continue;
-            }
-            let devices: Vec<String> = sqlx::query_scalar(
-                "select d.token from app.devices d where d.user_id = $1
-                   and not exists (select 1 from notify.pushes p where p.event_id = $2 and p.token = d.token)
-                 order by d.token",
-            )
-            .bind(notice.user_id)
-            .bind(event.id)
-            .fetch_all(&self.db)
-            .await?;
-            if devices.is_empty() {
-                count("skipped", "no_device");
-                continue;
-            }
-            let text = self.templates.render(notice.kind, &notice.data, &language, &names);
-            let mut data = notice.data.clone();
-            data["kind"] = json!(notice.kind);
-            data["notification_id"] = json!(notice.id);
-            for token in devices {
-                match fcm.send(&token, &text.title, &text.body, &data).await {
-                    Ok(()) => {
-                        self.record(event.id, &token, notice.user_id, "sent").await?;
-                        count("sent", "sent");
-                    }
-                    Err(PushError::Unregistered) => {
-                        sqlx::query("delete from app.devices where token = $1").bind(&token).execute(&self.db).await?;
-                        self.record(event.id, &token, notice.user_id, "unregistered").await?;
-                        tracing::info!(user.id = %notice.user_id, "device unregistered at the provider; removed");
-                        count("failed", "unregistered");
-                    }
-                    Err(PushError::Rejected(why)) => {
-                        self.record(event.id, &token, notice.user_id, "rejected").await?;
-                        tracing::warn!(user.id = %notice.user_id, why, "push refused by the provider");
-                        count("failed", "rejected");
-                    }
-                    Err(PushError::Transient(e)) => {
-                        count("failed", "provider_unavailable");
-                        return Err(ApplyError::Transient(e));
-                    }
-                }
-            }
+        for notice in &told {
+            self.handle(fcm, notice).await?;
         }
         Ok(())
     }

@@ -50,7 +50,7 @@ pub struct Device {
 }
 
 fn check_token(token: &str) -> Result<(), ApiError> {
-    let ok = (1..=4096).contains(&token.len())
+    let ok = (1..=512).contains(&token.len())
         && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'.' | b'-'));
     if ok { Ok(()) } else { Err(ApiError::invalid("token", "must be a push token: letters, digits and : _ . -")) }
 }
@@ -59,8 +59,10 @@ fn check_token(token: &str) -> Result<(), ApiError> {
 /// (Firebase Cloud Messaging) gave the app. A token registered by someone else before moves to
 /// me: a device belongs to whoever signed in on it last.
 #[utoipa::path(put, path = "/users/me/devices/{token}", tag = "notifications", request_body = DeviceRequest, security(("bearer" = [])),
-    params(("token" = String, Path, description = "The provider's registration token", pattern = r"^[A-Za-z0-9:_.\-]{1,4096}$")),
-    responses((status = 200, body = Device), (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
+    params(("token" = String, Path, description = "The provider's registration token", pattern = r"^[A-Za-z0-9:_.\-]{1,512}$")),
+    responses((status = 200, body = Device),
+              (status = 404, description = "The account no longer exists", body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]
 async fn put_device(
     State(state): State<AppState>,
     AuthUser(claims): AuthUser,
@@ -86,7 +88,7 @@ async fn put_device(
 
 /// Remove one of my devices: nothing is pushed to it any more.
 #[utoipa::path(delete, path = "/users/me/devices/{token}", tag = "notifications", security(("bearer" = [])),
-    params(("token" = String, Path, description = "The provider's registration token", pattern = r"^[A-Za-z0-9:_.\-]{1,4096}$")),
+    params(("token" = String, Path, description = "The provider's registration token", pattern = r"^[A-Za-z0-9:_.\-]{1,512}$")),
     responses((status = 204, description = "Removed"),
               (status = 404, body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, body = platform::error::Problem, content_type = "application/problem+json")))]

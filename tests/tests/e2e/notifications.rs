@@ -182,21 +182,28 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
     assert_eq!(pushed[0].data["kind"], "bonus_granted");
     assert_eq!(pushed[0].data["amount"], "50", "FCM data values are strings");
 
-    // The same event delivered again pushes nothing more.
-    let (_conn, channel) = support::broker(&system).await;
-    let event: Vec<u8> = sqlx::query_scalar(
-        "select convert_to(json_build_object('id', id, 'type', type, 'version', version, 'source', source,
-                'aggregate_type', aggregate_type, 'aggregate_id', aggregate_id, 'occurred_at', occurred_at,
-                'data', data)::text, 'utf8')
-         from eventstore.events where type = 'points.earned' and aggregate_id = $1 limit 1",
-    )
-    .bind(user.user_id)
-    .fetch_one(&system.db)
-    .await
-    .unwrap();
-    support::publish_raw(&channel, &system, "points.earned", &event).await;
+    // The tablet fails once: the delivery is retried, and only the tablet is pushed again.
+    fcm.fail_once("tablet-token:2");
+    bonus(&system, &admin, &user, 6).await;
+    let six = system
+        .eventually(Duration::from_secs(20), "both devices got the retried notice", || async {
+            let six: Vec<String> =
+                fcm.pushed().into_iter().filter(|p| p.title == "보너스 6포인트").map(|p| p.token).collect();
+            (six.len() >= 2).then_some(six)
+        })
+        .await;
     system.settle(Duration::from_secs(30)).await;
-    assert_eq!(fcm.pushed().len(), 2, "a redelivery pushes nothing twice");
+    let mut six_now: Vec<String> =
+        fcm.pushed().into_iter().filter(|p| p.title == "보너스 6포인트").map(|p| p.token).collect();
+    six_now.sort();
+    assert_eq!(
+        six_now,
+        ["phone-token:1", "tablet-token:2"],
+        "each device once, though the delivery ran twice: {six:?}"
+    );
+    assert!(fcm.refused() >= 1);
+    let pushed_so_far = fcm.pushed().len();
+    assert_eq!(pushed_so_far, 4);
 
     // The tablet is gone at the provider: the next push removes it.
     fcm.forget_device("tablet-token:2");
@@ -204,17 +211,20 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
     system
         .eventually(Duration::from_secs(20), "the tablet removed", || async {
             let left = system.count("select count(*) from app.devices where token = 'tablet-token:2'").await;
-            (left == 0 && fcm.pushed().len() == 3).then_some(())
+            (left == 0 && fcm.pushed().len() == 5).then_some(())
         })
         .await;
 
     // Provider down: the push waits in the retry tiers and goes out once it is back.
     fcm.set_down(true);
     bonus(&system, &admin, &user, 8).await;
+    let refused = fcm.refused();
     system
-        .eventually(Duration::from_secs(20), "refused while down", || async { (fcm.refused() >= 2).then_some(()) })
+        .eventually(Duration::from_secs(20), "refused while down", || async {
+            (fcm.refused() >= refused + 2).then_some(())
+        })
         .await;
-    assert_eq!(fcm.pushed().len(), 3);
+    assert_eq!(fcm.pushed().len(), 5);
     fcm.set_down(false);
     system
         .eventually(Duration::from_secs(20), "pushed after the outage", || async {
@@ -231,7 +241,7 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
     let f = feed(&system, &user, "", Some(&quiet)).await;
     assert!(titled(&f, "bonus_granted").contains(&"보너스 9포인트"));
     system.settle(Duration::from_secs(30)).await;
-    assert_eq!(fcm.pushed().len(), 4, "nothing pushed with notifications off");
+    assert_eq!(fcm.pushed().len(), 6, "nothing pushed with notifications off");
     let skipped = tests::scrape(
         &system.http,
         system.workers_url.as_deref().unwrap(),
@@ -252,7 +262,7 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED.as_u16());
     system.settle(Duration::from_secs(30)).await;
-    for table in ["app.devices", "notify.pushes", "read.notifications"] {
+    for table in ["app.devices", "notify.pushes", "notify.notices", "read.notifications"] {
         let left = system.count(&format!("select count(*) from {table} where user_id = '{}'", user.user_id)).await;
         assert_eq!(left, 0, "{table}");
     }
@@ -280,4 +290,22 @@ async fn nothing_is_pushed_in_quiet_hours_but_the_feed_has_it() {
     assert_eq!(titled(&f, "bonus_granted"), ["보너스 20포인트"]);
     system.settle(Duration::from_secs(30)).await;
     assert!(fcm.pushed().is_empty(), "quiet hours");
+    // Held back until the quiet hours end; then sent once.
+    let held = system.count("select count(*) from notify.deferred where not_before > now()").await;
+    assert_eq!(held, 1);
+    sqlx::query("update notify.deferred set not_before = now() - interval '1 second'")
+        .execute(&system.db)
+        .await
+        .unwrap();
+    let deps = workers::registry::Deps {
+        db: system.db.clone(),
+        redis: platform::redis::Redis::new(&system.settings).unwrap(),
+        settings: system.settings.clone(),
+    };
+    let notifier = <workers::notifier::Notifier as workers::registry::Build>::build(&deps).unwrap();
+    assert_eq!(notifier.send_due(10).await.unwrap(), 1);
+    assert_eq!(notifier.send_due(10).await.unwrap(), 0, "sent once");
+    let pushed = fcm.pushed();
+    assert_eq!(pushed.len(), 1);
+    assert_eq!(pushed[0].title, "보너스 20포인트");
 }

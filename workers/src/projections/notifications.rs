@@ -17,6 +17,9 @@ pub struct NotificationsProjector;
 
 impl Projector for NotificationsProjector {
     const TABLES: &'static [&'static str] = &["notifications", "notification_marks", "notifications_tombstones"];
+    /// A closed period tells people in other partitions, and a read mark names a notice that
+    /// may come from one: a rebuild applies the log in one order.
+    const PARTITIONED_BY_AGGREGATE: bool = false;
 
     fn spec(&self) -> &'static ConsumerSpec {
         &NOTIFICATIONS

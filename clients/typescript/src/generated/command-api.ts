@@ -4829,7 +4829,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Nothing with that id (see `code`) */
+            /** @description The account no longer exists */
             404: {
                 headers: {
                     [name: string]: unknown;
