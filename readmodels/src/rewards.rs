@@ -56,8 +56,20 @@ struct CatalogueRow {
 
 const CATALOGUE_COLUMNS: &str = "id, name_ko, name_en, description_ko, description_en";
 
-/// The badge catalogue, in display order. A row whose criterion this version cannot read is
-/// left out (and logged) rather than failing the list.
+/// A catalogue entry's criterion or rule, read; `None` (and a warning) for one this version
+/// cannot read (written by a newer version, or by hand): such an entry is left out rather than
+/// failing a list or holding up anyone's rewards.
+pub fn readable<T: serde::de::DeserializeOwned>(id: &str, spec: serde_json::Value) -> Option<T> {
+    match serde_json::from_value(spec) {
+        Ok(spec) => Some(spec),
+        Err(e) => {
+            tracing::warn!(entry = id, error = %e, "rewards catalogue entry this version cannot read; left out");
+            None
+        }
+    }
+}
+
+/// The badge catalogue, in display order (unreadable criteria left out, see [`readable`]).
 pub async fn badges(db: &PgPool) -> sqlx::Result<Vec<Badge>> {
     let rows: Vec<CatalogueRow> = sqlx::query_as(&format!(
         "select {CATALOGUE_COLUMNS}, criterion as spec from rewards.badges order by sort_order, id"
@@ -66,24 +78,20 @@ pub async fn badges(db: &PgPool) -> sqlx::Result<Vec<Badge>> {
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| match serde_json::from_value(r.spec) {
-            Ok(criterion) => Some(Badge {
+        .filter_map(|r| {
+            Some(Badge {
+                criterion: readable(&r.id, r.spec)?,
                 id: r.id,
                 name_ko: r.name_ko,
                 name_en: r.name_en,
                 description_ko: r.description_ko,
                 description_en: r.description_en,
-                criterion,
-            }),
-            Err(e) => {
-                tracing::warn!(badge = r.id, error = %e, "badge with an unreadable criterion left out");
-                None
-            }
+            })
         })
         .collect())
 }
 
-/// The character catalogue, in display order (unreadable rules left out, as for badges).
+/// The character catalogue, in display order (unreadable rules left out, see [`readable`]).
 pub async fn characters(db: &PgPool) -> sqlx::Result<Vec<Character>> {
     let rows: Vec<CatalogueRow> = sqlx::query_as(&format!(
         "select {CATALOGUE_COLUMNS}, rule as spec from rewards.characters order by sort_order, id"
@@ -92,19 +100,15 @@ pub async fn characters(db: &PgPool) -> sqlx::Result<Vec<Character>> {
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|r| match serde_json::from_value(r.spec) {
-            Ok(rule) => Some(Character {
+        .filter_map(|r| {
+            Some(Character {
+                rule: readable(&r.id, r.spec)?,
                 id: r.id,
                 name_ko: r.name_ko,
                 name_en: r.name_en,
                 description_ko: r.description_ko,
                 description_en: r.description_en,
-                rule,
-            }),
-            Err(e) => {
-                tracing::warn!(character = r.id, error = %e, "character with an unreadable rule left out");
-                None
-            }
+            })
         })
         .collect())
 }

@@ -12,11 +12,6 @@ use uuid::Uuid;
 
 use crate::support;
 
-async fn patch(system: &TestSystem, path: &str, bearer: &str, body: Value) -> tests::Response {
-    let req = system.http.patch(format!("{}/api/v1{path}", system.command_url)).bearer_auth(bearer).json(&body);
-    tests::Response::read(req.send().await.unwrap()).await
-}
-
 /// Grants `amount` bonus points to `user` as an admin; the command's consistency token.
 async fn bonus(system: &TestSystem, admin: &str, user: &Registered, amount: i64) -> String {
     let res =
@@ -58,7 +53,8 @@ async fn every_kind_reaches_the_feed_in_the_readers_language_and_read_marks_coun
     .await;
     workers::seed::seed(&system.db).await.unwrap();
     let host = system.register("host").await;
-    let res = patch(&system, "/users/me/settings", &host.access_token, json!({"language": "en"})).await;
+    let res =
+        system.send(Method::PATCH, "/users/me/settings", &host.access_token, Some(json!({"language": "en"}))).await;
     let english = res.header("x-consistency-token").unwrap();
     system.query("/api/v1/users/me/settings", &host.access_token, Some(&english)).await;
     let invite_code = system.query("/api/v1/users/me", &host.access_token, None).await.body["invite_code"].clone();
@@ -233,7 +229,9 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
         .await;
 
     // Notifications off: nothing is pushed, the feed still has it.
-    let off = patch(&system, "/users/me/settings", &user.access_token, json!({"notification_enabled": false})).await;
+    let off = system
+        .send(Method::PATCH, "/users/me/settings", &user.access_token, Some(json!({"notification_enabled": false})))
+        .await;
     system
         .query("/api/v1/users/me/settings", &user.access_token, Some(&off.header("x-consistency-token").unwrap()))
         .await;
@@ -252,15 +250,9 @@ async fn pushes_go_once_per_device_skip_when_disabled_survive_an_outage_and_drop
     assert!(skipped.unwrap_or(0.0) >= 1.0);
 
     // Deleting the account forgets the feed, the devices and the record of pushes.
-    let res = system
-        .http
-        .delete(format!("{}/api/v1/users/me", system.command_url))
-        .bearer_auth(&user.access_token)
-        .json(&json!({"password": "recycle2026"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED.as_u16());
+    let res =
+        system.send(Method::DELETE, "/users/me", &user.access_token, Some(json!({"password": "recycle2026"}))).await;
+    assert_eq!(res.status, StatusCode::ACCEPTED, "{}", res.body);
     system.settle(Duration::from_secs(30)).await;
     for table in ["app.devices", "notify.pushes", "notify.notices", "read.notifications"] {
         let left = system.count(&format!("select count(*) from {table} where user_id = '{}'", user.user_id)).await;

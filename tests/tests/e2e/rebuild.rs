@@ -107,14 +107,14 @@ async fn a_rebuild_reproduces_the_read_models_while_commands_keep_flowing() {
         })
         .await;
     let selected = system
-        .http
-        .put(format!("{}/api/v1/users/me/character", system.command_url))
-        .bearer_auth(&users[3].access_token)
-        .json(&json!({"character_id": "sprout"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(selected.status(), StatusCode::ACCEPTED.as_u16());
+        .send(
+            reqwest::Method::PUT,
+            "/users/me/character",
+            &users[3].access_token,
+            Some(json!({"character_id": "sprout"})),
+        )
+        .await;
+    assert_eq!(selected.status, StatusCode::ACCEPTED, "{}", selected.body);
     let deleted = system
         .http
         .delete(format!("{}/api/v1/users/me", system.command_url))

@@ -238,40 +238,22 @@ impl PointsPolicy {
         a: &AttendanceCheckedIn,
     ) -> Result<(), ApplyError> {
         // The balance lock serialises the user's check-ins (taken by the award before).
-        Self::lock_balance(tx, a.user_id).await?;
+        let mut balance = Self::lock_balance(tx, a.user_id).await?;
         let days = readmodels::check_ins::record(tx, "points.check_in_days", a.user_id, a.date).await?;
         if self.streak_bonus_points <= 0 {
             return Ok(());
         }
         for day in streaks::bonus_days(&days, a.date, STREAK_BONUS_EVERY) {
-            let earned = Event::new(
-                SOURCE,
-                a.user_id,
-                PointsEarned {
-                    user_id: a.user_id,
-                    amount: self.streak_bonus_points,
-                    reason: PointsReason::Streak,
-                    source_event_id: event.id,
-                }
-                .into(),
-            );
-            let source_key = Uuid::new_v5(&a.user_id, format!("streak:{day}").as_bytes());
-            let before = Self::lock_balance(tx, a.user_id).await?;
-            let inserted = sqlx::query(
-                "insert into points.ledger (rule, source_key, user_id, amount, source_event_id, earned_event_id, local_date, earned_at)
-                 values ('streak', $1, $2, $3, $4, $5, $6, $7) on conflict do nothing",
-            )
-            .bind(source_key)
-            .bind(a.user_id)
-            .bind(self.streak_bonus_points)
-            .bind(event.id)
-            .bind(earned.id)
-            .bind(day)
-            .bind(event.occurred_at)
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                Self::credit(tx, event, a.user_id, before, self.streak_bonus_points, Some(earned)).await?;
+            let bonus = Candidate {
+                rule: "streak",
+                source_key: Uuid::new_v5(&a.user_id, format!("streak:{day}").as_bytes()),
+                user_id: a.user_id,
+                amount: self.streak_bonus_points,
+                reason: PointsReason::Streak,
+                image_sha256: None,
+            };
+            if let Some(after) = Self::pay(tx, event, &bonus, day, balance).await? {
+                balance = after;
             }
         }
         Ok(())
@@ -321,6 +303,19 @@ impl PointsPolicy {
                 return Ok(());
             }
         }
+        Self::pay(tx, event, &award, local_date, before).await.map(|_| ())
+    }
+
+    /// Enters `award` in the ledger under its rule and domain key and, when that entry is new,
+    /// credits the balance (`before`) and records `points.earned` (and any `level.reached`)
+    /// after `source`. The new balance, or `None` when it had been paid already.
+    async fn pay(
+        tx: &mut PgConnection,
+        source: &Event,
+        award: &Candidate,
+        local_date: chrono::NaiveDate,
+        before: i64,
+    ) -> Result<Option<i64>, ApplyError> {
         let earned = Event::new(
             SOURCE,
             award.user_id,
@@ -328,7 +323,7 @@ impl PointsPolicy {
                 user_id: award.user_id,
                 amount: award.amount,
                 reason: award.reason,
-                source_event_id: event.id,
+                source_event_id: source.id,
             }
             .into(),
         );
@@ -340,16 +335,17 @@ impl PointsPolicy {
         .bind(award.source_key)
         .bind(award.user_id)
         .bind(award.amount)
-        .bind(event.id)
+        .bind(source.id)
         .bind(earned.id)
         .bind(local_date)
-        .bind(event.occurred_at)
+        .bind(source.occurred_at)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Ok(()); // already paid for this (rule, source)
+            return Ok(None); // already paid for this (rule, source)
         }
-        Self::credit(tx, event, award.user_id, before, award.amount, Some(earned)).await
+        Self::credit(tx, source, award.user_id, before, award.amount, Some(earned)).await?;
+        Ok(Some(before + award.amount))
     }
 }
 

@@ -25,6 +25,7 @@ use platform::{
     eventstore,
     topology::{ConsumerSpec, REWARDS_POLICY},
 };
+use readmodels::rewards::readable;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -265,9 +266,8 @@ impl RewardsPolicy {
 }
 
 /// The entries of a catalogue (`table`, criterion or rule in `spec_column`) not yet awarded to
-/// `user` (in `awarded`, keyed by `key`), in display order. An entry this version cannot read
-/// (written by a newer version, or by hand) is left out and logged, as `GET /badges` does,
-/// rather than holding up everyone's rewards.
+/// `user` (in `awarded`, keyed by `key`), in display order; an entry this version cannot read is
+/// left out ([`readable`]), as `GET /badges` does.
 async fn not_yet<T: serde::de::DeserializeOwned>(
     tx: &mut PgConnection,
     table: &str,
@@ -284,16 +284,7 @@ async fn not_yet<T: serde::de::DeserializeOwned>(
     .bind(user)
     .fetch_all(&mut *tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, spec)| match serde_json::from_value(spec) {
-            Ok(spec) => Some((id, spec)),
-            Err(e) => {
-                tracing::warn!(entry = id, error = %e, "rewards catalogue entry this version cannot read; skipped");
-                None
-            }
-        })
-        .collect())
+    Ok(rows.into_iter().filter_map(|(id, spec)| readable(&id, spec).map(|spec| (id, spec))).collect())
 }
 
 impl Projector for RewardsPolicy {
