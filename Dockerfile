@@ -48,13 +48,16 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 ecoeco \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin ecoeco
+      --shell /usr/sbin/nologin ecoeco \
+ && mkdir -p /var/lib/ecoeco/objects \
+ && chown 65532:65532 /var/lib/ecoeco/objects
 COPY --from=build /out/ /usr/local/bin/
 COPY ops/docker/healthcheck /usr/local/bin/healthcheck
 # `ecoeco` (the default command) serves command-api on BIND_ADDR and query-api and the workers'
 # ops routes on the next two ports. The chart and compose set BIND_ADDR per process.
 ENV BIND_ADDR=0.0.0.0:8081 \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    STORAGE_URL=file:/var/lib/ecoeco/objects
 EXPOSE 8081 8082 8083
 USER 65532:65532
 # GET /health on BIND_ADDR's port (liveness: the process serves HTTP). Kubernetes ignores it

@@ -35,8 +35,11 @@ STANDARD_LABELS = [
 SECRET_KEYS = {
     "DATABASE_URL", "REDIS_URL", "AMQP_URL", "JWT_PRIVATE_KEY", "JWT_PUBLIC_KEY",
     "KAKAO_REST_API_KEY", "GOOGLE_CLIENT_SECRET", "KAKAO_CLIENT_SECRET", "MAIL_TRANSPORT",
-    "FCM_SERVICE_ACCOUNT_JSON",
+    "FCM_SERVICE_ACCOUNT_JSON", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY",
 }
+# The Deployments that read or write avatar files (command-api uploads, the avatar worker in
+# `policies`, query-api serves).
+STORAGE_ROLES = {"command-api", "query-api", "policies"}
 CRD_GROUPS = ("monitoring.coreos.com/",)
 # Settings every process reads, with the values.yaml defaults (README "Configuration").
 CONFIG_DEFAULTS = {
@@ -209,6 +212,24 @@ def check_render(label: str, docs: list[dict], values: dict) -> None:
           "; ".join(f"{k}: {', '.join(v)}" for k, v in bad.items()))
 
     deployments = by_kind(docs, "Deployment")
+    storage = merged["storage"]
+    want_url = ("file:/var/lib/ecoeco/objects" if storage["type"] == "volume"
+                else f"s3://{storage['s3']['bucket']}/{storage['s3']['prefix']}".rstrip("/"))
+    claims = {d["metadata"]["name"] for d in by_kind(docs, "PersistentVolumeClaim").values()}
+    storage_problems = []
+    for name, d in deployments.items():
+        role = name.removeprefix(f"{fullname}-")
+        spec = d["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        if env_of(container).get("STORAGE_URL") != want_url:
+            storage_problems.append(f"{role}: STORAGE_URL={env_of(container).get('STORAGE_URL')}")
+        mounted = [v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v]
+        should = storage["type"] == "volume" and role in STORAGE_ROLES
+        if bool(mounted) != should or any(c not in claims and c != storage["volume"]["existingClaim"] for c in mounted):
+            storage_problems.append(f"{role}: mounts {mounted or 'no claim'}")
+    check(not storage_problems, f"{label}: avatar storage {storage['type']} ({want_url}) reaches "
+          f"{', '.join(sorted(STORAGE_ROLES))}", "; ".join(storage_problems))
+
     expected = {f"{fullname}-{r}" for r in ROLES if merged["components"][r]["enabled"]}
     check(set(deployments) == expected, f"{label}: one Deployment per role ({len(expected)})",
           f"got {sorted(deployments)}")
@@ -356,7 +377,8 @@ def main() -> int:
         "DATABASE_URL": "postgres://ecoeco:s3cret@db:5432/ecoeco", "REDIS_URL": "redis://redis:6379",
         "AMQP_URL": "amqp://ecoeco:s3cret@mq:5672/%2f", "JWT_PRIVATE_KEY": "-----BEGIN PRIVATE KEY-----",
         "JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----"}, "networkPolicy": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]}})
-    variants = {"default": {}, "production": prod, "production+inline-secrets": prod_inline}
+    s3 = {"storage": {"type": "s3", "s3": {"bucket": "ecoeco-media", "endpoint": "https://minio.storage.svc:9000"}}}
+    variants = {"default": {}, "production": prod, "production+inline-secrets": prod_inline, "s3-storage": s3}
 
     for label, values in (("default", None), ("production", prod)):
         report = helm.lint(str(CHART), values, strict=True)
@@ -401,6 +423,7 @@ def main() -> int:
               {"config": {"APP_ENV": "production"}, "secrets": {"DATABASE_URL": "postgres://x"}}, "Missing: REDIS_URL")
     must_fail("a secret in config (ConfigMap)", {"config": {"DATABASE_URL": "postgres://x"}}, "is a secret")
     must_fail("ingress without rules", {"ingress": {"enabled": True}}, "ingress")
+    must_fail("S3 storage without a bucket", {"storage": {"type": "s3"}}, "storage.s3.bucket")
 
     dashboard = ROOT / "ops" / "grafana" / "ecoeco-pipeline.json"
     check(dashboard.read_bytes() == (CHART / "dashboards" / "ecoeco-pipeline.json").read_bytes(),

@@ -51,6 +51,8 @@ pub struct AppState {
     pub denylist: Denylist,
     /// Calls to social-login providers (10 s timeout).
     pub http: reqwest::Client,
+    /// Object storage (avatar uploads).
+    pub store: platform::storage::Store,
 }
 
 #[derive(OpenApi)]
@@ -86,6 +88,7 @@ impl App {
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .context("building the HTTP client")?,
+            store: platform::storage::open(&settings)?,
         };
         let (api, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .nest("/api/v1", routes::router())

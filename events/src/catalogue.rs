@@ -111,6 +111,7 @@ catalogue! {
     UserCharacterSelected(UserCharacterSelected) = "user.character_selected", version 1;
     LeaderboardPeriodClosed(LeaderboardPeriodClosed) = "leaderboard.period_closed", version 1;
     UserNotificationsRead(UserNotificationsRead) = "user.notifications_read", version 1;
+    AvatarUploaded(AvatarUploaded) = "avatar.uploaded", version 1;
 }
 
 impl EventData {
@@ -151,6 +152,7 @@ impl EventData {
             Self::CharacterUnlocked(e) => vec![e.user_id],
             Self::UserCharacterSelected(e) => vec![e.user_id],
             Self::UserNotificationsRead(e) => vec![e.user_id],
+            Self::AvatarUploaded(e) => vec![e.user_id],
             Self::UserProfileUpdated(_)
             | Self::UserSettingsUpdated(_)
             | Self::GuideItemSaved(_)
@@ -263,6 +265,40 @@ impl Validate for UserProfileUpdated {
         Ok(())
     }
 }
+
+/// An avatar upload's image format, detected from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP.
+    Webp,
+}
+
+/// `avatar.uploaded` v1: a user uploaded a profile image, kept in object storage until the
+/// avatar worker has made its renditions (and recorded `user.profile_updated` with the new
+/// `avatar_url`) or refused it. The image itself is never in the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AvatarUploaded {
+    /// Whose.
+    pub user_id: Uuid,
+    /// The upload (the name of the stored original and of its renditions).
+    pub upload_id: Uuid,
+    /// Its format.
+    pub format: ImageFormat,
+    /// Declared width in pixels.
+    #[schemars(range(min = 1))]
+    pub width: u32,
+    /// Declared height in pixels.
+    #[schemars(range(min = 1))]
+    pub height: u32,
+    /// Its size in bytes.
+    pub size_bytes: u64,
+}
+impl Validate for AvatarUploaded {}
 
 /// `user.settings_updated` v1: only the fields that changed are present.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]

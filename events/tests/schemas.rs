@@ -146,6 +146,15 @@ fn samples() -> Vec<EventData> {
         CharacterUnlocked { user_id: user, character_id: "sprout".into(), reason: UnlockReason::Level }.into(),
         UserCharacterSelected { user_id: user, character_id: "sprout".into() }.into(),
         UserNotificationsRead { user_id: user, up_to_id: other }.into(),
+        AvatarUploaded {
+            user_id: user,
+            upload_id: other,
+            format: ImageFormat::Png,
+            width: 640,
+            height: 480,
+            size_bytes: 48_213,
+        }
+        .into(),
         LeaderboardPeriodClosed {
             period: ClosedPeriod::Weekly,
             period_key: "2026-W47".into(),
@@ -185,7 +194,8 @@ fn samples() -> Vec<EventData> {
             | EventData::CharacterUnlocked(_)
             | EventData::UserCharacterSelected(_)
             | EventData::LeaderboardPeriodClosed(_)
-            | EventData::UserNotificationsRead(_) => {}
+            | EventData::UserNotificationsRead(_)
+            | EventData::AvatarUploaded(_) => {}
         }
     }
     samples

@@ -4,6 +4,7 @@
 
 pub mod amqp;
 pub mod auth;
+pub mod avatars;
 pub mod changes;
 pub mod consistency;
 pub mod cursor;
@@ -20,6 +21,7 @@ pub mod redis;
 mod request_id;
 pub mod settings;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 pub mod text;
 pub mod topology;

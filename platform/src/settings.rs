@@ -206,6 +206,46 @@ pub struct Settings {
     /// `RETENTION_SENT_MAIL_DAYS` (default 7): a mail record is kept this long after sending
     /// (after queueing when it was never sent).
     pub retention_sent_mail: Duration,
+    /// `STORAGE_URL` (default `file:data/objects`): where uploaded files and their renditions
+    /// live, through the `object_store` crate: `file:DIR` (a local directory, created when
+    /// missing; shared by every process, so one volume in Kubernetes) or `s3://BUCKET[/PREFIX]`
+    /// (any S3-compatible store, with the `S3_*` settings).
+    pub storage_url: String,
+    /// The S3-compatible store's connection (`S3_ENDPOINT`, `S3_REGION`, `S3_ACCESS_KEY_ID`,
+    /// `S3_SECRET_ACCESS_KEY` or `S3_SECRET_ACCESS_KEY_FILE`); used when `STORAGE_URL` is `s3://`.
+    pub s3: S3Settings,
+    /// `AVATAR_MAX_BYTES` (default 5242880, 5 MiB): the largest avatar upload.
+    pub avatar_max_bytes: usize,
+    /// `AVATAR_MAX_PIXELS` (default 25000000): the most pixels an uploaded image may declare
+    /// (a decompression bomb declares far more than it sends); each side is also capped at 12000.
+    pub avatar_max_pixels: u64,
+    /// `AVATAR_BASE_URL` (default `http://127.0.0.1:8082/api/v1/avatars`): the public address of
+    /// query-api's avatar route (behind a CDN, the CDN's); profiles' `avatar_url` start with it.
+    pub avatar_base_url: String,
+}
+
+/// An S3-compatible object store's connection.
+#[derive(Clone, Default)]
+pub struct S3Settings {
+    /// `S3_ENDPOINT`: the store's URL (MinIO, Ceph, a cloud's S3 API); unset, AWS's own.
+    pub endpoint: Option<String>,
+    /// `S3_REGION` (default `us-east-1`).
+    pub region: String,
+    /// `S3_ACCESS_KEY_ID`; unset, the AWS credential chain (instance or pod identity).
+    pub access_key_id: Option<String>,
+    /// `S3_SECRET_ACCESS_KEY` or `S3_SECRET_ACCESS_KEY_FILE`.
+    pub secret_access_key: Option<String>,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// One day.
@@ -265,6 +305,11 @@ impl Settings {
             retention_sessions: DAY * 7,
             retention_email_tokens: DAY,
             retention_sent_mail: DAY * 7,
+            storage_url: "file:data/objects".into(),
+            s3: S3Settings { region: "us-east-1".into(), ..S3Settings::default() },
+            avatar_max_bytes: 5 * 1024 * 1024,
+            avatar_max_pixels: 25_000_000,
+            avatar_base_url: "http://127.0.0.1:8082/api/v1/avatars".into(),
         }
     }
 
@@ -444,6 +489,24 @@ impl Settings {
                 *field = DAY * days;
             }
         }
+        if let Some(v) = parse_env("STORAGE_URL") {
+            s.storage_url = v;
+        }
+        s.s3.endpoint = parse_env("S3_ENDPOINT");
+        if let Some(v) = parse_env("S3_REGION") {
+            s.s3.region = v;
+        }
+        s.s3.access_key_id = parse_env("S3_ACCESS_KEY_ID");
+        s.s3.secret_access_key = secret(&get, "S3_SECRET_ACCESS_KEY")?;
+        if let Some(v) = parse_env("AVATAR_MAX_BYTES") {
+            s.avatar_max_bytes = v.parse().context("AVATAR_MAX_BYTES must be a number of bytes")?;
+        }
+        if let Some(v) = parse_env("AVATAR_MAX_PIXELS") {
+            s.avatar_max_pixels = v.parse().context("AVATAR_MAX_PIXELS must be a number of pixels")?;
+        }
+        if let Some(v) = parse_env("AVATAR_BASE_URL") {
+            s.avatar_base_url = v.trim_end_matches('/').to_owned();
+        }
         s.check()?;
         Ok(s)
     }
@@ -459,6 +522,15 @@ impl Settings {
         }
         if self.http_max_header_bytes < 1024 {
             bail!("HTTP_MAX_HEADER_BYTES must be at least 1024");
+        }
+        if !(self.storage_url.starts_with("file:") || self.storage_url.starts_with("s3://")) {
+            bail!("STORAGE_URL must be `file:DIR` or `s3://BUCKET[/PREFIX]`, not `{}`", self.storage_url);
+        }
+        if self.avatar_max_bytes < 1024 || self.avatar_max_pixels < 128 * 128 {
+            bail!("AVATAR_MAX_BYTES must be at least 1024 and AVATAR_MAX_PIXELS at least 16384");
+        }
+        if !(self.avatar_base_url.starts_with("http://") || self.avatar_base_url.starts_with("https://")) {
+            bail!("AVATAR_BASE_URL must be an http(s) URL");
         }
         if self.retry_delays.is_empty() {
             bail!("RETRY_DELAYS_MS needs at least one delay");

@@ -98,6 +98,14 @@ pub const REWARDS_POLICY: ConsumerSpec = ConsumerSpec {
     ],
 };
 
+/// The avatar worker: renditions of each `avatar.uploaded` (then `user.profile_updated`), the
+/// files of a replaced or cleared avatar deleted, and every file of a deleted person.
+pub const AVATARS: ConsumerSpec = ConsumerSpec {
+    name: "avatars",
+    projection: Some("avatars"),
+    bindings: &["avatar.uploaded", "user.profile_updated", "user.deleted"],
+};
+
 /// The rewards projector: `GET /users/me/badges`, `GET /users/me/characters`.
 pub const REWARDS: ConsumerSpec = ConsumerSpec {
     name: "projection.rewards",

@@ -11,7 +11,7 @@ use platform::{
     denylist::{Pushed, REVOKED_CHANNEL},
     error::ApiError,
     redis::Redis,
-    topology::{ConsumerSpec, POINTS_POLICY, REWARDS_POLICY},
+    topology::{AVATARS, ConsumerSpec, POINTS_POLICY, REWARDS_POLICY},
 };
 use sqlx::{PgPool, postgres::PgListener};
 use tokio::{sync::Notify, time::Instant};
@@ -66,10 +66,11 @@ impl Freshness {
 }
 
 /// Consumers that derive events from events (a scan's `points.earned` and `level.reached`, its
-/// `badge.earned` and `character.unlocked`, recorded with the scan as their `causation_id`). A token covers what its events cause, so a
+/// `badge.earned` and `character.unlocked`, an avatar upload's `user.profile_updated`, recorded
+/// with their cause as `causation_id`). A token covers what its events cause, so a
 /// wait also needs each of these to have handled the token's events (their derived events exist
 /// only then), and the projections to have applied those derived events in turn.
-const DERIVING: &[&ConsumerSpec] = &[&POINTS_POLICY, &REWARDS_POLICY];
+const DERIVING: &[&ConsumerSpec] = &[&POINTS_POLICY, &REWARDS_POLICY, &AVATARS];
 
 impl Consistency {
     /// Waits until the projections of `specs` have applied the token's events **and the events

@@ -54,6 +54,8 @@ pub struct AppState {
     /// Answers keyed by what anonymous clients send (search queries, ids, cursors), as JSON:
     /// kept in this process, at most [`LOCAL_CACHE_ENTRIES`], so no client can grow Redis.
     pub local_cache: Arc<quick_cache::sync::Cache<String, Arc<str>>>,
+    /// Object storage (avatar renditions).
+    pub store: platform::storage::Store,
 }
 
 /// Entries of [`AppState::local_cache`] (least recently used ones go first).
@@ -92,6 +94,7 @@ impl App {
             applied: Arc::new(Notify::new()),
             kakao: Arc::new(geocoding::Kakao::new(&settings)?),
             local_cache: Arc::new(quick_cache::sync::Cache::new(LOCAL_CACHE_ENTRIES)),
+            store: platform::storage::open(&settings)?,
         };
         let (api, mut spec) =
             OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", routes::router()).split_for_parts();

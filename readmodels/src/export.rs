@@ -51,6 +51,9 @@ pub struct Export {
     pub characters: Vec<UnlockedCharacter>,
     /// My push devices.
     pub devices: Vec<Device>,
+    /// My uploaded avatar's files; `null` when the avatar was never uploaded (or was replaced
+    /// by a URL set by hand).
+    pub avatar: Option<UploadedAvatar>,
     /// My in-app notifications, newest first (kind and data; the texts are rendered when read).
     pub notifications: Vec<NotificationRecord>,
     /// My whole activity history, newest first.
@@ -158,8 +161,21 @@ pub struct Head {
     pub characters: Vec<UnlockedCharacter>,
     /// Its push devices.
     pub devices: Vec<Device>,
+    /// Its uploaded avatar.
+    pub avatar: Option<UploadedAvatar>,
     /// Its notifications.
     pub notifications: Vec<NotificationRecord>,
+}
+
+/// An uploaded avatar: the renditions kept of it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadedAvatar {
+    /// The upload.
+    pub upload_id: Uuid,
+    /// When it was uploaded.
+    pub uploaded_at: DateTime<Utc>,
+    /// Links to each rendition kept (512 and 128 pixels square, JPEG).
+    pub files: Vec<String>,
 }
 
 /// A push device.
@@ -239,6 +255,18 @@ pub async fn head(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Head>> {
         .bind(user_id)
         .fetch_all(db)
         .await?,
+        avatar: sqlx::query_as::<_, (Uuid, DateTime<Utc>, String)>(
+            "select upload_id, uploaded_at, avatar_url from avatars.current
+             where user_id = $1 and upload_id is not null and not forgotten",
+        )
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?
+        .map(|(upload_id, uploaded_at, url)| UploadedAvatar {
+            upload_id,
+            uploaded_at,
+            files: vec![url.clone(), url.replace("/512.jpg", "/128.jpg")],
+        }),
         notifications: sqlx::query_as(
             "select id, kind, data, created_at from read.notifications where user_id = $1
              order by created_at desc, id desc",

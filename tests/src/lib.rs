@@ -10,7 +10,9 @@
 pub mod fake_fcm;
 pub mod fake_kakao;
 pub mod fake_oauth;
+pub mod images;
 pub mod proxy;
+pub mod s3;
 
 use std::time::Duration;
 
@@ -40,7 +42,18 @@ pub fn isolated_settings() -> Settings {
     s.rate_limit_auth_per_min = 100_000;
     s.rate_limit_commands_per_min = 100_000;
     s.rate_limit_reads_per_min = 1_000_000;
+    s.storage_url = format!("file:{}", std::env::temp_dir().join("ecoeco-test-objects").join(short).display());
     s
+}
+
+/// The Python of the checks: `ECOECO_PYTHON`, else the virtualenv `scripts/test.sh` prepares
+/// in `target/pyenv`, else `python3`.
+pub fn python() -> std::path::PathBuf {
+    if let Some(p) = std::env::var_os("ECOECO_PYTHON") {
+        return p.into();
+    }
+    let venv = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    if venv.exists() { venv } else { "python3".into() }
 }
 
 /// `url` pointing at database `name`.
@@ -68,6 +81,9 @@ pub struct Options {
     pub kakao_local_base: Option<String>,
     /// A [`fake_fcm::FakeFcm`] to push through.
     pub fcm: Option<fake_fcm::FakeFcm>,
+    /// Object storage in an S3-compatible store (`STORAGE_URL` and its connection) instead of
+    /// the test's own directory.
+    pub s3: Option<(String, platform::settings::S3Settings)>,
 }
 
 impl Default for Options {
@@ -79,6 +95,7 @@ impl Default for Options {
             oauth_base: None,
             kakao_local_base: None,
             fcm: None,
+            s3: None,
         }
     }
 }
@@ -134,6 +151,10 @@ impl TestSystem {
             settings.fcm_project_id = Some(fake_fcm::PROJECT.into());
             settings.fcm_service_account = Some(fcm.service_account());
             settings.fcm_endpoint = fcm.base.clone();
+        }
+        if let Some((url, s3)) = &options.s3 {
+            settings.storage_url = url.clone();
+            settings.s3 = s3.clone();
         }
         let db = platform::db::connect(&settings).await.expect("test database");
         let mut no_migrate = settings.clone();

@@ -8,6 +8,7 @@
 //! finishes and acknowledges the batch in hand, and the process exits.
 
 pub mod admission;
+pub mod avatars;
 mod backoff;
 pub mod consumer;
 pub mod gauges;
@@ -208,10 +209,10 @@ mod tests {
 
     #[test]
     fn groups_name_the_chart_deployments() {
-        use platform::topology::{INGEST, MAILER, NOTIFIER, POINTS_POLICY, READ_MODELS, REWARDS_POLICY};
+        use platform::topology::{AVATARS, INGEST, MAILER, NOTIFIER, POINTS_POLICY, READ_MODELS, REWARDS_POLICY};
         assert_eq!(Role::parse_list("").unwrap(), Role::all());
         // The relay and one role per queue: the projections run as their processing group.
-        assert_eq!(Role::all().len(), 7);
+        assert_eq!(Role::all().len(), 8);
         assert_eq!(Role::parse_list("projections").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(Role::parse_list("projection.profiles,leaderboards").unwrap(), [Role::consumer(&READ_MODELS)]);
         assert_eq!(
@@ -220,6 +221,7 @@ mod tests {
                 Role::RELAY,
                 Role::consumer(&POINTS_POLICY),
                 Role::consumer(&REWARDS_POLICY),
+                Role::consumer(&AVATARS),
                 Role::consumer(&MAILER),
                 Role::consumer(&NOTIFIER)
             ]

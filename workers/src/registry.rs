@@ -16,14 +16,15 @@ use platform::{
     Settings,
     redis::Redis,
     topology::{
-        ACTIVITIES, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, NOTIFICATIONS, NOTIFIER, PLACES, POINTS_POLICY,
-        PROFILES, READ_MODELS, REWARDS, REWARDS_POLICY,
+        ACTIVITIES, AVATARS, ConsumerSpec, GUIDE, INGEST, LEADERBOARDS, MAILER, NOTIFICATIONS, NOTIFIER, PLACES,
+        POINTS_POLICY, PROFILES, READ_MODELS, REWARDS, REWARDS_POLICY,
     },
 };
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    avatars::Avatars,
     consumer::{self, ConsumerContext, Projector},
     ingest::Ingest,
     mailer::Mailer,
@@ -40,10 +41,11 @@ use crate::{
 /// Every consumer of the bus, in the order operators see them listed: the projections (which
 /// consume through their processing group's queue), the group itself, and the consumers with
 /// queues of their own.
-pub static CONSUMERS: [Entry; 13] = [
+pub static CONSUMERS: [Entry; 14] = [
     projection::<ProfilesProjector>(&PROFILES),
     consumer::<PointsPolicy>(&POINTS_POLICY, Group::Policies),
     consumer::<RewardsPolicy>(&REWARDS_POLICY, Group::Policies),
+    consumer::<Avatars>(&AVATARS, Group::Policies),
     projection::<ActivitiesProjector>(&ACTIVITIES),
     projection::<LeaderboardsProjector>(&LEADERBOARDS),
     projection::<GuideProjector>(&GUIDE),
@@ -107,7 +109,8 @@ pub struct Deps {
 pub enum Group {
     /// Read-model builders.
     Projections,
-    /// Policies that record events of their own (points, rewards).
+    /// Consumers that record events of their own: the points and rewards policies, and the
+    /// avatar worker.
     Policies,
     /// What talks to people outside the app: the mail sender and the push notifier.
     Mailer,
@@ -314,7 +317,10 @@ mod tests {
         let members: Vec<&str> = platform::topology::READ_MODEL_MEMBERS.iter().map(|m| m.name).collect();
         assert_eq!(grouped, members);
         let queues: Vec<&str> = queues().map(|c| c.spec.name).collect();
-        assert_eq!(queues, ["points-policy", "rewards-policy", "projections", "mailer", "notifier", "ingest"]);
+        assert_eq!(
+            queues,
+            ["points-policy", "rewards-policy", "avatars", "projections", "mailer", "notifier", "ingest"]
+        );
         assert!(find("profiles").is_some_and(Entry::is_projection));
         assert!(find("points-policy").is_some_and(|c| !c.is_projection()));
         assert!(find("nope").is_none());

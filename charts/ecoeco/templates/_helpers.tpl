@@ -88,7 +88,7 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/* Keys that are secrets: never accepted in `config` (it becomes a ConfigMap). */}}
 {{- define "ecoeco.secretKeys" -}}
-DATABASE_URL REDIS_URL AMQP_URL JWT_PRIVATE_KEY JWT_PUBLIC_KEY JWT_PRIVATE_KEY_FILE JWT_PUBLIC_KEY_FILE KAKAO_REST_API_KEY GOOGLE_CLIENT_ID GOOGLE_CLIENT_SECRET KAKAO_CLIENT_ID KAKAO_CLIENT_SECRET MAIL_TRANSPORT
+DATABASE_URL REDIS_URL AMQP_URL JWT_PRIVATE_KEY JWT_PUBLIC_KEY JWT_PRIVATE_KEY_FILE JWT_PUBLIC_KEY_FILE KAKAO_REST_API_KEY GOOGLE_CLIENT_ID GOOGLE_CLIENT_SECRET KAKAO_CLIENT_ID KAKAO_CLIENT_SECRET MAIL_TRANSPORT FCM_SERVICE_ACCOUNT_JSON S3_ACCESS_KEY_ID S3_SECRET_ACCESS_KEY
 {{- end }}
 
 {{/* Keys a production release cannot run without. */}}
@@ -118,6 +118,12 @@ DATABASE_URL REDIS_URL AMQP_URL JWT_PRIVATE_KEY JWT_PUBLIC_KEY
 {{- fail (printf "config.APP_ENV is production but no secret is given: set existingSecret to the name of a Secret holding %s (and the optional OAuth, Kakao and MAIL_TRANSPORT keys), or set secrets.* in the values. Missing: %s" (include "ecoeco.requiredSecretKeys" . | replace " " ", ") (join ", " $missing)) }}
 {{- end }}
 {{- end }}
+{{- if not (has .Values.storage.type (list "volume" "s3")) }}
+{{- fail (printf "storage.type must be `volume` or `s3`, not `%s`" .Values.storage.type) }}
+{{- end }}
+{{- if and (eq .Values.storage.type "s3") (not .Values.storage.s3.bucket) }}
+{{- fail "storage.type is s3 but storage.s3.bucket is empty" }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.rules) }}
 {{- fail "ingress.enabled is true but ingress.rules is empty: give at least one {host, service}" }}
 {{- end }}
@@ -139,6 +145,34 @@ DATABASE_URL REDIS_URL AMQP_URL JWT_PRIVATE_KEY JWT_PUBLIC_KEY
   value: "0.0.0.0:{{ .Values.containerPort }}"
 - name: MIGRATE_ON_START
   value: "false"
+{{- include "ecoeco.storageEnv" . }}
+{{- end }}
+
+{{/* Where avatar files are kept (`storage`). */}}
+{{- define "ecoeco.storageEnv" -}}
+{{- $s := .Values.storage }}
+{{- if eq $s.type "s3" }}
+- name: STORAGE_URL
+  value: {{ printf "s3://%s/%s" $s.s3.bucket $s.s3.prefix | trimSuffix "/" | quote }}
+- name: S3_REGION
+  value: {{ $s.s3.region | quote }}
+{{- with $s.s3.endpoint }}
+- name: S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- else }}
+- name: STORAGE_URL
+  value: "file:/var/lib/ecoeco/objects"
+{{- end }}
+{{- end }}
+
+{{/* Whether a component mounts the storage volume: the ones that read or write avatar files. */}}
+{{- define "ecoeco.usesStorageVolume" -}}
+{{- if and (eq .root.Values.storage.type "volume") (has .component (list "command-api" "query-api" "policies")) }}true{{- end }}
+{{- end }}
+
+{{- define "ecoeco.storageClaimName" -}}
+{{- default (printf "%s-objects" (include "ecoeco.fullname" .)) .Values.storage.volume.existingClaim }}
 {{- end }}
 
 {{/* `config` as an env list, for the pre-install hook (the ConfigMap does not exist yet then). */}}

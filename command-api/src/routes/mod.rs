@@ -4,6 +4,7 @@ mod account;
 mod activity;
 mod admin;
 mod auth;
+mod avatar;
 mod content;
 mod email;
 mod guide;
@@ -26,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(auth::router())
         .merge(activity::router())
         .merge(account::router())
+        .merge(avatar::router())
         .merge(email::router())
         .merge(oauth::router())
         .merge(admin::router())

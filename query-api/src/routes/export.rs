@@ -88,6 +88,7 @@ async fn write_all(
     field(&mut out, "badges", &head.badges)?;
     field(&mut out, "characters", &head.characters)?;
     field(&mut out, "devices", &head.devices)?;
+    field(&mut out, "avatar", &head.avatar)?;
     field(&mut out, "notifications", &head.notifications)?;
     out.extend_from_slice(b"\"activities\":");
     out = list(out, export::activities(db, user), tx).await?;

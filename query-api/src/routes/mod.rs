@@ -1,5 +1,6 @@
 //! HTTP adapters of query-api.
 
+mod avatars;
 mod export;
 mod geo;
 mod guide;
@@ -27,4 +28,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(rewards::router())
         .merge(notifications::router())
+        .merge(avatars::router())
 }

@@ -7,19 +7,9 @@ use platform::topology::INGEST;
 use tests::TestSystem;
 use workers::ops;
 
-/// The Python that runs the example: `ECOECO_PYTHON`, else the virtualenv `scripts/test.sh`
-/// prepares in `target/pyenv`, else `python3`.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ECOECO_PYTHON") {
-        return p.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    if venv.exists() { venv } else { "python3".into() }
-}
-
 async fn publish_from_python(system: &TestSystem, args: &[&str]) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/publish_scan.py");
-    let out = tokio::process::Command::new(python())
+    let out = tokio::process::Command::new(tests::python())
         .arg(script)
         .args(args)
         .env("AMQP_URL", &system.settings.amqp_url)

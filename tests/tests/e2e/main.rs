@@ -5,6 +5,7 @@
 mod account;
 mod api;
 mod auth;
+mod avatars;
 mod broker;
 mod contract;
 mod delivery;

@@ -510,6 +510,29 @@ export interface paths {
         patch: operations["update_profile"];
         trace?: never;
     };
+    "/api/v1/users/me/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload my profile image. Answers 202 with the upload's id; the avatar worker decodes it,
+         *     strips every piece of metadata (EXIF location included), writes 512 px and 128 px square
+         *     JPEGs and records `user.profile_updated` with the new `avatar_url` (the 512 px one; the 128 px
+         *     one is the same URL ending in `/128.jpg`). The previous upload's files are deleted then. With
+         *     the consistency token, `GET /users/me` waits for the new `avatar_url`.
+         */
+        post: operations["upload_avatar"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me/character": {
         parameters: {
             query?: never;
@@ -650,6 +673,20 @@ export interface components {
             authorization_url: string;
             /** @description Must come back with the code; single use, ten minutes. */
             state: string;
+        };
+        /**
+         * @description The upload: one file part named `image`.
+         * @example {
+         *       "image": "example"
+         *     }
+         */
+        AvatarUpload: {
+            /**
+             * Format: binary
+             * @description A JPEG, PNG or WebP image (detected from its bytes), up to `AVATAR_MAX_BYTES` (default
+             *     5 MiB) and `AVATAR_MAX_PIXELS` (default 25 million, 12,000 per side).
+             */
+            image: string;
         };
         /**
          * @description A badge of the catalogue, whole.
@@ -1693,6 +1730,19 @@ export interface components {
              * @description The level to reach, if any.
              */
             level?: number;
+        };
+        /**
+         * @description An accepted upload.
+         * @example {
+         *       "upload_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07"
+         *     }
+         */
+        UploadAccepted: {
+            /**
+             * Format: uuid
+             * @description The upload; its renditions appear at the profile's `avatar_url` once made.
+             */
+            upload_id: string;
         };
     };
     responses: never;
@@ -4648,6 +4698,96 @@ export interface operations {
                 };
             };
             /** @description A field is invalid (see `errors`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    upload_avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["AvatarUpload"];
+            };
+        };
+        responses: {
+            /** @description Accepted; being processed */
+            202: {
+                headers: {
+                    "x-consistency-token"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadAccepted"];
+                };
+            };
+            /** @description Malformed multipart body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Larger than AVATAR_MAX_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not multipart, or not a JPEG, PNG or WebP image */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No image, more than one, too many pixels, or undecodable */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -21,6 +21,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/avatars/{user_id}/{upload_id}/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An avatar rendition (a square JPEG): `512.jpg` or `128.jpg`, as named by a profile's
+         *     `avatar_url`. Public, cacheable for a year; 304 for a matching `If-None-Match`.
+         */
+        get: operations["avatar"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/badges": {
         parameters: {
             query?: never;
@@ -1054,6 +1074,13 @@ export interface components {
          *           "points_earned": 1
          *         }
          *       ],
+         *       "avatar": {
+         *         "files": [
+         *           "example"
+         *         ],
+         *         "upload_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *         "uploaded_at": "2026-11-22T03:00:00Z"
+         *       },
          *       "badges": [
          *         {
          *           "badge_id": "example",
@@ -1149,6 +1176,7 @@ export interface components {
             account: components["schemas"]["Account"];
             /** @description My whole activity history, newest first. */
             activities: components["schemas"]["Activity"][];
+            avatar?: null | components["schemas"]["UploadedAvatar"];
             /** @description My badges, in the order I earned them. */
             badges: components["schemas"]["EarnedBadge"][];
             /** @description My unlocked characters, in the order I unlocked them. */
@@ -2481,6 +2509,30 @@ export interface components {
              */
             unlocked_at: string;
         };
+        /**
+         * @description An uploaded avatar: the renditions kept of it.
+         * @example {
+         *       "files": [
+         *         "example"
+         *       ],
+         *       "upload_id": "0193b0c4-5e1a-7c2e-9f3d-2a6b8c4e1f07",
+         *       "uploaded_at": "2026-11-22T03:00:00Z"
+         *     }
+         */
+        UploadedAvatar: {
+            /** @description Links to each rendition kept (512 and 128 pixels square, JPEG). */
+            files: string[];
+            /**
+             * Format: uuid
+             * @description The upload.
+             */
+            upload_id: string;
+            /**
+             * Format: date-time
+             * @description When it was uploaded.
+             */
+            uploaded_at: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -2530,6 +2582,89 @@ export interface operations {
                 };
             };
             /** @description A field is invalid; `errors` names each field and what is wrong (`code`: `validation_failed`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over a rate limit; retry after `Retry-After` seconds (`code`: `rate_limited`) */
+            429: {
+                headers: {
+                    /** @description Seconds until a retry may succeed */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A bug or an unexpected failure; quote `request_id` (`code`: `internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    avatar: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Whose */
+                user_id: string;
+                /** @description The upload */
+                upload_id: string;
+                /** @description `512.jpg` or `128.jpg` */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image */
+            200: {
+                headers: {
+                    "cache-control"?: string;
+                    etag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": number[];
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request could not be read (`code`: `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such rendition (replaced, deleted, or never made) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A field is invalid (see `errors`) */
             422: {
                 headers: {
                     [name: string]: unknown;
