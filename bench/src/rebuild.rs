@@ -25,7 +25,7 @@ fn history(user: Uuid) -> Vec<events::RawEnvelope> {
     let mut out = Vec::with_capacity(42);
     let registered: events::EventData = UserRegistered {
         user_id: user,
-        username: format!("u{}", &user.simple().to_string()[12..]),
+        username: format!("u{}", &user.simple().to_string()[12..]).into(),
         nickname: "벤치".into(),
         provider: Provider::Local,
         invited_by: None,

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::decode::DecodeError;
 pub use crate::guide::*;
+pub use crate::personal::{Personal, PersonalField, Sealed};
 pub use crate::places::*;
 pub use crate::rewards::*;
 pub use crate::values::{Category, GeoPoint, integer_param, json_integer, json_integer_opt};
@@ -85,9 +86,9 @@ macro_rules! catalogue {
 }
 
 catalogue! {
-    UserRegistered(UserRegistered) = "user.registered", version 1;
+    UserRegistered(UserRegistered) = "user.registered", version 2;
     UserEmailVerified(UserEmailVerified) = "user.email_verified", version 1;
-    UserProfileUpdated(UserProfileUpdated) = "user.profile_updated", version 1;
+    UserProfileUpdated(UserProfileUpdated) = "user.profile_updated", version 2;
     UserSettingsUpdated(UserSettingsUpdated) = "user.settings_updated", version 1;
     UserDeleted(UserDeleted) = "user.deleted", version 1;
     ScanRecorded(ScanRecorded) = "scan.recorded", version 1;
@@ -105,7 +106,7 @@ catalogue! {
     FaqMarkedHelpful(FaqMarkedHelpful) = "faq.marked_helpful", version 1;
     PlaceSaved(PlaceSaved) = "place.saved", version 1;
     PlaceRemoved(PlaceRemoved) = "place.removed", version 1;
-    UserPlacesChanged(UserPlacesChanged) = "user.places_changed", version 1;
+    UserPlacesChanged(UserPlacesChanged) = "user.places_changed", version 2;
     BadgeEarned(BadgeEarned) = "badge.earned", version 1;
     CharacterUnlocked(CharacterUnlocked) = "character.unlocked", version 1;
     UserCharacterSelected(UserCharacterSelected) = "user.character_selected", version 1;
@@ -202,17 +203,16 @@ pub enum PointsReason {
     Streak,
 }
 
-/// `user.registered` v1: an account was created. Carries no e-mail address and no secret.
+/// `user.registered` v2: an account was created. Carries no e-mail address and no secret; the
+/// username and nickname are sealed with the person's key (v1 carried them in plain text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserRegistered {
     /// The new user.
     pub user_id: Uuid,
-    /// Unique handle.
-    #[schemars(length(min = 3, max = 32))]
-    pub username: String,
-    /// Display name.
-    #[schemars(length(min = 1, max = 40))]
-    pub nickname: String,
+    /// Unique handle (3 to 32 characters), sealed; forgotten: `null`.
+    pub username: Personal,
+    /// Display name (1 to 40 characters), sealed; forgotten: `(deleted)`.
+    pub nickname: Personal,
     /// How the account was created.
     pub provider: Provider,
     /// The inviter, when the user registered with an invite code.
@@ -221,8 +221,8 @@ pub struct UserRegistered {
 }
 impl Validate for UserRegistered {
     fn validate(&self) -> Result<(), String> {
-        check_len("username", &self.username, 3, 32)?;
-        check_len("nickname", &self.nickname, 1, 40)
+        self.username.check_len("username", 3, 32)?;
+        self.nickname.check_len("nickname", 1, 40)
     }
 }
 
@@ -234,33 +234,29 @@ pub struct UserEmailVerified {
 }
 impl Validate for UserEmailVerified {}
 
-/// `user.profile_updated` v1: only the fields that changed are present; an empty string clears
-/// `bio` or `avatar_url`.
+/// `user.profile_updated` v2: only the fields that changed are present, sealed with the
+/// person's key (the event's `aggregate_id`); an empty value clears `bio` or `avatar_url`
+/// (v1 carried them in plain text).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct UserProfileUpdated {
-    /// New display name.
+    /// New display name (1 to 40 characters); forgotten: `(deleted)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 40))]
-    pub nickname: Option<String>,
-    /// New bio.
+    pub nickname: Option<Personal>,
+    /// New bio (up to 500 characters); forgotten: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 500))]
-    pub bio: Option<String>,
-    /// New avatar URL.
+    pub bio: Option<Personal>,
+    /// New avatar URL (up to 2048 characters); forgotten: empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048))]
-    pub avatar_url: Option<String>,
+    pub avatar_url: Option<Personal>,
 }
 impl Validate for UserProfileUpdated {
     fn validate(&self) -> Result<(), String> {
-        if let Some(n) = &self.nickname {
-            check_len("nickname", n, 1, 40)?;
-        }
-        if let Some(b) = &self.bio {
-            check_len("bio", b, 0, 500)?;
-        }
-        if let Some(a) = &self.avatar_url {
-            check_len("avatar_url", a, 0, 2048)?;
+        for (field, value, min, max) in
+            [("nickname", &self.nickname, 1, 40), ("bio", &self.bio, 0, 500), ("avatar_url", &self.avatar_url, 0, 2048)]
+        {
+            if let Some(v) = value {
+                v.check_len(field, min, max)?;
+            }
         }
         Ok(())
     }

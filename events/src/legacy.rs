@@ -4,12 +4,18 @@
 //! | type                | version | upcast to | how                                                   |
 //! |---------------------|---------|-----------|-------------------------------------------------------|
 //! | `recycle.completed` | 1       | 2         | `latitude` + `longitude` become `location`; half a position (one of the two) becomes no location |
+//! | `user.registered`   | 1       | 2         | `username`, `nickname` become open [`Personal`] values (the log seals them on its one rewrite, `platform::personal::migrate`) |
+//! | `user.profile_updated` | 1    | 2         | `nickname`, `bio`, `avatar_url` likewise |
+//! | `user.places_changed` | 1     | 2         | each place's `label` and `address` likewise |
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Category, DecodeError, EventData, GeoPoint, RecycleCompleted};
+use crate::{
+    Category, DecodeError, EventData, GeoPoint, Personal, Provider, RecycleCompleted, SavedPlace, UserPlacesChanged,
+    UserProfileUpdated, UserRegistered, values::check_len,
+};
 
 /// `recycle.completed` v1, whose position is two independent optional fields. (Its schema keeps
 /// the title and description it was published with.)
@@ -62,6 +68,129 @@ impl RecycleCompletedV1 {
     }
 }
 
+/// `user.registered` v1: username and nickname in plain text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "UserRegistered",
+    description = "`user.registered` v1: an account was created. Carries no e-mail address and no secret."
+)]
+pub struct UserRegisteredV1 {
+    /// The new user.
+    pub user_id: Uuid,
+    /// Unique handle.
+    #[schemars(length(min = 3, max = 32))]
+    pub username: String,
+    /// Display name.
+    #[schemars(length(min = 1, max = 40))]
+    pub nickname: String,
+    /// How the account was created.
+    pub provider: Provider,
+    /// The inviter, when the user registered with an invite code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<Uuid>,
+}
+
+impl UserRegisteredV1 {
+    fn validate(&self) -> Result<(), String> {
+        check_len("username", &self.username, 3, 32)?;
+        check_len("nickname", &self.nickname, 1, 40)
+    }
+
+    /// The v2 shape, its personal fields open.
+    pub fn upcast(self) -> UserRegistered {
+        UserRegistered {
+            user_id: self.user_id,
+            username: self.username.into(),
+            nickname: self.nickname.into(),
+            provider: self.provider,
+            invited_by: self.invited_by,
+        }
+    }
+}
+
+/// `user.profile_updated` v1: the changed fields in plain text.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "UserProfileUpdated",
+    description = "`user.profile_updated` v1: only the fields that changed are present; an empty string clears\n`bio` or `avatar_url`."
+)]
+pub struct UserProfileUpdatedV1 {
+    /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40))]
+    pub nickname: Option<String>,
+    /// New bio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub bio: Option<String>,
+    /// New avatar URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub avatar_url: Option<String>,
+}
+
+impl UserProfileUpdatedV1 {
+    /// The v2 shape, its personal fields open.
+    pub fn upcast(self) -> UserProfileUpdated {
+        UserProfileUpdated {
+            nickname: self.nickname.map(Personal::from),
+            bio: self.bio.map(Personal::from),
+            avatar_url: self.avatar_url.map(Personal::from),
+        }
+    }
+}
+
+/// A saved place of `user.places_changed` v1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "SavedPlace", description = "One of a user's saved places.")]
+pub struct SavedPlaceV1 {
+    /// Its id.
+    pub saved_place_id: Uuid,
+    /// The user's name for it, e.g. `집`.
+    #[schemars(length(min = 1, max = 40))]
+    pub label: String,
+    /// Where.
+    pub location: GeoPoint,
+    /// Address, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The user's default place (at most one is).
+    pub is_default: bool,
+}
+
+/// `user.places_changed` v1: labels and addresses in plain text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "UserPlacesChanged",
+    description = "`user.places_changed` v1: the user's saved places, whole (at most 20). Carrying the whole list\nkeeps \"one default place\" true in every read model whatever order events arrive in: the\nnewest list (by sequence) wins."
+)]
+pub struct UserPlacesChangedV1 {
+    /// The user.
+    pub user_id: Uuid,
+    /// Every saved place, after the change.
+    pub places: Vec<SavedPlaceV1>,
+}
+
+impl UserPlacesChangedV1 {
+    /// The v2 shape, its personal fields open.
+    pub fn upcast(self) -> UserPlacesChanged {
+        UserPlacesChanged {
+            user_id: self.user_id,
+            places: self
+                .places
+                .into_iter()
+                .map(|p| SavedPlace {
+                    saved_place_id: p.saved_place_id,
+                    label: p.label.into(),
+                    location: p.location,
+                    address: p.address.map(Personal::from),
+                    is_default: p.is_default,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Decodes `data` of an older `(event_type, version)` and upcasts it to the current type;
 /// `None` when that pair is not an older version this crate knows.
 pub(crate) fn decode(
@@ -77,11 +206,36 @@ pub(crate) fn decode(
                 .and_then(|v1| v1.validate().map_err(invalid).map(|()| v1))
                 .map(|v1| EventData::RecycleCompleted(v1.upcast())),
         ),
+        ("user.registered", 1) => Some(
+            serde_json::from_value::<UserRegisteredV1>(data)
+                .map_err(|e| invalid(e.to_string()))
+                .and_then(|v1| v1.validate().map_err(invalid).map(|()| v1))
+                .map(|v1| EventData::UserRegistered(v1.upcast())),
+        ),
+        ("user.profile_updated", 1) => Some(
+            serde_json::from_value::<UserProfileUpdatedV1>(data)
+                .map_err(|e| invalid(e.to_string()))
+                .map(|v1| v1.upcast())
+                .and_then(|v2| crate::values::Validate::validate(&v2).map_err(invalid).map(|()| v2))
+                .map(EventData::UserProfileUpdated),
+        ),
+        ("user.places_changed", 1) => Some(
+            serde_json::from_value::<UserPlacesChangedV1>(data)
+                .map_err(|e| invalid(e.to_string()))
+                .map(|v1| v1.upcast())
+                .and_then(|v2| crate::values::Validate::validate(&v2).map_err(invalid).map(|()| v2))
+                .map(EventData::UserPlacesChanged),
+        ),
         _ => None,
     }
 }
 
 /// Schemas of the older versions, as `(file stem, schema)`.
 pub(crate) fn schemas() -> Vec<(String, serde_json::Value)> {
-    vec![("recycle.completed.v1".into(), schemars::schema_for!(RecycleCompletedV1).to_value())]
+    vec![
+        ("recycle.completed.v1".into(), schemars::schema_for!(RecycleCompletedV1).to_value()),
+        ("user.registered.v1".into(), schemars::schema_for!(UserRegisteredV1).to_value()),
+        ("user.profile_updated.v1".into(), schemars::schema_for!(UserProfileUpdatedV1).to_value()),
+        ("user.places_changed.v1".into(), schemars::schema_for!(UserPlacesChangedV1).to_value()),
+    ]
 }

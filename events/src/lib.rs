@@ -15,6 +15,7 @@ mod decode;
 mod envelope;
 mod guide;
 pub mod legacy;
+mod personal;
 mod places;
 mod rewards;
 pub mod rules;

@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::personal::Personal;
 use crate::values::{Category, GeoPoint, Validate, check_len};
 
 /// A bin or a recycling center.
@@ -66,19 +67,19 @@ impl Validate for PlaceRemoved {}
 pub struct SavedPlace {
     /// Its id.
     pub saved_place_id: Uuid,
-    /// The user's name for it, e.g. `집`.
-    #[schemars(length(min = 1, max = 40))]
-    pub label: String,
+    /// The user's name for it, e.g. `집` (1 to 40 characters), sealed; forgotten: `null`.
+    pub label: Personal,
     /// Where.
     pub location: GeoPoint,
-    /// Address, if known.
+    /// Address, if known, sealed; forgotten: `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
+    pub address: Option<Personal>,
     /// The user's default place (at most one is).
     pub is_default: bool,
 }
 
-/// `user.places_changed` v1: the user's saved places, whole (at most 20). Carrying the whole list
+/// `user.places_changed` v2: the user's saved places, whole (at most 20), labels and addresses
+/// sealed with the user's key (v1 carried them in plain text). Carrying the whole list
 /// keeps "one default place" true in every read model whatever order events arrive in: the
 /// newest list (by sequence) wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -97,7 +98,7 @@ impl Validate for UserPlacesChanged {
             return Err("at most one default place".into());
         }
         for p in &self.places {
-            check_len("label", &p.label, 1, 40)?;
+            p.label.check_len("label", 1, 40)?;
             GeoPoint::check(p.location.latitude, p.location.longitude)?;
         }
         Ok(())

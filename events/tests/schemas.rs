@@ -52,17 +52,19 @@ fn samples() -> Vec<EventData> {
     let user = Uuid::now_v7();
     let other = Uuid::now_v7();
     let at = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap();
+    // What the log holds of a personal field (platform::personal seals it on append).
+    let sealed = || Personal::Sealed(Sealed { sealed: format!("v1.{}", "A".repeat(44)), key: user });
     let samples: Vec<EventData> = vec![
         UserRegistered {
             user_id: user,
-            username: "mina".into(),
-            nickname: "미나".into(),
+            username: sealed(),
+            nickname: sealed(),
             provider: Provider::Kakao,
             invited_by: Some(other),
         }
         .into(),
         UserEmailVerified { user_id: user }.into(),
-        UserProfileUpdated { nickname: Some("Mina".into()), bio: Some(String::new()), avatar_url: None }.into(),
+        UserProfileUpdated { nickname: Some(sealed()), bio: Some(sealed()), avatar_url: None }.into(),
         UserSettingsUpdated { notification_enabled: Some(false), language: Some("ko".into()), theme: None }.into(),
         UserDeleted { user_id: user }.into(),
         ScanRecorded {
@@ -135,9 +137,9 @@ fn samples() -> Vec<EventData> {
             user_id: user,
             places: vec![SavedPlace {
                 saved_place_id: other,
-                label: "집".into(),
+                label: sealed(),
                 location: GeoPoint { latitude: 37.5, longitude: 127.0 },
-                address: None,
+                address: Some(sealed()),
                 is_default: true,
             }],
         }

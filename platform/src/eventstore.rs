@@ -14,6 +14,8 @@ pub const OUTBOX_CHANNEL: &str = "eco_outbox";
 /// `sequence`, and wakes the relay at commit. Write the state change in the same transaction:
 /// both commit or neither does.
 ///
+/// Open personal fields are sealed on the way in (`crate::personal`).
+///
 /// Sequences come from `eventstore.streams`, whose row lock serialises appends per aggregate
 /// (not globally), so concurrent commands about different users never wait on each other.
 pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Result<()> {
@@ -46,6 +48,8 @@ pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Resu
             e.sequence = Some(*seq);
             *seq += 1;
         }
+        // Personal fields never reach the log in plain text; `user.deleted` destroys the key.
+        crate::personal::seal_event(&mut *conn, e).await?;
     }
     insert(conn, events.iter().map(Event::to_raw).collect(), false).await?;
     sqlx::query("select pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *conn).await?;

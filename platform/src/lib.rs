@@ -16,6 +16,7 @@ pub mod eventstore;
 mod field;
 pub mod http;
 pub mod openapi;
+pub mod personal;
 pub mod ratelimit;
 pub mod redis;
 mod request_id;

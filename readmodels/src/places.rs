@@ -192,16 +192,25 @@ pub mod write {
         }
         sqlx::query("delete from saved_places where user_id = $1").bind(list.user_id).execute(&mut *tx).await?;
         for (position, p) in list.places.iter().enumerate() {
+            // A forgotten person's places are not stored (their deletion follows in the log).
+            let Some(label) = platform::personal::reveal(&mut *tx, "label", &p.label).await? else { return Ok(()) };
+            let address = match &p.address {
+                Some(a) => match platform::personal::reveal(&mut *tx, "address", a).await? {
+                    Some(a) => Some(a),
+                    None => return Ok(()),
+                },
+                None => None,
+            };
             sqlx::query(
                 "insert into saved_places (saved_place_id, user_id, label, latitude, longitude, address, is_default, position)
                  values ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(p.saved_place_id)
             .bind(list.user_id)
-            .bind(&p.label)
+            .bind(label)
             .bind(p.location.latitude)
             .bind(p.location.longitude)
-            .bind(&p.address)
+            .bind(address)
             .bind(p.is_default)
             .bind(position as i32)
             .execute(&mut *tx)

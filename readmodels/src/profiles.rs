@@ -189,6 +189,7 @@ pub async fn settings(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Setting
 pub mod write {
     use chrono::{DateTime, NaiveDate, Utc};
     use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated, rules::level_for};
+    use platform::personal::{FORGOTTEN_NICKNAME, reveal, reveal_or};
     use sqlx::PgConnection;
     use uuid::Uuid;
 
@@ -212,13 +213,17 @@ pub mod write {
         Points(i64),
     }
 
-    /// Creates the profile and settings of a registration (once; never after a deletion).
+    /// Creates the profile and settings of a registration (once; never after a deletion). A
+    /// forgotten person's sealed names read as their forgotten values.
     pub async fn register(
         tx: &mut PgConnection,
         user: &UserRegistered,
         occurred_at: DateTime<Utc>,
         sequence: Option<i64>,
     ) -> sqlx::Result<()> {
+        let username = reveal(&mut *tx, "username", &user.username).await?.unwrap_or_default();
+        let nickname =
+            reveal(&mut *tx, "nickname", &user.nickname).await?.unwrap_or_else(|| FORGOTTEN_NICKNAME.to_owned());
         sqlx::query(
             "insert into profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
              select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
@@ -226,8 +231,8 @@ pub mod write {
              on conflict (user_id) do nothing",
         )
         .bind(user.user_id)
-        .bind(&user.username)
-        .bind(&user.nickname)
+        .bind(username)
+        .bind(nickname)
         .bind(serde_json::to_value(user.provider).ok().and_then(|v| v.as_str().map(str::to_owned)))
         .bind(events::rules::invite_code(user.user_id))
         .bind(occurred_at)
@@ -252,6 +257,9 @@ pub mod write {
         change: &UserProfileUpdated,
         sequence: Option<i64>,
     ) -> sqlx::Result<Written> {
+        let nickname = reveal_or(&mut *tx, "nickname", change.nickname.as_ref(), FORGOTTEN_NICKNAME).await?;
+        let bio = reveal_or(&mut *tx, "bio", change.bio.as_ref(), "").await?;
+        let avatar_url = reveal_or(&mut *tx, "avatar_url", change.avatar_url.as_ref(), "").await?;
         let updated = sqlx::query(
             "update profiles set
                 nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),
@@ -259,9 +267,9 @@ pub mod write {
              where user_id = $1 and ($5::bigint is null or profile_sequence < $5)",
         )
         .bind(user_id)
-        .bind(&change.nickname)
-        .bind(&change.bio)
-        .bind(&change.avatar_url)
+        .bind(nickname)
+        .bind(bio)
+        .bind(avatar_url)
         .bind(sequence)
         .execute(&mut *tx)
         .await?;

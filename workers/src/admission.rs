@@ -94,8 +94,15 @@ pub async fn admit(
                 refused.insert(i.event.id, (UNKNOWN_USER, format!("user {missing} has no live account")));
                 continue;
             }
-            // Stored as sent (an older version stays that version; readers upcast).
-            let raw = i.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()).unwrap_or_else(|| i.event.to_raw());
+            // Stored as sent (an older version stays that version; readers upcast), except that
+            // personal fields sent in plain text are sealed first: the log never holds them so.
+            let mut sealed = i.event.clone();
+            let raw = if platform::personal::seal_data(tx, &mut sealed.data, sealed.aggregate_id).await? {
+                sealed.version = sealed.data.version();
+                sealed.to_raw()
+            } else {
+                i.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()).unwrap_or_else(|| i.event.to_raw())
+            };
             to_store.push(raw);
         }
         if !to_store.is_empty() {
@@ -157,13 +164,16 @@ async fn read_logged(tx: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid
 
 /// The first envelope field in which the delivery differs from the event the log holds, if
 /// any. Compared as sent (the log keeps envelopes as sent); timestamps at the log's microsecond
-/// precision.
+/// precision. The payload and version of a type with personal fields are not compared: the log
+/// holds them sealed (each sealing differs), so a second body under the same id of those types
+/// is not told apart, and the first one stands.
 fn differing_field(stored: &StoredEvent, delivered: &Incoming<'_>) -> Option<&'static str> {
     let sent = delivered.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok())?;
     let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    let sealed = platform::personal::PLAIN_V1_TYPES.contains(&stored.event_type.as_str());
     [
         ("type", sent.event_type == stored.event_type),
-        ("version", i64::from(sent.version) == i64::from(stored.version)),
+        ("version", sealed || i64::from(sent.version) == i64::from(stored.version)),
         ("source", sent.source == stored.source),
         ("aggregate_type", sent.aggregate_type == stored.aggregate_type),
         ("aggregate_id", sent.aggregate_id == stored.aggregate_id),
@@ -171,7 +181,7 @@ fn differing_field(stored: &StoredEvent, delivered: &Incoming<'_>) -> Option<&'s
         ("occurred_at", micros(sent.occurred_at) == micros(stored.occurred_at)),
         ("correlation_id", sent.correlation_id == stored.correlation_id),
         ("causation_id", sent.causation_id == stored.causation_id),
-        ("data", sent.data == stored.data.0),
+        ("data", sealed || sent.data == stored.data.0),
     ]
     .into_iter()
     .find_map(|(field, same)| (!same).then_some(field))

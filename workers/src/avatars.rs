@@ -17,7 +17,7 @@
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use events::{AvatarUploaded, Event, EventData, UserProfileUpdated};
+use events::{AvatarUploaded, Event, EventData, Personal, UserProfileUpdated};
 use object_store::PutPayload;
 use platform::{
     avatars, eventstore,
@@ -146,7 +146,7 @@ impl Avatars {
         let mut changed = [Event::new(
             SOURCE,
             user,
-            UserProfileUpdated { avatar_url: Some(avatar_url.clone()), ..Default::default() }.into(),
+            UserProfileUpdated { avatar_url: Some(avatar_url.as_str().into()), ..Default::default() }.into(),
         )
         .caused_by(event.correlation_id, Some(event.id))];
         sqlx::query(
@@ -170,8 +170,10 @@ impl Avatars {
     }
 
     /// Someone set `avatar_url` to something else after the upload's change: its files go.
-    async fn profile_changed(&self, tx: &mut PgConnection, event: &Event, url: &str) -> Result<(), ApplyError> {
+    async fn profile_changed(&self, tx: &mut PgConnection, event: &Event, url: &Personal) -> Result<(), ApplyError> {
         let user = event.aggregate_id;
+        let url = platform::personal::reveal(&mut *tx, "avatar_url", url).await?;
+        let url = url.as_deref().unwrap_or("");
         let current = Self::lock(tx, user).await?;
         let Some(upload) = current.upload_id else { return Ok(()) };
         if current.avatar_url.as_deref() == Some(url) || current.set_at.is_some_and(|at| event.occurred_at <= at) {

@@ -60,8 +60,8 @@ pub fn register(input: &Registration, user_id: Uuid) -> Result<NewAccount, Vec<I
     }
     let event = UserRegistered {
         user_id,
-        username: username.clone(),
-        nickname: nickname.clone(),
+        username: username.as_str().into(),
+        nickname: nickname.as_str().into(),
         provider: Provider::Local,
         invited_by: None,
     };
@@ -187,7 +187,12 @@ pub fn update_profile(changes: ProfileChanges) -> Result<EventData, Vec<Invalid>
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(events::UserProfileUpdated { nickname, bio, avatar_url }.into())
+    Ok(events::UserProfileUpdated {
+        nickname: nickname.map(Into::into),
+        bio: bio.map(Into::into),
+        avatar_url: avatar_url.map(Into::into),
+    }
+    .into())
 }
 
 /// Languages the app is translated into.
@@ -224,7 +229,9 @@ mod account_tests {
     #[test]
     fn profile_changes_are_checked_and_empty_strings_clear() {
         let ok = update_profile(ProfileChanges { bio: Some(" ".into()), ..Default::default() }).unwrap();
-        assert!(matches!(ok, EventData::UserProfileUpdated(p) if p.bio.as_deref() == Some("") && p.nickname.is_none()));
+        assert!(
+            matches!(ok, EventData::UserProfileUpdated(p) if p.bio.as_ref().and_then(|b| b.as_open()) == Some("") && p.nickname.is_none())
+        );
         let errs = update_profile(ProfileChanges {
             nickname: Some(String::new()),
             avatar_url: Some("javascript:alert(1)".into()),

@@ -174,7 +174,18 @@ async fn delete_account(
     // Soft delete: the row stays for audit, the unique indexes (live accounts only) free the
     // e-mail and username, and personal data that identifies the person is scrubbed.
     sqlx::query(
-        "update auth.users set deleted_at = now(), email = 'deleted+' || id || '@invalid', password_hash = null where id = $1",
+        "update auth.users set deleted_at = now(), email = 'deleted+' || id || '@invalid', username = 'deleted-' || id,
+            password_hash = null
+         where id = $1",
+    )
+    .bind(claims.sub)
+    .execute(&mut *tx)
+    .await?;
+    // The providers' ids for the person, and the address and link of mail not sent yet (the
+    // mailer skips a message stamped sent; retention deletes the record).
+    sqlx::query("delete from auth.identities where user_id = $1").bind(claims.sub).execute(&mut *tx).await?;
+    sqlx::query(
+        "update auth.mail_outbox set recipient = null, link = null, sent_at = coalesce(sent_at, now()) where user_id = $1",
     )
     .bind(claims.sub)
     .execute(&mut *tx)

@@ -126,9 +126,9 @@ pub async fn record_list(tx: &mut PgConnection, user_id: Uuid, request_id: Uuid)
         .into_iter()
         .map(|r| SavedPlace {
             saved_place_id: r.saved_place_id,
-            label: r.label,
+            label: r.label.into(),
             location: GeoPoint { latitude: r.latitude, longitude: r.longitude },
-            address: r.address,
+            address: r.address.map(Into::into),
             is_default: r.is_default,
         })
         .collect();

@@ -76,7 +76,13 @@ pub async fn sign_in(
                 .clone()
                 .filter(|n| !n.trim().is_empty() && n.chars().count() <= 40)
                 .unwrap_or_else(|| username.clone());
-            let registered = UserRegistered { user_id: user, username, nickname, provider, invited_by: None };
+            let registered = UserRegistered {
+                user_id: user,
+                username: username.into(),
+                nickname: nickname.into(),
+                provider,
+                invited_by: None,
+            };
             let mut events = [Event::new(SOURCE, user, registered.into()).caused_by(Some(request_id), None)];
             eventstore::append(&mut tx, &mut events).await?;
             tracing::info!(user.id = %user, provider = %name, "account created by social login");

@@ -17,7 +17,7 @@ fn registered(user_id: Uuid, sequence: i64) -> Event {
         user_id,
         UserRegistered {
             user_id,
-            username: format!("ext_{}", &user_id.simple().to_string()[..8]),
+            username: format!("ext_{}", &user_id.simple().to_string()[..8]).into(),
             nickname: "외부".into(),
             provider: Provider::Google,
             invited_by: None,

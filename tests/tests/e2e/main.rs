@@ -9,6 +9,7 @@ mod avatars;
 mod broker;
 mod contract;
 mod delivery;
+mod forgetting;
 mod game;
 mod geocoding;
 mod guide;

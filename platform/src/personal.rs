@@ -1,0 +1,259 @@
+//! Crypto-shredding of personal fields (docs/forgetting.md).
+//!
+//! Each person has a 256-bit data key in `personal.keys`, a table nothing else is kept in.
+//! [`seal_event`] (called by `eventstore::append` for every event it writes) seals each open
+//! personal field with it: AES-256-GCM (RustCrypto's `aes-gcm`), a random 96-bit nonce, and
+//! `"{person}:{field}"` as associated data. The append that records `user.deleted` destroys the
+//! key in the same transaction ([`forget`]); a row with no key stays as the tombstone, so a late
+//! event about the person is sealed under a throwaway key instead of a new one, and reads as
+//! forgotten like the rest. Readers open values with [`reveal`]: `None` is a forgotten field.
+
+use aes_gcm::{
+    Aes256Gcm, Key, KeyInit, Nonce,
+    aead::{Aead, Payload},
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use events::{Event, EventData, Personal, Sealed};
+use rand::RngCore;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The forgotten value of a nickname, as readers show it.
+pub const FORGOTTEN_NICKNAME: &str = "(deleted)";
+
+const PREFIX: &str = "v1.";
+const NONCE_BYTES: usize = 12;
+
+fn associated_data(person: Uuid, field: &str) -> String {
+    format!("{person}:{field}")
+}
+
+/// Seals `text` with `key` for `person`'s `field`.
+pub fn seal(key: &[u8; 32], person: Uuid, field: &str, text: &str) -> Sealed {
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+    let mut nonce = [0u8; NONCE_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let aad = associated_data(person, field);
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg: text.as_bytes(), aad: aad.as_bytes() })
+        .expect("AES-GCM encryption of a short field cannot fail");
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    Sealed { sealed: format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)), key: person }
+}
+
+/// Opens `sealed` (its `field`) with `key`; `None` when it does not open (another key, or
+/// tampered with).
+pub fn open_with(key: &[u8; 32], field: &str, sealed: &Sealed) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed.sealed.strip_prefix(PREFIX)?).ok()?;
+    if bytes.len() < NONCE_BYTES + 16 {
+        return None;
+    }
+    let (nonce, body) = bytes.split_at(NONCE_BYTES);
+    let aad = associated_data(sealed.key, field);
+    let text = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() });
+    String::from_utf8(text.ok()?).ok()
+}
+
+fn random_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+fn as_key(bytes: Vec<u8>) -> Option<[u8; 32]> {
+    bytes.try_into().ok()
+}
+
+/// The person's key for writing: made on first use; `None` once the person was forgotten.
+async fn key_for_writing(conn: &mut PgConnection, person: Uuid) -> sqlx::Result<Option<[u8; 32]>> {
+    sqlx::query("insert into personal.keys (user_id, key) values ($1, $2) on conflict (user_id) do nothing")
+        .bind(person)
+        .bind(random_key().to_vec())
+        .execute(&mut *conn)
+        .await?;
+    let key: Option<Vec<u8>> = sqlx::query_scalar("select key from personal.keys where user_id = $1")
+        .bind(person)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(key.and_then(as_key))
+}
+
+/// The person's key for reading; `None` when forgotten (or never made).
+pub async fn key_for_reading(conn: &mut PgConnection, person: Uuid) -> sqlx::Result<Option<[u8; 32]>> {
+    let key: Option<Option<Vec<u8>>> = sqlx::query_scalar("select key from personal.keys where user_id = $1")
+        .bind(person)
+        .fetch_optional(conn)
+        .await?;
+    Ok(key.flatten().and_then(as_key))
+}
+
+/// Destroys the person's key, leaving the row as a tombstone.
+pub async fn forget(conn: &mut PgConnection, person: Uuid) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into personal.keys (user_id, key, forgotten_at) values ($1, null, now())
+         on conflict (user_id) do update set key = null, forgotten_at = coalesce(keys.forgotten_at, now())",
+    )
+    .bind(person)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Seals every open personal field of `data` (about `aggregate_id`) with its person's key, or
+/// with a throwaway key when the person is forgotten. Returns whether anything was sealed.
+pub async fn seal_data(conn: &mut PgConnection, data: &mut EventData, aggregate_id: Uuid) -> sqlx::Result<bool> {
+    let Some((person, fields)) = data.personal_fields(aggregate_id) else { return Ok(false) };
+    if fields.iter().all(|f| f.value.as_open().is_none()) {
+        return Ok(false);
+    }
+    let key = key_for_writing(conn, person).await?.unwrap_or_else(random_key);
+    for field in fields {
+        if let Personal::Open(text) = &*field.value {
+            *field.value = Personal::Sealed(seal(&key, person, field.name, text));
+        }
+    }
+    Ok(true)
+}
+
+/// What `eventstore::append` does with every event: seals its open personal fields, and
+/// destroys the key with `user.deleted`.
+pub async fn seal_event(conn: &mut PgConnection, event: &mut Event) -> sqlx::Result<()> {
+    if let EventData::UserDeleted(deleted) = &event.data {
+        return forget(conn, deleted.user_id).await;
+    }
+    seal_data(conn, &mut event.data, event.aggregate_id).await?;
+    Ok(())
+}
+
+/// The text of a personal field, or `None` when it is forgotten (its person deleted).
+pub async fn reveal(conn: &mut PgConnection, field: &str, value: &Personal) -> sqlx::Result<Option<String>> {
+    match value {
+        Personal::Open(text) => Ok(Some(text.clone())),
+        Personal::Sealed(sealed) => {
+            let Some(key) = key_for_reading(conn, sealed.key).await? else { return Ok(None) };
+            let text = open_with(&key, field, sealed);
+            if text.is_none() {
+                tracing::warn!(person = %sealed.key, field, "a sealed field does not open with its person's key");
+            }
+            Ok(text)
+        }
+    }
+}
+
+/// [`reveal`] for an optional field: `None` stays `None`, a forgotten value reads as
+/// `forgotten`.
+pub async fn reveal_or(
+    conn: &mut PgConnection,
+    field: &str,
+    value: Option<&Personal>,
+    forgotten: &str,
+) -> sqlx::Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) => Ok(Some(reveal(conn, field, v).await?.unwrap_or_else(|| forgotten.to_owned()))),
+    }
+}
+
+/// The types whose v1 carries personal fields in plain text.
+pub const PLAIN_V1_TYPES: [&str; 3] = ["user.registered", "user.profile_updated", "user.places_changed"];
+
+/// What [`migrate_log`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// v1 events rewritten sealed under their person's key.
+    pub sealed: u64,
+    /// v1 events of people deleted before sealing existed: rewritten under a throwaway key, so
+    /// their fields read as forgotten.
+    pub forgotten: u64,
+}
+
+/// Events per transaction of [`migrate_log`].
+const MIGRATE_BATCH: i64 = 500;
+
+/// The one rewrite of the log (docs/forgetting.md): every v1 event with personal fields in
+/// plain text becomes its v2 form in place (same id, position, sequence and everything else;
+/// the fields sealed with the person's key, or with a throwaway key for a person the log says
+/// was deleted). Idempotent and resumable (batches of 500, each its own transaction); a log
+/// with nothing to rewrite costs one indexed query. `progress` hears the running counts.
+pub async fn migrate_log(db: &sqlx::PgPool, mut progress: impl FnMut(Migrated)) -> anyhow::Result<Migrated> {
+    use anyhow::Context;
+    let mut done = Migrated::default();
+    loop {
+        let mut tx = db.begin().await?;
+        let rows: Vec<crate::eventstore::StoredEvent> = sqlx::query_as(&format!(
+            "select {} from eventstore.events where version = 1 and type in ({})
+             order by position limit $1 for update skip locked",
+            crate::eventstore::STORED_EVENT_COLUMNS,
+            PLAIN_V1_TYPES.map(|t| format!("'{t}'")).join(", ")
+        ))
+        .bind(MIGRATE_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            break;
+        }
+        for row in rows {
+            let id = row.id;
+            let event = row.into_envelope().decode().with_context(|| format!("decoding event {id} to rewrite it"))?;
+            let mut data = event.data;
+            let person = data.personal_fields(event.aggregate_id).map(|(person, _)| person);
+            let deleted = match person {
+                Some(person) => sqlx::query_scalar::<_, bool>(
+                    "select exists (select 1 from eventstore.events where type = 'user.deleted' and aggregate_id = $1)",
+                )
+                .bind(person)
+                .fetch_one(&mut *tx)
+                .await?,
+                None => false,
+            };
+            if let (true, Some(person)) = (deleted, person) {
+                forget(&mut tx, person).await?;
+                done.forgotten += 1;
+            } else {
+                done.sealed += 1;
+            }
+            seal_data(&mut tx, &mut data, event.aggregate_id).await?;
+            let json = data.to_json();
+            sqlx::query("update eventstore.events set version = $2, data = $3 where id = $1")
+                .bind(id)
+                .bind(i32::try_from(data.version()).unwrap_or(i32::MAX))
+                .bind(sqlx::types::Json(json))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        progress(done);
+    }
+    if done != Migrated::default() {
+        sqlx::query(
+            "insert into eventstore.rewrites (name, sealed, forgotten) values ('seal-personal-fields', $1, $2)",
+        )
+        .bind(i64::try_from(done.sealed).unwrap_or(i64::MAX))
+        .bind(i64::try_from(done.forgotten).unwrap_or(i64::MAX))
+        .execute(db)
+        .await?;
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_only_and_only_as_its_field() {
+        let (key, other) = (random_key(), random_key());
+        let person = Uuid::new_v4();
+        let sealed = seal(&key, person, "nickname", "초록 미나");
+        assert!(!sealed.sealed.contains("미나"));
+        assert_eq!(open_with(&key, "nickname", &sealed).as_deref(), Some("초록 미나"));
+        assert_eq!(open_with(&other, "nickname", &sealed), None, "another key");
+        assert_eq!(open_with(&key, "bio", &sealed), None, "moved to another field");
+        let moved = Sealed { key: Uuid::new_v4(), ..sealed.clone() };
+        assert_eq!(open_with(&key, "nickname", &moved), None, "moved to another person");
+        assert_ne!(seal(&key, person, "nickname", "초록 미나"), sealed, "a fresh nonce every time");
+    }
+}
