@@ -142,16 +142,28 @@ pub fn renditions(bytes: &[u8], max_pixels: u64) -> Result<Vec<(u32, Vec<u8>)>, 
     limits.max_alloc = Some(max_pixels.saturating_mul(4).saturating_add(16 << 20));
     decoder.set_limits(limits).map_err(|e| Refusal::Undecodable(e.to_string()))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| Refusal::Undecodable(e.to_string()))?;
-    image.apply_orientation(orientation);
-    let flat = flatten(&image);
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| Refusal::Undecodable(e.to_string()))?;
+    // Memory: the decoded image is the one large buffer. The largest rendition is resized
+    // straight from a view of its centred square (no copy), the decoded image dropped, and the
+    // rest done at rendition size: turning upright commutes with taking the centred square.
+    let side = width.min(height);
+    let square = image::imageops::crop_imm(&image, (width - side) / 2, (height - side) / 2, side, side);
+    let mut largest =
+        DynamicImage::ImageRgba8(image::imageops::resize(&*square, SIZES[0], SIZES[0], FilterType::CatmullRom));
+    drop(image);
+    largest.apply_orientation(orientation);
+    let largest = flatten(largest);
     SIZES
         .iter()
         .map(|&size| {
-            let square = image::imageops::resize(&crop_square(&flat), size, size, FilterType::Lanczos3);
+            let rendition = if size == SIZES[0] {
+                largest.clone()
+            } else {
+                image::imageops::resize(&largest, size, size, FilterType::Lanczos3)
+            };
             let mut out = Vec::new();
             JpegEncoder::new_with_quality(&mut out, QUALITY)
-                .encode_image(&square)
+                .encode_image(&rendition)
                 .map_err(|e| Refusal::Undecodable(e.to_string()))?;
             Ok((size, out))
         })
@@ -159,24 +171,16 @@ pub fn renditions(bytes: &[u8], max_pixels: u64) -> Result<Vec<(u32, Vec<u8>)>, 
 }
 
 /// RGB, with any transparency composited over white (JPEG has no alpha).
-fn flatten(image: &DynamicImage) -> RgbImage {
+fn flatten(image: DynamicImage) -> RgbImage {
     if !image.color().has_alpha() {
-        return image.to_rgb8();
+        return image.into_rgb8();
     }
-    let rgba = image.to_rgba8();
+    let rgba = image.into_rgba8();
     RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let Rgba([r, g, b, a]) = *rgba.get_pixel(x, y);
         let over = |c: u8| ((u16::from(c) * u16::from(a) + 255 * (255 - u16::from(a))) / 255) as u8;
         Rgb([over(r), over(g), over(b)])
     })
-}
-
-/// The centred square of an image.
-fn crop_square(image: &RgbImage) -> RgbImage {
-    let side = image.width().min(image.height());
-    let x = (image.width() - side) / 2;
-    let y = (image.height() - side) / 2;
-    image::imageops::crop_imm(image, x, y, side, side).to_image()
 }
 
 #[cfg(test)]

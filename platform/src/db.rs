@@ -63,20 +63,11 @@ pub async fn create_if_missing(url: &str) -> anyhow::Result<()> {
 pub const CREATE_DATABASE: &str =
     "create database {name} template template0 encoding 'UTF8' lc_collate 'C' lc_ctype 'C'";
 
-/// Applies pending migrations, then seals any personal field the log still holds in plain
-/// text (`crate::personal::migrate_log`; nothing to do costs one indexed query). Safe to run
-/// from several processes at once (sqlx takes an advisory lock; the rewrite locks its rows).
+/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
+/// advisory lock).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<usize> {
     let before = applied_count(pool).await;
     MIGRATOR.run(pool).await.context("applying migrations")?;
-    let sealed = crate::personal::migrate_log(pool, |done| {
-        tracing::info!(sealed = done.sealed, forgotten = done.forgotten, "sealing personal fields in the log")
-    })
-    .await
-    .context("sealing the log's personal fields")?;
-    if sealed != crate::personal::Migrated::default() {
-        tracing::info!(?sealed, "the log's plain-text personal fields are sealed");
-    }
     Ok(applied_count(pool).await.saturating_sub(before))
 }
 

@@ -216,7 +216,7 @@ pub struct Settings {
     pub s3: S3Settings,
     /// `AVATAR_MAX_BYTES` (default 5242880, 5 MiB): the largest avatar upload.
     pub avatar_max_bytes: usize,
-    /// `AVATAR_MAX_PIXELS` (default 25000000): the most pixels an uploaded image may declare
+    /// `AVATAR_MAX_PIXELS` (default 16000000): the most pixels an uploaded image may declare
     /// (a decompression bomb declares far more than it sends); each side is also capped at 12000.
     pub avatar_max_pixels: u64,
     /// `AVATAR_BASE_URL` (default `http://127.0.0.1:8082/api/v1/avatars`): the public address of
@@ -308,7 +308,7 @@ impl Settings {
             storage_url: "file:data/objects".into(),
             s3: S3Settings { region: "us-east-1".into(), ..S3Settings::default() },
             avatar_max_bytes: 5 * 1024 * 1024,
-            avatar_max_pixels: 25_000_000,
+            avatar_max_pixels: 16_000_000,
             avatar_base_url: "http://127.0.0.1:8082/api/v1/avatars".into(),
         }
     }

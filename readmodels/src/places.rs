@@ -193,9 +193,11 @@ pub mod write {
         sqlx::query("delete from saved_places where user_id = $1").bind(list.user_id).execute(&mut *tx).await?;
         for (position, p) in list.places.iter().enumerate() {
             // A forgotten person's places are not stored (their deletion follows in the log).
-            let Some(label) = platform::personal::reveal(&mut *tx, "label", &p.label).await? else { return Ok(()) };
+            let Some(label) = platform::personal::reveal(&mut *tx, list.user_id, "label", &p.label).await? else {
+                return Ok(());
+            };
             let address = match &p.address {
-                Some(a) => match platform::personal::reveal(&mut *tx, "address", a).await? {
+                Some(a) => match platform::personal::reveal(&mut *tx, list.user_id, "address", a).await? {
                     Some(a) => Some(a),
                     None => return Ok(()),
                 },

@@ -221,9 +221,10 @@ pub mod write {
         occurred_at: DateTime<Utc>,
         sequence: Option<i64>,
     ) -> sqlx::Result<()> {
-        let username = reveal(&mut *tx, "username", &user.username).await?.unwrap_or_default();
-        let nickname =
-            reveal(&mut *tx, "nickname", &user.nickname).await?.unwrap_or_else(|| FORGOTTEN_NICKNAME.to_owned());
+        let username = reveal(&mut *tx, user.user_id, "username", &user.username).await?.unwrap_or_default();
+        let nickname = reveal(&mut *tx, user.user_id, "nickname", &user.nickname)
+            .await?
+            .unwrap_or_else(|| FORGOTTEN_NICKNAME.to_owned());
         sqlx::query(
             "insert into profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
              select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
@@ -257,9 +258,9 @@ pub mod write {
         change: &UserProfileUpdated,
         sequence: Option<i64>,
     ) -> sqlx::Result<Written> {
-        let nickname = reveal_or(&mut *tx, "nickname", change.nickname.as_ref(), FORGOTTEN_NICKNAME).await?;
-        let bio = reveal_or(&mut *tx, "bio", change.bio.as_ref(), "").await?;
-        let avatar_url = reveal_or(&mut *tx, "avatar_url", change.avatar_url.as_ref(), "").await?;
+        let nickname = reveal_or(&mut *tx, user_id, "nickname", change.nickname.as_ref(), FORGOTTEN_NICKNAME).await?;
+        let bio = reveal_or(&mut *tx, user_id, "bio", change.bio.as_ref(), "").await?;
+        let avatar_url = reveal_or(&mut *tx, user_id, "avatar_url", change.avatar_url.as_ref(), "").await?;
         let updated = sqlx::query(
             "update profiles set
                 nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),

@@ -172,7 +172,7 @@ impl Avatars {
     /// Someone set `avatar_url` to something else after the upload's change: its files go.
     async fn profile_changed(&self, tx: &mut PgConnection, event: &Event, url: &Personal) -> Result<(), ApplyError> {
         let user = event.aggregate_id;
-        let url = platform::personal::reveal(&mut *tx, "avatar_url", url).await?;
+        let url = platform::personal::reveal(&mut *tx, user, "avatar_url", url).await?;
         let url = url.as_deref().unwrap_or("");
         let current = Self::lock(tx, user).await?;
         let Some(upload) = current.upload_id else { return Ok(()) };

@@ -166,6 +166,7 @@ impl App {
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(retention::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(periods::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
+        tasks.spawn(platform::personal::run_log_migration(self.db.clone(), shutdown.clone()));
         if self.roles.contains(&Role::consumer(&platform::topology::NOTIFIER)) {
             tasks.spawn(notifier::run_deferred(deps.clone(), shutdown.clone()));
         }

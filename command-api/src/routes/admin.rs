@@ -52,12 +52,7 @@ async fn bonus(
     RequestId(request_id): RequestId,
     ValidJson(body): ValidJson<BonusRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
-            .bind(body.user_id)
-            .fetch_one(&state.db)
-            .await?;
-    if !exists {
+    if !super::is_live(&state.db, body.user_id).await? {
         return Err(ApiError::not_found("user_not_found", "No such user."));
     }
     let command_id = Uuid::now_v7();

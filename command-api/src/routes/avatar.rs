@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[allow(dead_code)] // documents the multipart body; the handler reads it as a stream
 pub struct AvatarUpload {
     /// A JPEG, PNG or WebP image (detected from its bytes), up to `AVATAR_MAX_BYTES` (default
-    /// 5 MiB) and `AVATAR_MAX_PIXELS` (default 25 million, 12,000 per side).
+    /// 5 MiB) and `AVATAR_MAX_PIXELS` (default 16 million, 12,000 per side).
     #[schema(value_type = String, format = Binary)]
     image: Vec<u8>,
 }
@@ -65,6 +65,7 @@ fn malformed(e: MultipartError) -> ApiError {
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses((status = 202, description = "Accepted; being processed", body = UploadAccepted, headers(("x-consistency-token" = String))),
               (status = 400, description = "Malformed multipart body", body = platform::error::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "The account no longer exists", body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Larger than AVATAR_MAX_BYTES", body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Not multipart, or not a JPEG, PNG or WebP image", body = platform::error::Problem, content_type = "application/problem+json"),
               (status = 422, description = "No image, more than one, too many pixels, or undecodable", body = platform::error::Problem, content_type = "application/problem+json")))]
@@ -106,9 +107,15 @@ async fn upload_avatar(
         Refusal::UnsupportedFormat => ApiError::UnsupportedMediaType(format!("{refusal} (judged from its bytes).")),
         other => ApiError::invalid("image", &other.to_string()),
     })?;
+    // Checked before storing, so a deleted account leaves no file behind (`record_one` checks
+    // again, in the transaction that records the upload).
+    if !super::is_live(&state.db, claims.sub).await? {
+        return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
+    }
     let upload_id = Uuid::new_v4();
     let size_bytes = bytes.len() as u64;
-    state.store.put(&storage::upload_path(claims.sub, upload_id), PutPayload::from(bytes)).await.map_err(|e| {
+    let path = storage::upload_path(claims.sub, upload_id);
+    state.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| {
         tracing::error!(error = %e, "storing an avatar upload");
         ApiError::Unavailable("File storage is unavailable; try again shortly.".into())
     })?;
@@ -124,5 +131,15 @@ async fn upload_avatar(
         height: inspected.height,
         size_bytes,
     };
-    record_one(&state, claims.sub, request_id, data.into(), serde_json::json!(UploadAccepted { upload_id })).await
+    match record_one(&state, claims.sub, request_id, data.into(), serde_json::json!(UploadAccepted { upload_id })).await
+    {
+        Ok(accepted) => Ok(accepted),
+        Err(e) => {
+            // Not recorded: no worker will ever look at the file.
+            if let Err(delete) = storage::delete_quietly(&*state.store, &path).await {
+                tracing::warn!(error = %delete, path = %path, "an unrecorded avatar upload could not be deleted");
+            }
+            Err(e)
+        }
+    }
 }

@@ -54,17 +54,20 @@ async fn record_one(
 ) -> Result<impl axum::response::IntoResponse + use<>, ApiError> {
     let mut events = [events::Event::new(crate::SOURCE, user, data).caused_by(Some(request_id), None)];
     let mut tx = state.db.begin().await?;
-    let live: bool =
-        sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
-            .bind(user)
-            .fetch_one(&mut *tx)
-            .await?;
-    if !live {
+    if !is_live(&mut *tx, user).await? {
         return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
     }
     platform::eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
     Ok((axum::http::StatusCode::ACCEPTED, consistency_headers(vec![events[0].id]), axum::Json(body)))
+}
+
+/// Whether `user` has a live (not deleted) account.
+async fn is_live(db: impl sqlx::PgExecutor<'_>, user: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
+        .bind(user)
+        .fetch_one(db)
+        .await
 }
 
 /// A 422 listing every invalid field the domain found.

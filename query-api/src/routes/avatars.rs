@@ -2,9 +2,10 @@
 //!
 //! Served here rather than from the store's own URLs so that the local-directory and the S3
 //! back ends behave the same, no bucket is ever public, and a deleted person's files stop being
-//! served the moment the worker deletes them. A rendition never changes under its name (a new
-//! upload gets a new id), so answers are cacheable for a year (`immutable`) by browsers and any
-//! CDN put in front (`AVATAR_BASE_URL`), with an `ETag` for revalidation.
+//! served by us the moment the worker deletes them. A rendition never changes under its name (a
+//! new upload gets a new id), so answers are `immutable`, with an `ETag` for revalidation; they
+//! are cached for a day only (browsers and any CDN put in front, `AVATAR_BASE_URL`), the
+//! longest a deleted person's avatar may outlive them in someone's cache.
 
 use axum::{
     body::Body,
@@ -27,10 +28,12 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(avatar))
 }
 
-const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// A day: a file never changes under its name, but a deleted person's avatar must not live in
+/// browsers and CDNs for long after the files are gone.
+const CACHE_CONTROL: &str = "public, max-age=86400, immutable";
 
 /// An avatar rendition (a square JPEG): `512.jpg` or `128.jpg`, as named by a profile's
-/// `avatar_url`. Public, cacheable for a year; 304 for a matching `If-None-Match`.
+/// `avatar_url`. Public, cacheable for a day; 304 for a matching `If-None-Match`.
 #[utoipa::path(get, path = "/avatars/{user_id}/{upload_id}/{file}", tag = "users",
     params(("user_id" = Uuid, Path, description = "Whose"), ("upload_id" = Uuid, Path, description = "The upload"),
            ("file" = String, Path, description = "`512.jpg` or `128.jpg`", pattern = r"^(512|128)\.jpg$")),

@@ -70,7 +70,7 @@ async fn check_rendition(system: &TestSystem, url: &str, size: u32, secret: &str
     assert_eq!(res.status(), StatusCode::OK, "{url}");
     let headers = res.headers().clone();
     assert_eq!(headers["content-type"], "image/jpeg");
-    assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(headers["cache-control"], "public, max-age=86400, immutable");
     let bytes = res.bytes().await.unwrap();
     let image = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).unwrap();
     assert_eq!((image.width(), image.height()), (size, size));

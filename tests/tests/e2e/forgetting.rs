@@ -72,6 +72,12 @@ async fn stored(system: &TestSystem) -> Vec<String> {
 /// The person's nickname as the log's `user.profile_updated` holds it, opened with their key if
 /// it still exists.
 async fn logged_nickname(system: &TestSystem, user: &Registered) -> Option<String> {
+    opened_nickname_as(system, user, user.user_id).await
+}
+
+/// The same, opened as if it were `owner`'s field (a sealed value copied into another
+/// person's event must not open).
+async fn opened_nickname_as(system: &TestSystem, user: &Registered, owner: uuid::Uuid) -> Option<String> {
     let raw: serde_json::Value = sqlx::query_scalar(
         "select data from eventstore.events where type = 'user.profile_updated' and aggregate_id = $1 and data ? 'nickname'",
     )
@@ -82,7 +88,7 @@ async fn logged_nickname(system: &TestSystem, user: &Registered) -> Option<Strin
     let sealed: events::Personal = serde_json::from_value(raw["nickname"].clone()).unwrap();
     assert!(matches!(sealed, events::Personal::Sealed(_)), "sealed in the log: {raw}");
     let mut conn = system.db.acquire().await.unwrap();
-    platform::personal::reveal(&mut conn, "nickname", &sealed).await.unwrap()
+    platform::personal::reveal(&mut conn, owner, "nickname", &sealed).await.unwrap()
 }
 
 /// Which of `needles` appear in `haystack`.
@@ -178,6 +184,7 @@ async fn a_deleted_person_leaves_no_personal_byte_behind_even_after_a_rebuild() 
     assert_eq!(found(&log, &needles), Vec::<&str>::new(), "the log holds personal fields sealed only");
     assert!(stored(&system).await.iter().any(|name| name.contains(&user.user_id.to_string())));
     assert_eq!(logged_nickname(&system, &user).await.as_deref(), Some(nickname), "the person's key opens it");
+    assert_eq!(opened_nickname_as(&system, &user, rival.user_id).await, None, "never as someone else's");
     let before = others(&system, &rival).await;
 
     let res = system
@@ -271,7 +278,7 @@ async fn the_existing_log_is_sealed_once_in_place_and_the_deleted_are_forgotten(
     };
 
     let migrated = platform::personal::migrate_log(&system.db, |_| {}).await.unwrap();
-    assert_eq!(migrated, platform::personal::Migrated { sealed: 3, forgotten: 3 });
+    assert_eq!(migrated, platform::personal::Migrated { sealed: 3, forgotten: 3, skipped: 0 });
     let log: String = sqlx::query_scalar("select string_agg(data::text, E'\\n') from eventstore.events")
         .fetch_one(&system.db)
         .await

@@ -684,7 +684,7 @@ export interface components {
             /**
              * Format: binary
              * @description A JPEG, PNG or WebP image (detected from its bytes), up to `AVATAR_MAX_BYTES` (default
-             *     5 MiB) and `AVATAR_MAX_PIXELS` (default 25 million, 12,000 per side).
+             *     5 MiB) and `AVATAR_MAX_PIXELS` (default 16 million, 12,000 per side).
              */
             image: string;
         };
@@ -4762,6 +4762,15 @@ export interface operations {
             };
             /** @description No valid access token (`code`: `missing_token`, `invalid_token`, `token_expired`, `token_revoked`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account no longer exists */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

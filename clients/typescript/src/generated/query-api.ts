@@ -30,7 +30,7 @@ export interface paths {
         };
         /**
          * An avatar rendition (a square JPEG): `512.jpg` or `128.jpg`, as named by a profile's
-         *     `avatar_url`. Public, cacheable for a year; 304 for a matching `If-None-Match`.
+         *     `avatar_url`. Public, cacheable for a day; 304 for a matching `If-None-Match`.
          */
         get: operations["avatar"];
         put?: never;
