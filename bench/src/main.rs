@@ -15,6 +15,7 @@
 //! bound them, measured with the same concurrency: PostgreSQL single-row commits per second and
 //! RabbitMQ confirmed publish + consume per second.
 
+mod avatar;
 mod rebuild;
 mod sustained;
 
@@ -100,6 +101,13 @@ enum Command {
         /// Events in the synthetic log (rounded up to whole user histories of 42 events).
         #[arg(long, default_value_t = 200_000)]
         events: usize,
+    },
+    /// Avatar renditions of photos of growing size: time next to a plain decode of the same
+    /// bytes, and the peak memory (no services needed).
+    Avatar {
+        /// Photo sizes in megapixels.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,8,12,16")]
+        megapixels: Vec<f64>,
     },
 }
 
@@ -538,6 +546,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Rebuild { events } => {
             rebuild::run(platform::Settings::from_env()?, events).await?;
         }
+        Command::Avatar { megapixels } => avatar::run(&megapixels)?,
     }
     Ok(())
 }

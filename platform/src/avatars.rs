@@ -148,8 +148,8 @@ pub fn renditions(bytes: &[u8], max_pixels: u64) -> Result<Vec<(u32, Vec<u8>)>, 
     // rest done at rendition size: turning upright commutes with taking the centred square.
     let side = width.min(height);
     let square = image::imageops::crop_imm(&image, (width - side) / 2, (height - side) / 2, side, side);
-    let mut largest =
-        DynamicImage::ImageRgba8(image::imageops::resize(&*square, SIZES[0], SIZES[0], FilterType::CatmullRom));
+    // Area averaging (integer, row by row): no full-size intermediate buffer.
+    let mut largest = DynamicImage::ImageRgba8(image::imageops::thumbnail(&*square, SIZES[0], SIZES[0]));
     drop(image);
     largest.apply_orientation(orientation);
     let largest = flatten(largest);
