@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::decode::DecodeError;
 pub use crate::guide::*;
-pub use crate::personal::{Personal, PersonalField, Sealed};
+pub use crate::personal::{PERSONAL_FIELD_TYPES, Personal, PersonalField, Sealed};
 pub use crate::places::*;
 pub use crate::rewards::*;
 pub use crate::values::{Category, GeoPoint, integer_param, json_integer, json_integer_opt};

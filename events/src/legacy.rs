@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::{
     Category, DecodeError, EventData, GeoPoint, Personal, Provider, RecycleCompleted, SavedPlace, UserPlacesChanged,
-    UserProfileUpdated, UserRegistered, values::check_len,
+    UserProfileUpdated, UserRegistered,
+    values::{Validate, check_len},
 };
 
 /// `recycle.completed` v1, whose position is two independent optional fields. (Its schema keeps
@@ -191,6 +192,43 @@ impl UserPlacesChangedV1 {
     }
 }
 
+/// An older version: how it becomes the current shape, checked by its own version's rules.
+trait Older: serde::de::DeserializeOwned {
+    fn into_current(self) -> Result<EventData, String>;
+}
+
+impl Older for RecycleCompletedV1 {
+    fn into_current(self) -> Result<EventData, String> {
+        self.validate()?;
+        Ok(EventData::RecycleCompleted(self.upcast()))
+    }
+}
+
+impl Older for UserRegisteredV1 {
+    fn into_current(self) -> Result<EventData, String> {
+        self.validate()?;
+        Ok(EventData::UserRegistered(self.upcast()))
+    }
+}
+
+impl Older for UserProfileUpdatedV1 {
+    /// v1's rules are v2's on open values.
+    fn into_current(self) -> Result<EventData, String> {
+        let current = self.upcast();
+        Validate::validate(&current)?;
+        Ok(EventData::UserProfileUpdated(current))
+    }
+}
+
+impl Older for UserPlacesChangedV1 {
+    /// v1's rules are v2's on open values.
+    fn into_current(self) -> Result<EventData, String> {
+        let current = self.upcast();
+        Validate::validate(&current)?;
+        Ok(EventData::UserPlacesChanged(current))
+    }
+}
+
 /// Decodes `data` of an older `(event_type, version)` and upcasts it to the current type;
 /// `None` when that pair is not an older version this crate knows.
 pub(crate) fn decode(
@@ -198,36 +236,17 @@ pub(crate) fn decode(
     version: u32,
     data: serde_json::Value,
 ) -> Option<Result<EventData, DecodeError>> {
-    let invalid = |message: String| DecodeError::InvalidData { event_type: event_type.to_owned(), version, message };
-    match (event_type, version) {
-        ("recycle.completed", 1) => Some(
-            serde_json::from_value::<RecycleCompletedV1>(data)
-                .map_err(|e| invalid(e.to_string()))
-                .and_then(|v1| v1.validate().map_err(invalid).map(|()| v1))
-                .map(|v1| EventData::RecycleCompleted(v1.upcast())),
-        ),
-        ("user.registered", 1) => Some(
-            serde_json::from_value::<UserRegisteredV1>(data)
-                .map_err(|e| invalid(e.to_string()))
-                .and_then(|v1| v1.validate().map_err(invalid).map(|()| v1))
-                .map(|v1| EventData::UserRegistered(v1.upcast())),
-        ),
-        ("user.profile_updated", 1) => Some(
-            serde_json::from_value::<UserProfileUpdatedV1>(data)
-                .map_err(|e| invalid(e.to_string()))
-                .map(|v1| v1.upcast())
-                .and_then(|v2| crate::values::Validate::validate(&v2).map_err(invalid).map(|()| v2))
-                .map(EventData::UserProfileUpdated),
-        ),
-        ("user.places_changed", 1) => Some(
-            serde_json::from_value::<UserPlacesChangedV1>(data)
-                .map_err(|e| invalid(e.to_string()))
-                .map(|v1| v1.upcast())
-                .and_then(|v2| crate::values::Validate::validate(&v2).map_err(invalid).map(|()| v2))
-                .map(EventData::UserPlacesChanged),
-        ),
-        _ => None,
+    fn decode_as<V: Older>(data: serde_json::Value) -> Result<EventData, String> {
+        serde_json::from_value::<V>(data).map_err(|e| e.to_string())?.into_current()
     }
+    let decoded = match (event_type, version) {
+        ("recycle.completed", 1) => decode_as::<RecycleCompletedV1>(data),
+        ("user.registered", 1) => decode_as::<UserRegisteredV1>(data),
+        ("user.profile_updated", 1) => decode_as::<UserProfileUpdatedV1>(data),
+        ("user.places_changed", 1) => decode_as::<UserPlacesChangedV1>(data),
+        _ => return None,
+    };
+    Some(decoded.map_err(|message| DecodeError::InvalidData { event_type: event_type.to_owned(), version, message }))
 }
 
 /// Schemas of the older versions, as `(file stem, schema)`.

@@ -76,6 +76,10 @@ impl From<&str> for Personal {
     }
 }
 
+/// The event types with personal fields: those [`crate::EventData::personal_fields`] lists
+/// fields of (for SQL and for checks on envelopes not decoded yet).
+pub const PERSONAL_FIELD_TYPES: [&str; 3] = ["user.registered", "user.profile_updated", "user.places_changed"];
+
 /// A personal field of an event, as [`crate::EventData::personal_fields`] lists them.
 pub struct PersonalField<'a> {
     /// Its name (`username`, `nickname`, `bio`, `avatar_url`, `label`, `address`): part of the

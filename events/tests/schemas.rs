@@ -170,6 +170,12 @@ fn samples() -> Vec<EventData> {
         .into(),
     ];
     for s in &samples {
+        assert_eq!(
+            s.clone().personal_fields(Uuid::nil()).is_some(),
+            PERSONAL_FIELD_TYPES.contains(&s.event_type()),
+            "PERSONAL_FIELD_TYPES lists exactly the types with personal fields: {}",
+            s.event_type()
+        );
         match s {
             EventData::UserRegistered(_)
             | EventData::UserEmailVerified(_)

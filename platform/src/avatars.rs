@@ -129,8 +129,9 @@ fn check_dimensions(width: u32, height: u32, max_pixels: u64) -> Result<(), Refu
 /// Decodes an upload under the limits and returns each of [`SIZES`] as `(size, JPEG bytes)`:
 /// upright, centre-cropped to a square, transparency laid on white, no metadata.
 pub fn renditions(bytes: &[u8], max_pixels: u64) -> Result<Vec<(u32, Vec<u8>)>, Refusal> {
-    let inspected = inspect(bytes, max_pixels)?;
-    let mut decoder = ImageReader::with_format(Cursor::new(bytes), inspected.format.image_format())
+    let format = sniff(bytes).ok_or(Refusal::UnsupportedFormat)?;
+    // The header is read once, here: the same checks as `inspect`, on the decoder's dimensions.
+    let mut decoder = ImageReader::with_format(Cursor::new(bytes), format.image_format())
         .into_decoder()
         .map_err(|e| Refusal::Undecodable(e.to_string()))?;
     let (width, height) = decoder.dimensions();

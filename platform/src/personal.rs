@@ -127,48 +127,55 @@ pub async fn seal_event(conn: &mut PgConnection, event: &mut Event) -> sqlx::Res
     Ok(())
 }
 
-/// The text of `owner`'s personal field, or `None` when it is forgotten (its person deleted).
-/// A value sealed for someone else (copied into another person's event) never opens.
+/// Opens one person's fields: their key, read once for all the fields an event carries.
+pub struct Opener {
+    owner: Uuid,
+    key: Option<[u8; 32]>,
+}
+
+impl Opener {
+    /// An opener for `owner`'s fields among `values`; reads the key only when one is sealed.
+    pub async fn of(conn: &mut PgConnection, owner: Uuid, values: &[&Personal]) -> sqlx::Result<Self> {
+        let sealed = values.iter().any(|v| matches!(v, Personal::Sealed(s) if s.key == owner));
+        let key = if sealed { key_for_reading(conn, owner).await? } else { None };
+        Ok(Self { owner, key })
+    }
+
+    /// The text of the field, or `None` when it is forgotten (its person deleted). A value
+    /// sealed for someone else (copied into another person's event) never opens.
+    pub fn open(&self, field: &str, value: &Personal) -> Option<String> {
+        match value {
+            Personal::Open(text) => Some(text.clone()),
+            Personal::Sealed(sealed) if sealed.key != self.owner => {
+                tracing::warn!(owner = %self.owner, sealed_for = %sealed.key, field, "a sealed field of another person: read as forgotten");
+                None
+            }
+            Personal::Sealed(sealed) => {
+                let text = open_with(self.key.as_ref()?, field, sealed);
+                if text.is_none() {
+                    tracing::warn!(person = %sealed.key, field, "a sealed field does not open with its person's key");
+                }
+                text
+            }
+        }
+    }
+
+    /// [`Opener::open`] for an optional field: `None` stays `None`, a forgotten value reads as
+    /// `forgotten`.
+    pub fn open_or(&self, field: &str, value: Option<&Personal>, forgotten: &str) -> Option<String> {
+        value.map(|v| self.open(field, v).unwrap_or_else(|| forgotten.to_owned()))
+    }
+}
+
+/// The text of `owner`'s one personal field, or `None` when it is forgotten (see [`Opener`]).
 pub async fn reveal(
     conn: &mut PgConnection,
     owner: Uuid,
     field: &str,
     value: &Personal,
 ) -> sqlx::Result<Option<String>> {
-    match value {
-        Personal::Open(text) => Ok(Some(text.clone())),
-        Personal::Sealed(sealed) if sealed.key != owner => {
-            tracing::warn!(owner = %owner, sealed_for = %sealed.key, field, "a sealed field of another person: read as forgotten");
-            Ok(None)
-        }
-        Personal::Sealed(sealed) => {
-            let Some(key) = key_for_reading(conn, sealed.key).await? else { return Ok(None) };
-            let text = open_with(&key, field, sealed);
-            if text.is_none() {
-                tracing::warn!(person = %sealed.key, field, "a sealed field does not open with its person's key");
-            }
-            Ok(text)
-        }
-    }
+    Ok(Opener::of(conn, owner, &[value]).await?.open(field, value))
 }
-
-/// [`reveal`] for an optional field: `None` stays `None`, a forgotten value reads as
-/// `forgotten`.
-pub async fn reveal_or(
-    conn: &mut PgConnection,
-    owner: Uuid,
-    field: &str,
-    value: Option<&Personal>,
-    forgotten: &str,
-) -> sqlx::Result<Option<String>> {
-    match value {
-        None => Ok(None),
-        Some(v) => Ok(Some(reveal(conn, owner, field, v).await?.unwrap_or_else(|| forgotten.to_owned()))),
-    }
-}
-
-/// The types whose v1 carries personal fields in plain text.
-pub const PLAIN_V1_TYPES: [&str; 3] = ["user.registered", "user.profile_updated", "user.places_changed"];
 
 /// What [`migrate_log`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -201,7 +208,7 @@ pub async fn migrate_log(db: &sqlx::PgPool, mut progress: impl FnMut(Migrated)) 
             "select {} from eventstore.events where version = 1 and type in ({}) and id <> all($2)
              order by position limit $1 for update skip locked",
             crate::eventstore::STORED_EVENT_COLUMNS,
-            PLAIN_V1_TYPES.map(|t| format!("'{t}'")).join(", ")
+            events::PERSONAL_FIELD_TYPES.map(|t| format!("'{t}'")).join(", ")
         ))
         .bind(MIGRATE_BATCH)
         .bind(&skipped)

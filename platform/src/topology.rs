@@ -136,36 +136,32 @@ pub const PLACES: ConsumerSpec = ConsumerSpec {
     bindings: &["place.saved", "place.removed", "user.places_changed", "user.deleted"],
 };
 
+/// The types that carry something worth telling someone (`readmodels::notifications::notices`),
+/// then the consumer's own: the feed and the push notifier bind the same notices.
+macro_rules! notice_bindings {
+    ($($own:literal),*) => {
+        &[
+            "level.reached",
+            "badge.earned",
+            "character.unlocked",
+            "invite.accepted",
+            "points.earned",
+            "leaderboard.period_closed",
+            $($own),*
+        ]
+    };
+}
+
 /// The notifications projector: `GET /users/me/notifications`.
 pub const NOTIFICATIONS: ConsumerSpec = ConsumerSpec {
     name: "projection.notifications",
     projection: Some("notifications"),
-    bindings: &[
-        "level.reached",
-        "badge.earned",
-        "character.unlocked",
-        "invite.accepted",
-        "points.earned",
-        "leaderboard.period_closed",
-        "user.notifications_read",
-        "user.deleted",
-    ],
+    bindings: notice_bindings!("user.notifications_read", "user.deleted"),
 };
 
 /// The push notifier: sends what is worth telling to people's devices.
-pub const NOTIFIER: ConsumerSpec = ConsumerSpec {
-    name: "notifier",
-    projection: Some("notifier"),
-    bindings: &[
-        "level.reached",
-        "badge.earned",
-        "character.unlocked",
-        "invite.accepted",
-        "points.earned",
-        "leaderboard.period_closed",
-        "user.deleted",
-    ],
-};
+pub const NOTIFIER: ConsumerSpec =
+    ConsumerSpec { name: "notifier", projection: Some("notifier"), bindings: notice_bindings!("user.deleted") };
 
 /// The processing group of the projections (profiles, activities, leaderboards, guide,
 /// places, rewards, notifications): they share the database, so they consume one queue, bound to every type any of

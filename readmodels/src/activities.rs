@@ -134,10 +134,5 @@ pub async fn record(tx: &mut PgConnection, event: &Event) -> sqlx::Result<()> {
 
 /// Forgets a person's history, with a tombstone so late events stay out.
 pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("delete from activities where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-    sqlx::query("insert into activities_tombstones (user_id) values ($1) on conflict do nothing")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    crate::forget_person(tx, user_id, &["activities"], "activities_tombstones").await
 }

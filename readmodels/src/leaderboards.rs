@@ -402,12 +402,7 @@ pub mod write {
 
     /// Removes a person from every board, for good.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-        sqlx::query("delete from leaderboard_scores where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("insert into leaderboard_tombstones (user_id) values ($1) on conflict do nothing")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::forget_person(tx, user_id, &["leaderboard_scores"], "leaderboard_tombstones").await
     }
 }
 

@@ -27,6 +27,26 @@ pub mod places;
 pub mod profiles;
 pub mod rewards;
 
+/// Forgets a person in one read model, for good: deletes their rows from `tables` and records
+/// them in `tombstones`, which keeps events arriving later from writing them again. Table names
+/// are unqualified, like all projection SQL (a rebuild puts its shadow schema first on the
+/// search path); they are the caller's constants, never input.
+pub(crate) async fn forget_person(
+    tx: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+    tables: &[&str],
+    tombstones: &str,
+) -> sqlx::Result<()> {
+    for table in tables {
+        sqlx::query(&format!("delete from {table} where user_id = $1")).bind(user_id).execute(&mut *tx).await?;
+    }
+    sqlx::query(&format!("insert into {tombstones} (user_id) values ($1) on conflict do nothing"))
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// A keyset page read with `limit + 1` rows: the first `limit` of them, and whether more follow.
 pub(crate) fn page_of<T>(mut rows: Vec<T>, limit: i64) -> (Vec<T>, bool) {
     let limit = usize::try_from(limit).unwrap_or(0);

@@ -249,13 +249,7 @@ pub mod write {
 
     /// Forgets a person's feed for good.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-        sqlx::query("delete from notifications where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("delete from notification_marks where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("insert into notifications_tombstones (user_id) values ($1) on conflict do nothing")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::forget_person(tx, user_id, &["notifications", "notification_marks"], "notifications_tombstones").await
     }
 }
 

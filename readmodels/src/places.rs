@@ -191,13 +191,16 @@ pub mod write {
             return Ok(());
         }
         sqlx::query("delete from saved_places where user_id = $1").bind(list.user_id).execute(&mut *tx).await?;
+        let fields: Vec<&events::Personal> =
+            list.places.iter().flat_map(|p| std::iter::once(&p.label).chain(&p.address)).collect();
+        let opener = platform::personal::Opener::of(&mut *tx, list.user_id, &fields).await?;
         for (position, p) in list.places.iter().enumerate() {
             // A forgotten person's places are not stored (their deletion follows in the log).
-            let Some(label) = platform::personal::reveal(&mut *tx, list.user_id, "label", &p.label).await? else {
+            let Some(label) = opener.open("label", &p.label) else {
                 return Ok(());
             };
             let address = match &p.address {
-                Some(a) => match platform::personal::reveal(&mut *tx, list.user_id, "address", a).await? {
+                Some(a) => match opener.open("address", a) {
                     Some(a) => Some(a),
                     None => return Ok(()),
                 },
@@ -223,12 +226,6 @@ pub mod write {
 
     /// Forgets a person's saved places for good.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-        sqlx::query("delete from saved_places where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("delete from saved_place_lists where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("insert into places_tombstones (user_id) values ($1) on conflict do nothing")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::forget_person(tx, user_id, &["saved_places", "saved_place_lists"], "places_tombstones").await
     }
 }

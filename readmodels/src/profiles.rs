@@ -189,7 +189,7 @@ pub async fn settings(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Setting
 pub mod write {
     use chrono::{DateTime, NaiveDate, Utc};
     use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated, rules::level_for};
-    use platform::personal::{FORGOTTEN_NICKNAME, reveal, reveal_or};
+    use platform::personal::{FORGOTTEN_NICKNAME, Opener};
     use sqlx::PgConnection;
     use uuid::Uuid;
 
@@ -221,10 +221,9 @@ pub mod write {
         occurred_at: DateTime<Utc>,
         sequence: Option<i64>,
     ) -> sqlx::Result<()> {
-        let username = reveal(&mut *tx, user.user_id, "username", &user.username).await?.unwrap_or_default();
-        let nickname = reveal(&mut *tx, user.user_id, "nickname", &user.nickname)
-            .await?
-            .unwrap_or_else(|| FORGOTTEN_NICKNAME.to_owned());
+        let opener = Opener::of(&mut *tx, user.user_id, &[&user.username, &user.nickname]).await?;
+        let username = opener.open("username", &user.username).unwrap_or_default();
+        let nickname = opener.open("nickname", &user.nickname).unwrap_or_else(|| FORGOTTEN_NICKNAME.to_owned());
         sqlx::query(
             "insert into profiles (user_id, username, nickname, provider, invite_code, created_at, profile_sequence)
              select $1, $2, $3, $4, $5, $6, coalesce($7, 0)
@@ -258,9 +257,12 @@ pub mod write {
         change: &UserProfileUpdated,
         sequence: Option<i64>,
     ) -> sqlx::Result<Written> {
-        let nickname = reveal_or(&mut *tx, user_id, "nickname", change.nickname.as_ref(), FORGOTTEN_NICKNAME).await?;
-        let bio = reveal_or(&mut *tx, user_id, "bio", change.bio.as_ref(), "").await?;
-        let avatar_url = reveal_or(&mut *tx, user_id, "avatar_url", change.avatar_url.as_ref(), "").await?;
+        let fields: Vec<&events::Personal> =
+            [&change.nickname, &change.bio, &change.avatar_url].into_iter().flatten().collect();
+        let opener = Opener::of(&mut *tx, user_id, &fields).await?;
+        let nickname = opener.open_or("nickname", change.nickname.as_ref(), FORGOTTEN_NICKNAME);
+        let bio = opener.open_or("bio", change.bio.as_ref(), "");
+        let avatar_url = opener.open_or("avatar_url", change.avatar_url.as_ref(), "");
         let updated = sqlx::query(
             "update profiles set
                 nickname = coalesce($2, nickname), bio = coalesce($3, bio), avatar_url = coalesce($4, avatar_url),
@@ -374,14 +376,7 @@ pub mod write {
 
     /// Forgets a person: profile and settings gone, and a tombstone so late events stay out.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-        sqlx::query("delete from profiles where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("delete from attendance_days where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("delete from settings where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("insert into profiles_tombstones (user_id) values ($1) on conflict do nothing")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::forget_person(tx, user_id, &["profiles", "attendance_days", "settings"], "profiles_tombstones").await
     }
 
     /// A sequence-guarded update of `table` changed nothing: the event is stale (the row is

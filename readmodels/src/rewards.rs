@@ -199,12 +199,6 @@ pub mod write {
 
     /// Forgets a person's badges and characters for good.
     pub async fn forget(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
-        sqlx::query("delete from user_badges where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("delete from user_characters where user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        sqlx::query("insert into rewards_tombstones (user_id) values ($1) on conflict do nothing")
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(())
+        crate::forget_person(tx, user_id, &["user_badges", "user_characters"], "rewards_tombstones").await
     }
 }

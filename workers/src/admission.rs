@@ -96,13 +96,17 @@ pub async fn admit(
             }
             // Stored as sent (an older version stays that version; readers upcast), except that
             // personal fields sent in plain text are sealed first: the log never holds them so.
-            let mut sealed = i.event.clone();
-            let raw = if platform::personal::seal_data(tx, &mut sealed.data, sealed.aggregate_id).await? {
-                sealed.version = sealed.data.version();
-                sealed.to_raw()
-            } else {
+            let mut raw = None;
+            if events::PERSONAL_FIELD_TYPES.contains(&i.event.event_type.as_str()) {
+                let mut sealed = i.event.clone();
+                if platform::personal::seal_data(tx, &mut sealed.data, sealed.aggregate_id).await? {
+                    sealed.version = sealed.data.version();
+                    raw = Some(sealed.to_raw());
+                }
+            }
+            let raw = raw.unwrap_or_else(|| {
                 i.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok()).unwrap_or_else(|| i.event.to_raw())
-            };
+            });
             to_store.push(raw);
         }
         if !to_store.is_empty() {
@@ -149,7 +153,7 @@ pub async fn admit(
             }
             // The log holds these sealed, so a second body under the id cannot be told apart:
             // apply what the log holds, as a rebuild would.
-            Some(stored) if platform::personal::PLAIN_V1_TYPES.contains(&stored.event_type.as_str()) => {
+            Some(stored) if events::PERSONAL_FIELD_TYPES.contains(&stored.event_type.as_str()) => {
                 match stored.clone().into_envelope().decode() {
                     Ok(event) => admitted.events.push(event),
                     Err(e) => admitted.refused.push(Refusal { index, code: e.code(), detail: e.to_string() }),
@@ -178,7 +182,7 @@ async fn read_logged(tx: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid
 fn differing_field(stored: &StoredEvent, delivered: &Incoming<'_>) -> Option<&'static str> {
     let sent = delivered.sent.and_then(|bytes| RawEnvelope::from_slice(bytes).ok())?;
     let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
-    let sealed = platform::personal::PLAIN_V1_TYPES.contains(&stored.event_type.as_str());
+    let sealed = events::PERSONAL_FIELD_TYPES.contains(&stored.event_type.as_str());
     [
         ("type", sent.event_type == stored.event_type),
         ("version", sealed || i64::from(sent.version) == i64::from(stored.version)),

@@ -74,11 +74,16 @@ impl Avatars {
             .bind(user)
             .execute(&mut *tx)
             .await?;
+        Ok(Self::locked(tx, user).await?.expect("the row was just made, and rows are never deleted"))
+    }
+
+    /// Locks and returns the person's row, if they ever uploaded or were forgotten.
+    async fn locked(tx: &mut PgConnection, user: Uuid) -> sqlx::Result<Option<Current>> {
         sqlx::query_as(
             "select upload_id, avatar_url, uploaded_at, set_at, forgotten from avatars.current where user_id = $1 for update",
         )
         .bind(user)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
     }
 
@@ -172,11 +177,14 @@ impl Avatars {
     /// Someone set `avatar_url` to something else after the upload's change: its files go.
     async fn profile_changed(&self, tx: &mut PgConnection, event: &Event, url: &Personal) -> Result<(), ApplyError> {
         let user = event.aggregate_id;
-        let url = platform::personal::reveal(&mut *tx, user, "avatar_url", url).await?;
-        let url = url.as_deref().unwrap_or("");
-        let current = Self::lock(tx, user).await?;
+        // Most profile changes are by people who never uploaded: nothing to read or write then.
+        let Some(current) = Self::locked(tx, user).await? else { return Ok(()) };
         let Some(upload) = current.upload_id else { return Ok(()) };
-        if current.avatar_url.as_deref() == Some(url) || current.set_at.is_some_and(|at| event.occurred_at <= at) {
+        if current.set_at.is_some_and(|at| event.occurred_at <= at) {
+            return Ok(());
+        }
+        let url = platform::personal::reveal(&mut *tx, user, "avatar_url", url).await?;
+        if current.avatar_url == url {
             return Ok(());
         }
         sqlx::query("update avatars.current set upload_id = null, avatar_url = null where user_id = $1")
