@@ -39,6 +39,8 @@ pub const DEFAULT_PORT: u16 = 8081;
 pub struct AppState {
     /// The write database.
     pub db: PgPool,
+    /// Transactions that record events (their commit wakes the relay).
+    pub outbox: platform::eventstore::Outbox,
     /// Rate limits, denylist.
     pub redis: Redis,
     /// Signs tokens.
@@ -79,6 +81,7 @@ impl App {
         let signer = Arc::new(Signer::new(&settings.jwt_private_key_pem, &verifier)?);
         let state = AppState {
             db: db.clone(),
+            outbox: platform::eventstore::Outbox::new(db.clone()),
             redis: redis.clone(),
             signer,
             verifier,

@@ -3,16 +3,80 @@
 use std::collections::HashMap;
 
 use events::{Event, RawEnvelope};
-use sqlx::{PgConnection, types::Json};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction, types::Json};
 use uuid::Uuid;
 
-/// The channel the relay listens on; notified by every transaction that appends events, and
-/// delivered when (and only if) that transaction commits.
+use crate::wake::Wake;
+
+/// The channel the relay listens on; notified after a transaction that appended events commits
+/// (through [`Outbox`], or a [`Wake`] on this channel).
 pub const OUTBOX_CHANNEL: &str = "eco_outbox";
 
+/// Where events are recorded: the database, and the relay's wake-up after each commit.
+#[derive(Clone)]
+pub struct Outbox {
+    db: PgPool,
+    wake: Wake,
+}
+
+impl Outbox {
+    /// Records into `db` and wakes the relay listening on that database (within a Tokio runtime).
+    pub fn new(db: PgPool) -> Self {
+        let wake = Wake::new(db.clone(), OUTBOX_CHANNEL);
+        Self { db, wake }
+    }
+
+    /// A transaction to [`append`] in (with whatever state change goes with the events); its
+    /// [`Recording::commit`] wakes the relay.
+    pub async fn begin(&self) -> sqlx::Result<Recording> {
+        Ok(Recording { tx: self.db.begin().await?, wake: self.wake.clone() })
+    }
+
+    /// Wakes the relay after a commit made some other way.
+    pub fn committed(&self) {
+        self.wake.wake();
+    }
+}
+
+/// Wakes the relay listening on `db`'s database now: for rare appends made outside an
+/// [`Outbox`] (closing a period, seeding content), after their commit.
+pub async fn wake_relay(db: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("select pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(db).await.map(|_| ())
+}
+
+/// A transaction begun by [`Outbox::begin`]: a connection (it dereferences to one) whose
+/// commit wakes the relay. Dropped without a commit, it rolls back.
+pub struct Recording {
+    tx: Transaction<'static, Postgres>,
+    wake: Wake,
+}
+
+impl Recording {
+    /// Commits, then wakes the relay.
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await?;
+        self.wake.wake();
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Recording {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for Recording {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+}
+
 /// Appends `events` to the log inside the caller's transaction, assigning each a per-aggregate
-/// `sequence`, and wakes the relay at commit. Write the state change in the same transaction:
-/// both commit or neither does.
+/// `sequence`. Write the state change in the same transaction: both commit or neither does. The
+/// relay is woken after the commit (a [`Recording`] does it; no `NOTIFY` here, see
+/// [`crate::wake`]).
 ///
 /// Open personal fields are sealed on the way in (`crate::personal`).
 ///
@@ -52,7 +116,38 @@ pub async fn append(conn: &mut PgConnection, events: &mut [Event]) -> sqlx::Resu
         crate::personal::seal_event(&mut *conn, e).await?;
     }
     insert(conn, events.iter().map(Event::to_raw).collect(), false).await?;
-    sqlx::query("select pg_notify($1, '')").bind(OUTBOX_CHANNEL).execute(&mut *conn).await?;
+    Ok(())
+}
+
+tokio::task_local! {
+    /// The events [`append_at_end`] keeps for the [`staging`] around it.
+    static STAGED: std::cell::RefCell<Vec<Event>>;
+}
+
+/// Runs `work` (which applies a batch inside a transaction), keeping the events it gives
+/// [`append_at_end`]; returns its output and those events, for the caller to [`append`] in the
+/// same transaction just before committing.
+///
+/// Appending takes each stream's row lock until the commit. A policy applying a batch of two
+/// hundred events used to take its users' locks one by one as it went, and the users' own
+/// commands (a scan appends to the same stream) waited for the whole batch; appended at the end,
+/// in one statement per stream and in a fixed order, the locks are held for the commit only.
+pub async fn staging<F: Future>(work: F) -> (F::Output, Vec<Event>) {
+    STAGED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let out = work.await;
+            (out, STAGED.with(|staged| staged.take()))
+        })
+        .await
+}
+
+/// Appends `events` at the end of the batch being applied inside [`staging`], or now, like
+/// [`append`], outside one.
+pub async fn append_at_end(conn: &mut PgConnection, mut events: Vec<Event>) -> sqlx::Result<()> {
+    let kept = STAGED.try_with(|staged| staged.borrow_mut().append(&mut events));
+    if kept.is_err() {
+        append(conn, &mut events).await?;
+    }
     Ok(())
 }
 

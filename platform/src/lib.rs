@@ -26,5 +26,6 @@ pub mod storage;
 pub mod telemetry;
 pub mod text;
 pub mod topology;
+pub mod wake;
 
 pub use settings::Settings;

@@ -215,6 +215,8 @@ impl Avatars {
 }
 
 impl Projector for Avatars {
+    const RECORDS_EVENTS: bool = true;
+
     fn spec(&self) -> &'static ConsumerSpec {
         &AVATARS
     }

@@ -38,7 +38,10 @@ use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{consumer::ConsumerContext, relay::Relay};
+use crate::{
+    consumer::{ConsumerContext, Wakes},
+    relay::Relay,
+};
 
 /// Default port of the workers' `/health`, `/ready` and `/metrics`.
 pub const DEFAULT_PORT: u16 = 8083;
@@ -136,6 +139,7 @@ impl App {
             topology: topology.clone(),
             batch_size: self.settings.projector_batch_size,
             batch_linger: self.settings.projector_batch_linger,
+            wakes: Wakes::new(&self.db),
         };
         let deps = registry::Deps { db: self.db.clone(), redis: self.redis.clone(), settings: self.settings.clone() };
         let mut tasks = JoinSet::new();

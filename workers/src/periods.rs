@@ -176,6 +176,7 @@ async fn close(db: &PgPool, ended: &Ended, now: DateTime<Utc>) -> anyhow::Result
     let mut events = [event];
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
+    eventstore::wake_relay(db).await?;
     Ok(true)
 }
 

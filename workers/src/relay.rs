@@ -1,8 +1,10 @@
 //! The outbox relay: publishes the unpublished tail of the event log to `{prefix}.events`.
 //!
-//! **Woken, not polling.** Every appending transaction runs `pg_notify('eco_outbox')`, which
-//! PostgreSQL delivers at commit; the relay `LISTEN`s and publishes at once. A slow fallback tick
-//! covers a lost listener connection.
+//! **Woken, not polling.** After a transaction that appended events commits, its writer wakes
+//! the relay on `eco_outbox` (`platform::eventstore::Outbox`, coalesced and sent outside the
+//! transaction: a `NOTIFY` inside it would serialise every commit of the cluster, see
+//! `platform::wake`); the relay `LISTEN`s and publishes at once. A slow fallback tick covers a
+//! lost listener connection or wake-up.
 //!
 //! **Never skips, keeps order.** `position` comes from an identity column, so a transaction can
 //! take position 5, commit after position 6 became visible, and a reader that had moved past 6
@@ -230,11 +232,17 @@ impl Relay {
             }
         }
         if !acked.is_empty() {
-            sqlx::query("update eventstore.events set published_at = now() where position = any($1)")
-                .bind(&acked)
-                .execute(&mut *db)
-                .await
-                .context("marking events published")?;
+            // The stamp commits without waiting for the disk (`synchronous_commit` off for this
+            // statement's transaction): one lost in a crash only means those events are
+            // published again, which consumers deduplicate; waiting cost a WAL flush a round.
+            sqlx::query(
+                "with durability as (select set_config('synchronous_commit', 'off', true))
+                 update eventstore.events set published_at = now() from durability where position = any($1)",
+            )
+            .bind(&acked)
+            .execute(&mut *db)
+            .await
+            .context("marking events published")?;
             metrics::histogram!("relay_batch_seconds").record(started.elapsed().as_secs_f64());
             tracing::debug!(count = acked.len(), "published events");
         }

@@ -194,6 +194,7 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
     }
     seed_rewards(&mut tx, &mut report).await?;
     tx.commit().await?;
+    platform::eventstore::wake_relay(db).await?;
     Ok(report)
 }
 

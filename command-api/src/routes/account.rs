@@ -170,7 +170,7 @@ async fn delete_account(
     }
     let mut events =
         [Event::new(SOURCE, claims.sub, UserDeleted { user_id: claims.sub }.into()).caused_by(Some(request_id), None)];
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     // Soft delete: the row stays for audit, the unique indexes (live accounts only) free the
     // e-mail and username, and personal data that identifies the person is scrubbed.
     sqlx::query(

@@ -183,7 +183,7 @@ async fn attendance(
     let EventData::AttendanceCheckedIn(checked) = &data else { unreachable!("check_in returns a check-in") };
     let date = checked.date;
     let mut events = [Event::new(SOURCE, claims.sub, data).caused_by(Some(request_id), None)];
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     sqlx::query("insert into app.check_ins (user_id, local_date, event_id) values ($1, $2, $3)")
         .bind(claims.sub)
         .bind(date)

@@ -63,7 +63,7 @@ async fn bonus(
         source_event_id: command_id,
     };
     let mut events = [Event::new(SOURCE, body.user_id, data.into()).caused_by(Some(request_id), Some(command_id))];
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
     tracing::info!(admin.id = %admin.sub, user.id = %body.user_id, amount = body.amount, "bonus granted");

@@ -73,7 +73,7 @@ async fn verify_email(
     RequestId(request_id): RequestId,
     ValidJson(body): ValidJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let user_id = spend_token(&mut tx, &body.token, "verify_email").await?;
     let newly = sqlx::query("update auth.users set email_verified_at = now() where id = $1 and email_verified_at is null and deleted_at is null")
         .bind(user_id)
@@ -108,7 +108,7 @@ async fn resend_verification(
     RequestId(request_id): RequestId,
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check_mail(&state.redis, &ip).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let email: Option<String> = sqlx::query_scalar(
         "select email from auth.users where id = $1 and deleted_at is null and email_verified_at is null",
     )
@@ -143,7 +143,7 @@ async fn forgot_password(
     ValidJson(body): ValidJson<ForgotRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     limits::check_mail(&state.redis, &ip).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     if let Some(account) = accounts::find(&mut *tx, AccountBy::LiveEmail(body.email.trim())).await? {
         let mail = MailTemplate::ResetPassword;
         let mut events = [queue_mail(&state, &mut tx, account.id, &account.email, mail, request_id).await?];

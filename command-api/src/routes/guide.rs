@@ -92,7 +92,7 @@ async fn record(
     data: events::EventData,
     request_id: Uuid,
 ) -> Result<Saved, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let saved = save(&mut tx, kind, id, data, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
     Ok(saved)
@@ -306,7 +306,7 @@ async fn helpful(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<axum::response::Response, ApiError> {
     let user_id = user.0.sub;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let live: bool =
         sqlx::query_scalar("select exists (select 1 from auth.users where id = $1 and deleted_at is null)")
             .bind(user_id)

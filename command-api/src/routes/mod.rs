@@ -53,7 +53,7 @@ async fn record_one(
     body: serde_json::Value,
 ) -> Result<impl axum::response::IntoResponse + use<>, ApiError> {
     let mut events = [events::Event::new(crate::SOURCE, user, data).caused_by(Some(request_id), None)];
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     if !is_live(&mut *tx, user).await? {
         return Err(ApiError::not_found("account_not_found", "This account no longer exists."));
     }

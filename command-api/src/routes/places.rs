@@ -92,7 +92,7 @@ async fn create_place(
 ) -> Result<impl IntoResponse, ApiError> {
     let id = Uuid::now_v7();
     let place = body.into_event(id)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
     tracing::info!(admin.id = %admin.sub, place.id = %id, "place added");
@@ -114,7 +114,7 @@ async fn put_place(
 ) -> Result<impl IntoResponse, ApiError> {
     let place = body.into_event(id)?;
     must_exist(&state.db, ContentKind::Place, id).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let saved = places::save(&mut tx, place, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
     Ok(edited(id, saved, false))
@@ -132,7 +132,7 @@ async fn delete_place(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
     must_exist(&state.db, ContentKind::Place, id).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let saved = places::remove(&mut tx, id, SOURCE, Some(request_id)).await?;
     tx.commit().await?;
     Ok(edited(id, saved, true))
@@ -208,7 +208,7 @@ async fn add_mine(
     domain::places::check_new(&body.label, body.latitude, body.longitude, body.address.as_deref())
         .map_err(ApiError::Validation)?;
     let user_id = claims.sub;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
     let existing = saved_places::count(&mut tx, user_id).await?;
     if !domain::places::room_for_another(existing) {
@@ -245,7 +245,7 @@ async fn put_mine(
     };
     domain::places::check_change(&change).map_err(ApiError::Validation)?;
     let user_id = claims.sub;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
     saved_places::owned(&mut tx, user_id, id).await?;
     saved_places::change(&mut tx, user_id, id, &change).await?;
@@ -266,7 +266,7 @@ async fn delete_mine(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<impl IntoResponse, ApiError> {
     let user_id = claims.sub;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     accounts::lock_live(&mut tx, user_id).await?;
     saved_places::owned(&mut tx, user_id, id).await?;
     saved_places::remove(&mut tx, user_id, id).await?;

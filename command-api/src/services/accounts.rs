@@ -97,7 +97,7 @@ pub async fn create_local(
     mut events: Vec<Event>,
     request_id: Uuid,
 ) -> Result<Created, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     // No enumeration: an address that already has an account gets the same answer as a new
     // one. The registrant gets a separate account that cannot sign in by that address, and
     // the address's owner is told by mail.

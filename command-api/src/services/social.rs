@@ -21,7 +21,7 @@ pub async fn sign_in(
     identity: &ExternalIdentity,
     request_id: Uuid,
 ) -> Result<(Uuid, bool, Tokens), ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.outbox.begin().await?;
     let identity_owner: Option<Uuid> = sqlx::query_scalar(
         "select i.user_id from auth.identities i join auth.users u on u.id = i.user_id
          where i.provider = $1 and i.subject = $2 and u.deleted_at is null",

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use events::Event;
 use platform::{
-    consistency::APPLIED_CHANNEL,
+    eventstore,
     topology::{ConsumerSpec, INGEST},
 };
 use sqlx::{PgConnection, PgPool};
@@ -64,8 +64,8 @@ pub(crate) struct Applied {
 }
 
 /// Applies `events` to the live read models in one transaction (under the projection's shared
-/// lock, taken by [`apply_in`]), wakes read-your-writes waiters, and returns the events that
-/// were new. Deliveries from the bus are admitted first, in the same transaction (see
+/// lock, taken by [`apply_in`]) and returns the events that were new; the caller wakes
+/// read-your-writes waiters after it (see [`crate::consumer::Wakes`]). Deliveries from the bus are admitted first, in the same transaction (see
 /// [`crate::admission`]); events read from the log (replays) need not be.
 pub(crate) async fn apply_live<C: Consume>(
     db: &PgPool,
@@ -73,20 +73,16 @@ pub(crate) async fn apply_live<C: Consume>(
     events: &[Incoming<'_>],
 ) -> Result<Applied, BatchError> {
     let spec = consumer.spec();
-    let projection = projection_name(spec);
     let mut tx = db.begin().await.map_err(BatchError::from_sqlx)?;
     let admitted = if events.iter().any(|i| i.sent.is_some()) {
         admission::admit(&mut tx, events, spec.name == INGEST.name).await.map_err(BatchError::from_sqlx)?
     } else {
         Admitted { events: events.iter().map(|i| i.event.clone()).collect(), refused: Vec::new() }
     };
-    let applied = consumer.apply_batch(&mut tx, &admitted.events).await?;
-    sqlx::query("select pg_notify($1, $2)")
-        .bind(APPLIED_CHANNEL)
-        .bind(projection)
-        .execute(&mut *tx)
-        .await
-        .map_err(BatchError::from_sqlx)?;
+    // What a policy records is appended last, so its streams stay locked for the commit only.
+    let (applied, mut recorded) = eventstore::staging(consumer.apply_batch(&mut tx, &admitted.events)).await;
+    let applied = applied?;
+    eventstore::append(&mut tx, &mut recorded).await.map_err(BatchError::from_sqlx)?;
     tx.commit().await.map_err(BatchError::from_sqlx)?;
     metrics::counter!("consumer_transactions_total", "consumer" => spec.name).increment(1);
     Ok(Applied { applied, refused: admitted.refused })

@@ -35,6 +35,7 @@ use lapin::{
 use platform::{
     amqp,
     topology::{ConsumerSpec, INGEST, Topology},
+    wake::Wake,
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
@@ -143,6 +144,10 @@ pub trait Projector: Send + Sync + 'static {
     fn after_rebuild(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// Whether it appends events to the log (a policy): the relay is then woken after each
+    /// batch it commits.
+    const RECORDS_EVENTS: bool = false;
 }
 
 /// What the consume loop drives: every [`Projector`] is one, and so is a processing group of
@@ -162,6 +167,9 @@ pub trait Consume: Send + Sync + 'static {
 
     /// After the transaction committed (see [`Projector::after_commit`]).
     fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send;
+
+    /// Whether its batches append events to the log (then the relay is woken after each).
+    const RECORDS_EVENTS: bool;
 }
 
 impl<P: Projector> Consume for P {
@@ -180,6 +188,28 @@ impl<P: Projector> Consume for P {
     fn after_commit(&self, applied: &[Event]) -> impl Future<Output = ()> + Send {
         Projector::after_commit(self, applied)
     }
+
+    const RECORDS_EVENTS: bool = P::RECORDS_EVENTS;
+}
+
+/// The wake-ups a consumer sends after each batch it commits (never inside the transaction:
+/// see `platform::wake`).
+#[derive(Clone)]
+pub struct Wakes {
+    /// Read-your-writes waits of query-api (`platform::consistency::APPLIED_CHANNEL`).
+    pub applied: Wake,
+    /// The relay, after a batch that appended events.
+    pub outbox: Wake,
+}
+
+impl Wakes {
+    /// Both wake-ups, on `db`'s database (within a Tokio runtime).
+    pub fn new(db: &PgPool) -> Self {
+        Self {
+            applied: Wake::new(db.clone(), platform::consistency::APPLIED_CHANNEL),
+            outbox: Wake::new(db.clone(), platform::eventstore::OUTBOX_CHANNEL),
+        }
+    }
 }
 
 /// What a consumer needs besides its projector.
@@ -197,6 +227,8 @@ pub struct ConsumerContext {
     pub batch_size: u16,
     /// How long a batch waits for more deliveries after its first (`PROJECTOR_BATCH_LINGER_MS`).
     pub batch_linger: std::time::Duration,
+    /// What to wake after each committed batch.
+    pub wakes: Wakes,
 }
 
 /// Consumes `projector`'s queue until `shutdown`, reconnecting as needed. On shutdown the batch
@@ -402,8 +434,16 @@ impl<P: Consume> Consumer<'_, P> {
     }
 
     /// Applies `events` in one transaction; returns those that were new and those refused.
+    /// After the commit, wakes read-your-writes waits (and the relay, for a policy).
     async fn apply_batch(&self, events: &[Incoming<'_>]) -> Result<Applied, BatchError> {
-        apply_live(&self.ctx.db, self.projector, events).await
+        let done = apply_live(&self.ctx.db, self.projector, events).await?;
+        if !done.applied.is_empty() {
+            self.ctx.wakes.applied.wake();
+            if P::RECORDS_EVENTS {
+                self.ctx.wakes.outbox.wake();
+            }
+        }
+        Ok(done)
     }
 }
 

@@ -203,17 +203,19 @@ impl PointsPolicy {
             .bind(level_for(after))
             .execute(&mut *tx)
             .await?;
-        let mut events: Vec<Event> = earned
+        let events: Vec<Event> = earned
             .into_iter()
             .chain(levels_crossed(user_id, before, after).into_iter().map(|data| Event::new(SOURCE, user_id, data)))
             .map(|e| e.caused_by(source.correlation_id, Some(source.id)))
             .collect();
-        eventstore::append(tx, &mut events).await?;
+        eventstore::append_at_end(tx, events).await?;
         Ok(())
     }
 }
 
 impl Projector for PointsPolicy {
+    const RECORDS_EVENTS: bool = true;
+
     fn spec(&self) -> &'static ConsumerSpec {
         &POINTS_POLICY
     }

@@ -243,7 +243,7 @@ impl RewardsPolicy {
             events.push(event);
         }
         tracing::debug!(user.id = %user, events = events.len(), "rewards awarded");
-        eventstore::append(tx, &mut events).await?;
+        eventstore::append_at_end(tx, events).await?;
         Ok(())
     }
 
@@ -288,6 +288,8 @@ async fn not_yet<T: serde::de::DeserializeOwned>(
 }
 
 impl Projector for RewardsPolicy {
+    const RECORDS_EVENTS: bool = true;
+
     fn spec(&self) -> &'static ConsumerSpec {
         &REWARDS_POLICY
     }

@@ -153,6 +153,8 @@ impl Consume for ReadModels {
         Projector::after_commit(&self.rewards, &share(&self.rewards, applied)).await;
         Projector::after_commit(&self.notifications, &share(&self.notifications, applied)).await;
     }
+
+    const RECORDS_EVENTS: bool = false;
 }
 
 impl ReadModels {
