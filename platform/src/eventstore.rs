@@ -31,11 +31,6 @@ impl Outbox {
     pub async fn begin(&self) -> sqlx::Result<Recording> {
         Ok(Recording { tx: self.db.begin().await?, wake: self.wake.clone() })
     }
-
-    /// Wakes the relay after a commit made some other way.
-    pub fn committed(&self) {
-        self.wake.wake();
-    }
 }
 
 /// Wakes the relay listening on `db`'s database now: for rare appends made outside an

@@ -35,7 +35,7 @@ impl Wake {
                     .execute(&db)
                     .await;
                 if let Err(e) = sent {
-                    tracing::debug!(channel, error = %e, "wake-up not sent; the listener's timer covers it");
+                    tracing::warn!(channel, error = %e, "wake-up not sent; the listener's timer covers it");
                 }
             }
         });

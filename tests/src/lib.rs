@@ -397,6 +397,7 @@ impl TestSystem {
         let mut tx = self.db.begin().await.unwrap();
         command_api::content::places::save(&mut tx, place, "tests", None).await.unwrap();
         tx.commit().await.unwrap();
+        platform::eventstore::wake_relay(&self.db).await.unwrap();
         place_id
     }
 

@@ -148,12 +148,14 @@ impl Avatars {
             return storage::delete_quietly(&*self.store, &original).await.map_err(transient("deleting an upload"));
         }
         let avatar_url = self.url(user, upload.upload_id, avatars::SIZES[0]);
-        let mut changed = [Event::new(
-            SOURCE,
-            user,
-            UserProfileUpdated { avatar_url: Some(avatar_url.as_str().into()), ..Default::default() }.into(),
-        )
-        .caused_by(event.correlation_id, Some(event.id))];
+        let changed = vec![
+            Event::new(
+                SOURCE,
+                user,
+                UserProfileUpdated { avatar_url: Some(avatar_url.as_str().into()), ..Default::default() }.into(),
+            )
+            .caused_by(event.correlation_id, Some(event.id)),
+        ];
         sqlx::query(
             "update avatars.current set upload_id = $2, avatar_url = $3, uploaded_at = $4, set_at = $5 where user_id = $1",
         )
@@ -164,7 +166,8 @@ impl Avatars {
         .bind(changed[0].occurred_at)
         .execute(&mut *tx)
         .await?;
-        eventstore::append(tx, &mut changed).await?;
+        // Appended at the end of the batch, like the policies' events (stream locked for the commit only).
+        eventstore::append_at_end(tx, changed).await?;
         if let Some(previous) = current.upload_id.filter(|p| *p != upload.upload_id) {
             self.delete_renditions(user, previous).await?;
         }

@@ -176,7 +176,9 @@ async fn close(db: &PgPool, ended: &Ended, now: DateTime<Utc>) -> anyhow::Result
     let mut events = [event];
     eventstore::append(&mut tx, &mut events).await?;
     tx.commit().await?;
-    eventstore::wake_relay(db).await?;
+    if let Err(e) = eventstore::wake_relay(db).await {
+        tracing::warn!(error = %e, "relay not woken; it publishes the closed period on its next tick");
+    }
     Ok(true)
 }
 

@@ -194,7 +194,9 @@ pub async fn seed(db: &PgPool) -> anyhow::Result<SeedReport> {
     }
     seed_rewards(&mut tx, &mut report).await?;
     tx.commit().await?;
-    platform::eventstore::wake_relay(db).await?;
+    if let Err(e) = platform::eventstore::wake_relay(db).await {
+        tracing::warn!(error = %e, "relay not woken; it publishes the seeded content on its next tick");
+    }
     Ok(report)
 }
 
