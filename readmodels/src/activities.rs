@@ -1,9 +1,10 @@
 //! The activity history (`read.activities`): one row per scan, recycle, check-in, invite,
 //! points award and level-up, keyed by the event id (so applying twice cannot add a row twice).
-//! Written by its projector ([`record`], [`forget`]), read by query-api ([`page`]).
+//! Written by its projector ([`record`], and [`record_all`] for a run of events; [`forget`]),
+//! read by query-api ([`page`]).
 //!
-//! Order-tolerant: a scan shows the points it earned whether the award arrives before or after
-//! the scan itself (each side fills in the other).
+//! Order-tolerant: an entry shows the sum of the awards paid for it whether they arrive before
+//! or after the entry itself (each side fills in the other).
 
 use chrono::{DateTime, Utc};
 use events::{Event, EventData};
@@ -95,39 +96,70 @@ pub fn entry(event: &Event) -> Option<(Uuid, &'static str, serde_json::Value)> {
 }
 
 /// Records the history entry of `event` (see [`entry`]), unless the person is forgotten.
-/// A points award also fills in the points of the entry it was paid for.
+/// A points award also adds its points to the entry it was paid for (see [`record_all`]).
 pub async fn record(tx: &mut PgConnection, event: &Event) -> sqlx::Result<()> {
-    let Some((user_id, action, metadata)) = entry(event) else { return Ok(()) };
-    let amount = match &event.data {
-        EventData::PointsEarned(p) => p.amount,
-        _ => 0,
-    };
-    // The points a scan/recycle/... earned, when its award was applied first.
+    record_all(tx, std::slice::from_ref(event)).await
+}
+
+/// Records the history entries of `events` in two statements: one inserts every entry, one
+/// sets, on each entry that awards among `events` were paid for, the sum of every award paid
+/// for it (a check-in earns its attendance points and, on a streak day, a bonus). An entry's
+/// points are thus the sum of its awards whatever order they and it arrive in, so a rebuild
+/// that batches differently gives the same history.
+pub async fn record_all(tx: &mut PgConnection, events: &[Event]) -> sqlx::Result<()> {
+    let (mut ids, mut users, mut actions, mut amounts, mut metadata, mut at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sources = Vec::new();
+    for event in events {
+        let Some((user_id, action, details)) = entry(event) else { continue };
+        let amount = match &event.data {
+            EventData::PointsEarned(p) => {
+                sources.push(p.source_event_id);
+                p.amount
+            }
+            _ => 0,
+        };
+        ids.push(event.id);
+        users.push(user_id);
+        actions.push(action);
+        amounts.push(amount);
+        metadata.push(details);
+        at.push(event.occurred_at);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "insert into activities (id, user_id, action, points_earned, metadata, created_at)
-         select $1, $2, $3,
-                case when $3 = 'points' then $4
-                     else coalesce((select a.points_earned from activities a
-                                    where a.user_id = $2 and a.action = 'points'
-                                      and a.metadata->>'source_event_id' = $1::text), 0) end,
-                $5, $6
-         where not exists (select 1 from activities_tombstones where user_id = $2)
+         select e.id, e.user_id, e.action,
+                case when e.action = 'points' then e.amount
+                     else coalesce((select sum(a.points_earned) from activities a
+                                    where a.user_id = e.user_id and a.action = 'points'
+                                      and a.metadata->>'source_event_id' = e.id::text), 0) end,
+                e.metadata, e.created_at
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::jsonb[], $6::timestamptz[])
+              as e(id, user_id, action, amount, metadata, created_at)
+         where not exists (select 1 from activities_tombstones t where t.user_id = e.user_id)
          on conflict (id) do nothing",
     )
-    .bind(event.id)
-    .bind(user_id)
-    .bind(action)
-    .bind(amount)
+    .bind(&ids)
+    .bind(&users)
+    .bind(&actions)
+    .bind(&amounts)
     .bind(&metadata)
-    .bind(event.occurred_at)
+    .bind(&at)
     .execute(&mut *tx)
     .await?;
-    if let EventData::PointsEarned(p) = &event.data {
-        sqlx::query("update activities set points_earned = $2 where id = $1 and action <> 'points'")
-            .bind(p.source_event_id)
-            .bind(p.amount)
-            .execute(&mut *tx)
-            .await?;
+    if !sources.is_empty() {
+        sqlx::query(
+            "update activities a set points_earned = coalesce((select sum(p.points_earned) from activities p
+                                                               where p.user_id = a.user_id and p.action = 'points'
+                                                                 and p.metadata->>'source_event_id' = a.id::text), 0)
+             where a.id = any($1) and a.action <> 'points'",
+        )
+        .bind(&sources)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

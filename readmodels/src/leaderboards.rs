@@ -362,18 +362,51 @@ pub mod write {
         amount: i64,
         at: DateTime<Utc>,
     ) -> sqlx::Result<()> {
+        add_all(tx, &[Award { keys: keys.to_vec(), user_id, amount, at }]).await
+    }
+
+    /// Points to add to one person's rows on some boards.
+    #[derive(Debug, Clone)]
+    pub struct Award {
+        /// The boards (period keys).
+        pub keys: Vec<String>,
+        /// Who earned them.
+        pub user_id: Uuid,
+        /// How many.
+        pub amount: i64,
+        /// When (a row's `reached_at` only moves forward).
+        pub at: DateTime<Utc>,
+    }
+
+    /// Adds a run of awards in one statement, summed per board and person (they commute).
+    pub async fn add_all(tx: &mut PgConnection, awards: &[Award]) -> sqlx::Result<()> {
+        let (mut keys, mut users, mut amounts, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for award in awards {
+            for key in &award.keys {
+                keys.push(key.as_str());
+                users.push(award.user_id);
+                amounts.push(award.amount);
+                at.push(award.at);
+            }
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "insert into leaderboard_scores (period_key, user_id, points, reached_at)
-             select k, $2, $3, $4 from unnest($1::text[]) as k
-             where not exists (select 1 from leaderboard_tombstones where user_id = $2)
+             select a.key, a.user_id, sum(a.amount), max(a.at)
+             from unnest($1::text[], $2::uuid[], $3::bigint[], $4::timestamptz[]) as a(key, user_id, amount, at)
+             where not exists (select 1 from leaderboard_tombstones t where t.user_id = a.user_id)
+             group by a.key, a.user_id
+             order by a.key, a.user_id
              on conflict (period_key, user_id) do update
                set points = leaderboard_scores.points + excluded.points,
                    reached_at = greatest(leaderboard_scores.reached_at, excluded.reached_at)",
         )
-        .bind(keys)
-        .bind(user_id)
-        .bind(amount)
-        .bind(at)
+        .bind(&keys)
+        .bind(&users)
+        .bind(&amounts)
+        .bind(&at)
         .execute(&mut *tx)
         .await?;
         Ok(())

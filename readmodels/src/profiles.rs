@@ -188,7 +188,7 @@ pub async fn settings(db: &PgPool, user_id: Uuid) -> sqlx::Result<Option<Setting
 /// points.
 pub mod write {
     use chrono::{DateTime, NaiveDate, Utc};
-    use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated, rules::level_for};
+    use events::{UserProfileUpdated, UserRegistered, UserSettingsUpdated};
     use platform::personal::{FORGOTTEN_NICKNAME, Opener};
     use sqlx::PgConnection;
     use uuid::Uuid;
@@ -304,29 +304,65 @@ pub mod write {
 
     /// Adds to a profile's counters or points; the level is recomputed from the points.
     pub async fn bump(tx: &mut PgConnection, user_id: Uuid, bump: Bump) -> sqlx::Result<Written> {
-        let (scans, recycles, points) = match bump {
-            Bump::Scan => (1, 0, 0),
-            Bump::Recycle => (0, 1, 0),
-            Bump::Points(amount) => (0, 0, amount),
-        };
-        let total: Option<i64> = sqlx::query_scalar(
-            "update profiles set total_scans = total_scans + $2, total_recycles = total_recycles + $3,
-                points = points + $4, version = version + 1, updated_at = now()
-             where user_id = $1 returning points",
+        bump_all(tx, &[(user_id, bump)]).await
+    }
+
+    /// Applies a run of bumps in one statement: summed per person (they commute), the level
+    /// recomputed from the new points (`LEVEL_STARTS`, as [`events::rules::level_for`]) and the version moved
+    /// by the number of bumps, so the row is the one the bumps applied one by one would leave,
+    /// however a batch cuts the run. `NotYet` when a person's profile does not exist yet (and
+    /// was not forgotten): the caller fails its transaction and retries.
+    pub async fn bump_all(tx: &mut PgConnection, bumps: &[(Uuid, Bump)]) -> sqlx::Result<Written> {
+        let (mut users, mut scans, mut recycles, mut points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &(user, bump) in bumps {
+            users.push(user);
+            let (s, r, p) = match bump {
+                Bump::Scan => (1_i64, 0_i64, 0),
+                Bump::Recycle => (0, 1, 0),
+                Bump::Points(amount) => (0, 0, amount),
+            };
+            scans.push(s);
+            recycles.push(r);
+            points.push(p);
+        }
+        let mut wanted: Vec<Uuid> = users.clone();
+        wanted.sort_unstable();
+        wanted.dedup();
+        // Within the statement, row locks are taken in user order. Across statements and
+        // instances they are not ordered: a deadlock is transient, and the batch is retried.
+        let updated: Vec<Uuid> = sqlx::query_scalar(
+            "with d as (
+                 select user_id, sum(scans) as scans, sum(recycles) as recycles, sum(points) as points,
+                        count(*) as n
+                 from unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) as d(user_id, scans, recycles, points)
+                 group by user_id),
+             locked as (select p.user_id from profiles p join d using (user_id) order by p.user_id for update of p)
+             update profiles p set total_scans = p.total_scans + d.scans, total_recycles = p.total_recycles + d.recycles,
+                 points = p.points + d.points,
+                 level = greatest(1, (select count(*) from unnest($5::bigint[]) as s(start) where p.points + d.points >= s.start))::int,
+                 version = p.version + d.n, updated_at = now()
+             from d where p.user_id = d.user_id and p.user_id in (select user_id from locked)
+             returning p.user_id",
         )
-        .bind(user_id)
-        .bind(scans)
-        .bind(recycles)
-        .bind(points)
+        .bind(&users)
+        .bind(&scans)
+        .bind(&recycles)
+        .bind(&points)
+        .bind(&events::rules::LEVEL_STARTS[..])
+        .fetch_all(&mut *tx)
+        .await?;
+        if updated.len() == wanted.len() {
+            return Ok(Written::Done);
+        }
+        let missing: Vec<Uuid> = wanted.into_iter().filter(|u| !updated.contains(u)).collect();
+        let unforgotten: Option<Uuid> = sqlx::query_scalar(
+            "select m from unnest($1::uuid[]) as m
+             where not exists (select 1 from profiles_tombstones where user_id = m) limit 1",
+        )
+        .bind(&missing)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(total) = total else { return missing(tx, user_id).await };
-        sqlx::query("update profiles set level = $2 where user_id = $1 and level <> $2")
-            .bind(user_id)
-            .bind(level_for(total))
-            .execute(&mut *tx)
-            .await?;
-        Ok(Written::Done)
+        Ok(if unforgotten.is_some() { Written::NotYet } else { Written::Done })
     }
 
     /// Records a check-in day and recomputes the streak from every day (order-free), with the

@@ -234,6 +234,37 @@ async fn scans_from_the_scan_service_pay_like_ours_once_however_often_they_arriv
     assert_eq!(system.count("select count(*) from points.ledger").await, 2);
 }
 
+/// A registration of `user` published by another service.
+fn registration(user: Uuid, username: &str) -> Event {
+    Event::new(
+        "signup-service",
+        user,
+        events::UserRegistered {
+            user_id: user,
+            username: username.into(),
+            nickname: "late".into(),
+            provider: events::Provider::Local,
+            invited_by: None,
+        }
+        .into(),
+    )
+}
+
+/// Waits until `user`'s profile row has these `(points, total_scans)`.
+async fn profile_reaches(system: &TestSystem, user: Uuid, expected: (i64, i64)) -> (i64, i64) {
+    system
+        .eventually(Duration::from_secs(30), &format!("profile {user} at {expected:?}"), || async {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("select points, total_scans from read.profiles where user_id = $1")
+                    .bind(user)
+                    .fetch_optional(&system.db)
+                    .await
+                    .unwrap();
+            row.filter(|r| *r == expected)
+        })
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_events_arriving_out_of_order_give_the_same_profile() {
     let system = TestSystem::start().await;
@@ -248,31 +279,159 @@ async fn a_users_events_arriving_out_of_order_give_the_same_profile() {
         PointsEarned { user_id: user, amount: 7, reason: PointsReason::Bonus, source_event_id: Uuid::now_v7() }.into(),
     );
     support::publish_raw(&channel, &system, "points.earned", &bonus.to_json_bytes()).await;
-    let registered = Event::new(
-        "signup-service",
-        user,
-        events::UserRegistered {
-            user_id: user,
-            username: "late_reg".into(),
-            nickname: "late".into(),
-            provider: events::Provider::Local,
-            invited_by: None,
-        }
-        .into(),
-    );
-    support::publish_raw(&channel, &system, "user.registered", &registered.to_json_bytes()).await;
-    let (points, scans): (i64, i64) = system
-        .eventually(Duration::from_secs(20), "profile complete", || async {
-            let row: Option<(i64, i64)> =
-                sqlx::query_as("select points, total_scans from read.profiles where user_id = $1")
-                    .bind(user)
-                    .fetch_optional(&system.db)
-                    .await
-                    .unwrap();
-            row.filter(|r| *r == (17, 1))
-        })
-        .await;
+    support::publish_raw(&channel, &system, "user.registered", &registration(user, "late_reg").to_json_bytes()).await;
+    let (points, scans) = profile_reaches(&system, user, (17, 1)).await;
     assert_eq!((points, scans), (17, 1));
+}
+
+/// A burst of one person's events is applied in runs (a statement per run, not per event):
+/// the profile, history and boards end as the events applied one by one would leave them; and
+/// a run that reaches a profile not registered yet waits for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_scans_and_bonuses_lands_as_if_applied_one_by_one() {
+    let system = TestSystem::start().await;
+    let user = system.register("burst").await;
+    system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
+    let (_conn, channel) = support::broker(&system).await;
+    let bonus = |to: Uuid| {
+        Event::new(
+            "admin",
+            to,
+            PointsEarned { user_id: to, amount: 7, reason: PointsReason::Bonus, source_event_id: Uuid::now_v7() }
+                .into(),
+        )
+    };
+    let mut confirms = Vec::new();
+    for i in 0..25 {
+        let scan = external_scan(user.user_id, Uuid::now_v7());
+        confirms.push(support::publish_unconfirmed(&channel, &system, "scan.recorded", &scan.to_json_bytes()).await);
+        if i % 2 == 0 {
+            let body = bonus(user.user_id).to_json_bytes();
+            confirms.push(support::publish_unconfirmed(&channel, &system, "points.earned", &body).await);
+        }
+    }
+    for confirm in confirms.drain(..) {
+        confirm.await.unwrap();
+    }
+
+    // 25 scans at 10 points (under the daily cap of 30) and 13 bonuses of 7: 341 points, level 3.
+    let expected = 25 * events::rules::SCAN_POINTS + 13 * 7;
+    let body = points_reach(&system, &user, expected).await;
+    assert_eq!(body["level"], events::rules::level_for(expected), "{body}");
+    let me = system.query("/api/v1/users/me", &user.access_token, None).await;
+    assert_eq!(me.body["total_scans"], 25, "{}", me.body);
+    // The cache's change counter moved once per change, however the batches fell.
+    let version: i64 = sqlx::query_scalar("select version from read.profiles where user_id = $1")
+        .bind(user.user_id)
+        .fetch_one(&system.db)
+        .await
+        .unwrap();
+    assert_eq!(version, 1 + 25 + 25 + 13, "registration, scans, their awards, bonuses");
+    // Every scan in the history shows the points it earned, whichever was applied first.
+    let history = system
+        .count(&format!(
+            "select count(*) from read.activities where user_id = '{}' and action = 'scan' and points_earned = {}",
+            user.user_id,
+            events::rules::SCAN_POINTS
+        ))
+        .await;
+    assert_eq!(history, 25);
+    let all_time: i64 = sqlx::query_scalar(
+        "select points from read.leaderboard_scores where user_id = $1 and period_key = 'all-time:all'",
+    )
+    .bind(user.user_id)
+    .fetch_one(&system.db)
+    .await
+    .unwrap();
+    assert_eq!(all_time, expected);
+
+    // Scans of someone whose registration comes after them: their runs wait for the profile.
+    let late = system.live_account(Uuid::now_v7()).await;
+    for _ in 0..5 {
+        let scan = external_scan(late, Uuid::now_v7());
+        confirms.push(support::publish_unconfirmed(&channel, &system, "scan.recorded", &scan.to_json_bytes()).await);
+    }
+    let registered = registration(late, "late_burst").to_json_bytes();
+    confirms.push(support::publish_unconfirmed(&channel, &system, "user.registered", &registered).await);
+    for confirm in confirms {
+        confirm.await.unwrap();
+    }
+    let (points, scans) = profile_reaches(&system, late, (5 * events::rules::SCAN_POINTS, 5)).await;
+    assert_eq!((points, scans), (50, 5));
+}
+
+/// The set-based writes of a run against the one-by-one ones, on the same events in crafted
+/// orders: a history entry gets the sum of its awards whether they come before it, after it or
+/// in the same run; boards sum awards that meet on one row; bumps wait for a missing profile
+/// and skip a forgotten one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_written_at_once_match_the_events_written_one_by_one() {
+    use events::AttendanceCheckedIn;
+    use readmodels::{
+        activities, leaderboards,
+        profiles::write::{self as profiles, Bump, Written},
+    };
+
+    let system = TestSystem::start().await;
+    let (batched, single) = (Uuid::now_v7(), Uuid::now_v7());
+    let check_in = |user: Uuid| {
+        Event::new(
+            "attendance-service",
+            user,
+            AttendanceCheckedIn { user_id: user, date: Utc::now().date_naive() }.into(),
+        )
+    };
+    let award = |source: &Event, amount: i64, reason: PointsReason| {
+        let user = source.aggregate_id;
+        Event::new(
+            "points-policy",
+            user,
+            PointsEarned { user_id: user, amount, reason, source_event_id: source.id }.into(),
+        )
+    };
+    let mut tx = system.db.begin().await.unwrap();
+    sqlx::query("set local search_path = read, public").execute(&mut *tx).await.unwrap();
+
+    // A check-in and its two awards (attendance and a streak bonus): one run, award first.
+    let day = check_in(batched);
+    let run = [award(&day, 5, PointsReason::Attendance), day.clone(), award(&day, 20, PointsReason::Streak)];
+    activities::record_all(&mut tx, &run).await.unwrap();
+    // The same one by one, awards on both sides of the entry.
+    let other = check_in(single);
+    for event in [award(&other, 20, PointsReason::Streak), other.clone(), award(&other, 5, PointsReason::Attendance)] {
+        activities::record(&mut tx, &event).await.unwrap();
+    }
+    let entry = |id: Uuid| sqlx::query_scalar::<_, i64>("select points_earned from activities where id = $1").bind(id);
+    assert_eq!(entry(day.id).fetch_one(&mut *tx).await.unwrap(), 25, "run: the sum of its awards");
+    assert_eq!(entry(other.id).fetch_one(&mut *tx).await.unwrap(), 25, "one by one: the same");
+
+    // Two awards of one person on the same boards in one statement add up.
+    let at = Utc::now();
+    let keys = vec!["weekly:test".to_owned(), "all-time:all".to_owned()];
+    let awards: Vec<leaderboards::write::Award> = [3, 4]
+        .into_iter()
+        .map(|amount| leaderboards::write::Award { keys: keys.clone(), user_id: batched, amount, at })
+        .collect();
+    leaderboards::write::add_all(&mut tx, &awards).await.unwrap();
+    let board: Vec<i64> =
+        sqlx::query_scalar("select points from leaderboard_scores where user_id = $1 order by period_key")
+            .bind(batched)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(board, [7, 7]);
+
+    // Bumps: a run reaching a profile that does not exist yet waits; a forgotten one is skipped.
+    let nobody = [(Uuid::now_v7(), Bump::Scan), (Uuid::now_v7(), Bump::Points(10))];
+    assert_eq!(profiles::bump_all(&mut tx, &nobody).await.unwrap(), Written::NotYet);
+    let forgotten = Uuid::now_v7();
+    sqlx::query("insert into profiles_tombstones (user_id) values ($1)")
+        .bind(forgotten)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(profiles::bump_all(&mut tx, &[(forgotten, Bump::Scan)]).await.unwrap(), Written::Done);
+    tx.rollback().await.unwrap();
 }
 
 async fn seed_points(

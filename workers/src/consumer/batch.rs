@@ -10,7 +10,6 @@ use platform::{
     topology::{ConsumerSpec, INGEST},
 };
 use sqlx::{PgConnection, PgPool};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{ApplyError, Consume, Outcome, Projector};
@@ -138,25 +137,14 @@ pub async fn apply_in<P: Projector>(
         .map_err(BatchError::from_sqlx)?
         .into_iter()
         .collect();
-    let live = matches!(target, Target::Live);
-    let mut applied = Vec::with_capacity(fresh.len());
     let mut seen = HashSet::with_capacity(fresh.len());
-    for event in events {
-        let outcome = if fresh.contains(&event.id) && seen.insert(event.id) {
-            let span = tracing::debug_span!(
-                "apply_event",
-                consumer = spec.name,
-                event.id = %event.id,
-                event.type = %event.event_type,
-                correlation_id = ?event.correlation_id,
-            );
-            projector.apply(&mut *tx, event).instrument(span).await.map_err(BatchError::from_apply)?;
-            applied.push(event.clone());
-            Outcome::Applied
-        } else {
-            Outcome::Duplicate
-        };
-        if live {
+    let applied: Vec<Event> = events.iter().filter(|e| fresh.contains(&e.id) && seen.insert(e.id)).cloned().collect();
+    projector.apply_all(&mut *tx, &applied).await.map_err(BatchError::from_apply)?;
+    if matches!(target, Target::Live) {
+        let mut counted = HashSet::with_capacity(seen.len());
+        for event in events {
+            let new = seen.contains(&event.id) && counted.insert(event.id);
+            let outcome = if new { Outcome::Applied } else { Outcome::Duplicate };
             metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
         }
     }

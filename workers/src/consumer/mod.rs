@@ -39,6 +39,7 @@ use platform::{
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{admission::Refusal, backoff::Backoff};
@@ -123,6 +124,31 @@ pub trait Projector: Send + Sync + 'static {
     /// Applies one event inside the batch transaction. Called at most once per event (the
     /// framework deduplicates); must still tolerate events of one user arriving out of order.
     fn apply(&self, tx: &mut PgConnection, event: &Event) -> impl Future<Output = Result<(), ApplyError>> + Send;
+
+    /// Applies `events`, each new to it, in the order they came, inside the batch transaction.
+    /// By default one by one with [`Projector::apply`]; a projector whose changes commute
+    /// overrides it to write a run of them in one statement (a round trip per run instead of
+    /// per event). On an error the batch fails as a whole and the consumer applies its events
+    /// one by one, so the event at fault is the one retried or parked.
+    fn apply_all(
+        &self,
+        tx: &mut PgConnection,
+        events: &[Event],
+    ) -> impl Future<Output = Result<(), ApplyError>> + Send {
+        async move {
+            for event in events {
+                let span = tracing::debug_span!(
+                    "apply_event",
+                    consumer = self.spec().name,
+                    event.id = %event.id,
+                    event.type = %event.event_type,
+                    correlation_id = ?event.correlation_id,
+                );
+                self.apply(&mut *tx, event).instrument(span).await?;
+            }
+            Ok(())
+        }
+    }
 
     /// After the transaction committed: refresh caches. Best effort; must not fail the batch.
     /// Nothing by default (a projector without caches).

@@ -183,26 +183,24 @@ impl PointsPolicy {
         .await?)
     }
 
-    /// Adds `amount` to the balance and records the resulting events after `source`: `earned`
-    /// (the award, whose id its ledger row holds) and a `level.reached` per level crossed.
-    async fn credit(
+    /// The balance after `amount` more points (refused past what a balance can hold).
+    fn after(before: i64, amount: i64) -> Result<i64, ApplyError> {
+        before.checked_add(amount).ok_or_else(|| ApplyError::Permanent {
+            code: crate::consumer::REJECTED_BY_DATABASE,
+            detail: format!("a balance of {before} cannot take {amount} more points"),
+        })
+    }
+
+    /// Records, after `source`, what a balance going from `before` to `after` points says:
+    /// `earned` (the award, whose id its ledger row holds) and a `level.reached` per level
+    /// crossed.
+    async fn announce(
         tx: &mut PgConnection,
         source: &Event,
         user_id: Uuid,
-        before: i64,
-        amount: i64,
+        (before, after): (i64, i64),
         earned: Option<Event>,
     ) -> Result<(), ApplyError> {
-        let after = before.checked_add(amount).ok_or_else(|| ApplyError::Permanent {
-            code: crate::consumer::REJECTED_BY_DATABASE,
-            detail: format!("a balance of {before} cannot take {amount} more points"),
-        })?;
-        sqlx::query("update points.balances set points = $2, level = $3 where user_id = $1")
-            .bind(user_id)
-            .bind(after)
-            .bind(level_for(after))
-            .execute(&mut *tx)
-            .await?;
         let events: Vec<Event> = earned
             .into_iter()
             .chain(levels_crossed(user_id, before, after).into_iter().map(|data| Event::new(SOURCE, user_id, data)))
@@ -267,7 +265,14 @@ impl PointsPolicy {
             // Only an admin's bonus is news to the balance; our own awards were counted already.
             if p.reason == PointsReason::Bonus {
                 let before = Self::lock_balance(tx, p.user_id).await?;
-                Self::credit(tx, event, p.user_id, before, p.amount, None).await?;
+                let after = Self::after(before, p.amount)?;
+                sqlx::query("update points.balances set points = $2, level = $3 where user_id = $1")
+                    .bind(p.user_id)
+                    .bind(after)
+                    .bind(level_for(after))
+                    .execute(&mut *tx)
+                    .await?;
+                Self::announce(tx, event, p.user_id, (before, after), None).await?;
             }
             return Ok(());
         }
@@ -329,9 +334,16 @@ impl PointsPolicy {
             }
             .into(),
         );
-        let inserted = sqlx::query(
-            "insert into points.ledger (rule, source_key, user_id, amount, source_event_id, earned_event_id, local_date, earned_at)
-             values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing",
+        let after = Self::after(before, award.amount)?;
+        // The ledger entry and the credit in one statement: no entry (paid before), no credit.
+        let (entered, credited): (bool, bool) = sqlx::query_as(
+            "with entry as (
+                 insert into points.ledger (rule, source_key, user_id, amount, source_event_id, earned_event_id, local_date, earned_at)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict do nothing returning user_id),
+             credit as (
+                 update points.balances b set points = $9, level = $10 from entry where b.user_id = entry.user_id
+                 returning b.user_id)
+             select exists (select 1 from entry), exists (select 1 from credit)",
         )
         .bind(award.rule)
         .bind(award.source_key)
@@ -341,13 +353,19 @@ impl PointsPolicy {
         .bind(earned.id)
         .bind(local_date)
         .bind(source.occurred_at)
-        .execute(&mut *tx)
+        .bind(after)
+        .bind(level_for(after))
+        .fetch_one(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
+        if !entered {
             return Ok(None); // already paid for this (rule, source)
         }
-        Self::credit(tx, source, award.user_id, before, award.amount, Some(earned)).await?;
-        Ok(Some(before + award.amount))
+        if !credited {
+            // `lock_balance` creates the row first; without it the award must not commit.
+            return Err(ApplyError::Transient(anyhow::anyhow!("no balance row for {} to credit", award.user_id)));
+        }
+        Self::announce(tx, source, award.user_id, (before, after), Some(earned)).await?;
+        Ok(Some(after))
     }
 }
 

@@ -22,6 +22,20 @@ impl Projector for ActivitiesProjector {
         &ACTIVITIES
     }
 
+    /// Runs of history entries go in two statements each ([`activities::record_all`]); a
+    /// forgetting is applied on its own, in order.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
+        let mut start = 0;
+        for (i, event) in events.iter().enumerate() {
+            if matches!(event.data, EventData::UserDeleted(_)) {
+                activities::record_all(tx, &events[start..i]).await?;
+                self.apply(tx, event).await?;
+                start = i + 1;
+            }
+        }
+        Ok(activities::record_all(tx, &events[start..]).await?)
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         match &event.data {
             EventData::UserDeleted(d) => activities::forget(tx, d.user_id).await?,

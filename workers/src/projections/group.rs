@@ -6,11 +6,12 @@
 //! in `projection.applied_events`, in one statement for the batch, and only what is new to it
 //! applied), its shared advisory lock against a rebuild's swap, its rebuild and replay from the
 //! log (they use the member alone), and its caches (`after_commit`, with the events of its
-//! types). What the
-//! group changes is the cost: one delivery and one transaction per event for all seven, instead
-//! of one per member. An event one member cannot apply fails the batch for all of them; after
-//! the retry tiers it is parked in the group's parked queue with the member named in its
-//! detail, and a requeue applies it to the members that still lack it.
+//! types). What the group changes is the cost: one delivery and one transaction per event for
+//! all seven, instead of one per member, and each member writes its share of a batch as a run
+//! (set-based statements where its changes commute: profiles, activities, leaderboards). An
+//! event one member cannot apply fails the batch for all of them; after the retry tiers it is
+//! parked in the group's parked queue with the member named in its detail, and a requeue
+//! applies it to the members that still lack it.
 
 use std::collections::HashSet;
 
@@ -27,7 +28,7 @@ use super::{
 };
 use crate::consumer::{ApplyError, BatchError, Consume, Outcome, Projector, projection_lock, projection_name};
 
-/// The group: every projection, in the order they apply an event.
+/// The group: every projection, in the order they apply their share of a batch.
 pub struct ReadModels {
     profiles: ProfilesProjector,
     activities: ActivitiesProjector,
@@ -52,28 +53,44 @@ fn share(member: &impl Projector, events: &[Event]) -> Vec<Event> {
 /// new to any member.
 struct Batch {
     fresh: HashSet<(String, Uuid)>,
-    applied: Vec<Event>,
+    applied: HashSet<Uuid>,
 }
 
 impl Batch {
-    /// Applies `event` to `member` if it handles it and it is new to it; names the member in
+    /// Applies to `member` the events of `events` it handles and that are new to it, in their
+    /// order and in as few statements as it can ([`Projector::apply_all`]); names the member in
     /// an error, so a parked event says whose it is.
-    async fn apply(&mut self, tx: &mut PgConnection, member: &impl Projector, event: &Event) -> Result<(), BatchError> {
-        if !handles(member, event) {
-            return Ok(());
-        }
+    async fn apply(
+        &mut self,
+        tx: &mut PgConnection,
+        member: &impl Projector,
+        events: &[Event],
+    ) -> Result<(), BatchError> {
         let spec = Projector::spec(member);
-        let outcome = if self.fresh.remove(&(projection_name(spec).to_owned(), event.id)) {
-            let span = tracing::debug_span!("apply_event", consumer = spec.name, event.id = %event.id, event.type = %event.event_type);
-            member.apply(&mut *tx, event).instrument(span).await.map_err(|e| BatchError::from_apply(named(spec, e)))?;
-            if !self.applied.iter().any(|a| a.id == event.id) {
-                self.applied.push(event.clone());
-            }
-            Outcome::Applied
-        } else {
-            Outcome::Duplicate
-        };
-        metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
+        let name = projection_name(spec);
+        let mut outcomes = Vec::new();
+        let mut new = Vec::new();
+        for event in events.iter().filter(|e| handles(member, e)) {
+            let outcome = if self.fresh.remove(&(name.to_owned(), event.id)) {
+                self.applied.insert(event.id);
+                new.push(event.clone());
+                Outcome::Applied
+            } else {
+                Outcome::Duplicate
+            };
+            outcomes.push((event, outcome));
+        }
+        if !new.is_empty() {
+            let span = tracing::debug_span!("apply_events", consumer = spec.name, events = new.len());
+            member
+                .apply_all(&mut *tx, &new)
+                .instrument(span)
+                .await
+                .map_err(|e| BatchError::from_apply(named(spec, e)))?;
+        }
+        for (event, outcome) in outcomes {
+            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
+        }
         Ok(())
     }
 }
@@ -94,8 +111,8 @@ impl Consume for ReadModels {
     }
 
     /// One statement takes the members' shared locks (against a rebuild's swap, in name order)
-    /// and sets the search path, one records what is new to each member, then each event goes
-    /// to each member that handles it and has not applied it.
+    /// and sets the search path, one records what is new to each member, then each member
+    /// applies the events it handles and has not applied, as a run.
     async fn apply_batch(&self, tx: &mut PgConnection, events: &[Event]) -> Result<Vec<Event>, BatchError> {
         let (mut names, mut ids) = (Vec::new(), Vec::new());
         let mut wanted = HashSet::new();
@@ -129,17 +146,17 @@ impl Consume for ReadModels {
         .fetch_all(&mut *tx)
         .await
         .map_err(BatchError::from_sqlx)?;
-        let mut batch = Batch { fresh: fresh.into_iter().collect(), applied: Vec::with_capacity(events.len()) };
-        for event in events {
-            batch.apply(tx, &self.profiles, event).await?;
-            batch.apply(tx, &self.activities, event).await?;
-            batch.apply(tx, &self.leaderboards, event).await?;
-            batch.apply(tx, &self.guide, event).await?;
-            batch.apply(tx, &self.places, event).await?;
-            batch.apply(tx, &self.rewards, event).await?;
-            batch.apply(tx, &self.notifications, event).await?;
-        }
-        Ok(batch.applied)
+        let mut batch = Batch { fresh: fresh.into_iter().collect(), applied: HashSet::with_capacity(events.len()) };
+        // Member by member: each writes its share in as few statements as it can. The members
+        // never read each other's tables (each rebuilds alone), so the order among them is free.
+        batch.apply(tx, &self.profiles, events).await?;
+        batch.apply(tx, &self.activities, events).await?;
+        batch.apply(tx, &self.leaderboards, events).await?;
+        batch.apply(tx, &self.guide, events).await?;
+        batch.apply(tx, &self.places, events).await?;
+        batch.apply(tx, &self.rewards, events).await?;
+        batch.apply(tx, &self.notifications, events).await?;
+        Ok(events.iter().filter(|e| batch.applied.remove(&e.id)).cloned().collect())
     }
 
     /// Each member refreshes its caches from the new events of its types (an event new to one

@@ -54,6 +54,27 @@ impl Projector for LeaderboardsProjector {
         changes::publish(&self.redis, LEADERBOARDS.name, &[]).await;
     }
 
+    /// Runs of points go in one statement each ([`leaderboard::write::add_all`]); anything else
+    /// is applied on its own, in order.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
+        let mut run = Vec::new();
+        for event in events {
+            match &event.data {
+                EventData::PointsEarned(p) => run.push(leaderboard::write::Award {
+                    keys: self.keys(event),
+                    user_id: p.user_id,
+                    amount: p.amount,
+                    at: event.occurred_at,
+                }),
+                _ => {
+                    leaderboard::write::add_all(tx, &std::mem::take(&mut run)).await?;
+                    self.apply(tx, event).await?;
+                }
+            }
+        }
+        Ok(leaderboard::write::add_all(tx, &run).await?)
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         match &event.data {
             EventData::PointsEarned(p) => {

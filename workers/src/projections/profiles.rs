@@ -51,8 +51,28 @@ impl Projector for ProfilesProjector {
         changes::publish(&self.redis, PROFILES.name, &[]).await;
     }
 
+    /// Runs of scans, recycles and points (they commute) go in one statement each
+    /// ([`write::bump_all`]); anything else is applied on its own, in order.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
+        let mut run = Vec::new();
+        for event in events {
+            match bump_of(event) {
+                Some(bump) => run.push((event.aggregate_id, bump)),
+                None => {
+                    flush(tx, &mut run).await?;
+                    self.apply(tx, event).await?;
+                }
+            }
+        }
+        flush(tx, &mut run).await
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         let user = event.aggregate_id;
+        let missing = || format!("profile {user} does not exist yet");
+        if let Some(bump) = bump_of(event) {
+            return done(write::bump(tx, user, bump).await?, missing);
+        }
         let written = match &event.data {
             EventData::UserRegistered(e) => {
                 write::register(tx, e, event.occurred_at, event.sequence).await?;
@@ -60,9 +80,6 @@ impl Projector for ProfilesProjector {
             }
             EventData::UserProfileUpdated(e) => write::update_profile(tx, user, e, event.sequence).await?,
             EventData::UserSettingsUpdated(e) => write::update_settings(tx, user, e, event.sequence).await?,
-            EventData::ScanRecorded(_) => write::bump(tx, user, Bump::Scan).await?,
-            EventData::RecycleCompleted(_) => write::bump(tx, user, Bump::Recycle).await?,
-            EventData::PointsEarned(p) => write::bump(tx, user, Bump::Points(p.amount)).await?,
             EventData::AttendanceCheckedIn(a) => write::check_in(tx, a.user_id, a.date).await?,
             EventData::UserCharacterSelected(c) => {
                 write::select_character(tx, c.user_id, &c.character_id, event.sequence).await?
@@ -73,10 +90,7 @@ impl Projector for ProfilesProjector {
             }
             _ => Written::Done,
         };
-        match written {
-            Written::Done => Ok(()),
-            Written::NotYet => Err(ApplyError::Transient(anyhow::anyhow!("profile {user} does not exist yet"))),
-        }
+        done(written, missing)
     }
 
     async fn after_commit(&self, applied: &[Event]) {
@@ -89,6 +103,34 @@ impl Projector for ProfilesProjector {
         readmodels::profiles::refresh_cache(&self.db, &self.redis, &users).await;
         // After the cache holds the committed state: what the API instances hold in memory goes.
         changes::publish(&self.redis, PROFILES.name, &users).await;
+    }
+}
+
+/// The commutative change `event` makes to its person's numbers, if it makes one.
+fn bump_of(event: &Event) -> Option<Bump> {
+    match &event.data {
+        EventData::ScanRecorded(_) => Some(Bump::Scan),
+        EventData::RecycleCompleted(_) => Some(Bump::Recycle),
+        EventData::PointsEarned(p) => Some(Bump::Points(p.amount)),
+        _ => None,
+    }
+}
+
+/// Writes a run of bumps (and empties it).
+async fn flush(tx: &mut PgConnection, run: &mut Vec<(Uuid, Bump)>) -> Result<(), ApplyError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let written = write::bump_all(tx, run).await?;
+    run.clear();
+    done(written, || "a profile among a run of bumps does not exist yet".to_owned())
+}
+
+/// `Ok` when written; a transient error (retried) when the profile is not there yet.
+fn done(written: Written, what: impl FnOnce() -> String) -> Result<(), ApplyError> {
+    match written {
+        Written::Done => Ok(()),
+        Written::NotYet => Err(ApplyError::Transient(anyhow::anyhow!(what()))),
     }
 }
 
