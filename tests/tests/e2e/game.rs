@@ -360,6 +360,72 @@ async fn a_burst_of_scans_and_bonuses_lands_as_if_applied_one_by_one() {
     assert_eq!((points, scans), (50, 5));
 }
 
+/// Scans arriving in a burst are paid a run at a time, and every rule holds as if they came one
+/// by one: the daily cap counts only what was paid, an image pays once (across people too), a
+/// scan re-published under a new event id pays nothing more, and each level crossed is
+/// announced once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_scans_is_paid_by_the_same_rules_as_one_by_one() {
+    // Batches linger, so the burst meets in runs rather than trickling in one scan at a time.
+    let configure = |s: &mut platform::Settings| {
+        s.scan_daily_cap = 12;
+        s.projector_batch_linger = Duration::from_millis(300);
+    };
+    let system = TestSystem::start_with(Options { configure, ..Default::default() }).await;
+    let (alice, bob) = (system.register("burst_a").await, system.register("burst_b").await);
+    system.query("/api/v1/users/me", &bob.access_token, Some(&bob.consistency_token)).await;
+    let (_conn, channel) = support::broker(&system).await;
+    let picture = "c3".repeat(32);
+    let with_image = |user: Uuid, image: Option<&str>| {
+        let mut scan = external_scan(user, Uuid::now_v7());
+        if let events::EventData::ScanRecorded(s) = &mut scan.data {
+            s.image_sha256 = image.map(str::to_owned);
+        }
+        scan
+    };
+    let mut scans = vec![with_image(alice.user_id, Some(&picture)), with_image(alice.user_id, Some(&picture))];
+    scans.extend((0..15).map(|_| with_image(alice.user_id, None)));
+    let mut again = with_image(alice.user_id, None);
+    again.data = scans[3].data.clone(); // the same scan, a new event id
+    scans.insert(5, again);
+    // Bob's copy of the picture among Alice's scans, then his own.
+    scans.insert(7, with_image(bob.user_id, Some(&picture)));
+    scans.extend((0..3).map(|_| with_image(bob.user_id, None)));
+    let mut confirms = Vec::new();
+    for scan in &scans {
+        confirms.push(support::publish_unconfirmed(&channel, &system, "scan.recorded", &scan.to_json_bytes()).await);
+    }
+    for confirm in confirms {
+        confirm.await.unwrap();
+    }
+
+    // Alice: the picture once, then 11 more up to the cap of 12 = 120 points, level 2. Bob: his
+    // copy of her picture pays nothing, his three other scans 30.
+    let body = points_reach(&system, &alice, 12 * events::rules::SCAN_POINTS).await;
+    assert_eq!(body["level"], 2, "{body}");
+    points_reach(&system, &bob, 3 * events::rules::SCAN_POINTS).await;
+    system.settle(Duration::from_secs(30)).await;
+    assert_eq!(system.query("/api/v1/users/me/points", &alice.access_token, None).await.body["points"], 120);
+    assert_eq!(system.query("/api/v1/users/me/points", &bob.access_token, None).await.body["points"], 30);
+    assert_eq!(system.count("select count(*) from points.ledger").await, 15, "one entry per paid scan");
+    let levels = system
+        .count(&format!(
+            "select count(*) from eventstore.events where type = 'level.reached' and aggregate_id = '{}'",
+            alice.user_id
+        ))
+        .await;
+    assert_eq!(levels, 1, "level 2 announced once");
+    let balances: Vec<(i64, i32)> =
+        sqlx::query_as("select points, level from points.balances where user_id = any($1) order by points desc")
+            .bind(vec![alice.user_id, bob.user_id])
+            .fetch_all(&system.db)
+            .await
+            .unwrap();
+    assert_eq!(balances, [(120, 2), (30, 1)], "the policy's own balances agree");
+    let me = system.query("/api/v1/users/me", &alice.access_token, None).await;
+    assert_eq!(me.body["total_scans"], 18, "every scan counts as a scan, paid or not: {}", me.body);
+}
+
 /// The set-based writes of a run against the one-by-one ones, on the same events in crafted
 /// orders: a history entry gets the sum of its awards whether they come before it, after it or
 /// in the same run; boards sum awards that meet on one row; bumps wait for a missing profile
