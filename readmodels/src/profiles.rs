@@ -354,15 +354,8 @@ pub mod write {
         if updated.len() == wanted.len() {
             return Ok(Written::Done);
         }
-        let missing: Vec<Uuid> = wanted.into_iter().filter(|u| !updated.contains(u)).collect();
-        let unforgotten: Option<Uuid> = sqlx::query_scalar(
-            "select m from unnest($1::uuid[]) as m
-             where not exists (select 1 from profiles_tombstones where user_id = m) limit 1",
-        )
-        .bind(&missing)
-        .fetch_optional(&mut *tx)
-        .await?;
-        Ok(if unforgotten.is_some() { Written::NotYet } else { Written::Done })
+        let absent: Vec<Uuid> = wanted.into_iter().filter(|u| !updated.contains(u)).collect();
+        missing(tx, &absent).await
     }
 
     /// Records a check-in day and recomputes the streak from every day (order-free), with the
@@ -373,7 +366,7 @@ pub mod write {
             .fetch_optional(&mut *tx)
             .await?;
         if locked.is_none() {
-            return missing(tx, user_id).await;
+            return missing(tx, &[user_id]).await;
         }
         let days = crate::check_ins::record(tx, "attendance_days", user_id, day).await?;
         let (run, best, last) = events::rules::streaks::summary(&days);
@@ -422,16 +415,19 @@ pub mod write {
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?;
-        if exists { Ok(Written::Done) } else { missing(tx, user_id).await }
+        if exists { Ok(Written::Done) } else { missing(tx, &[user_id]).await }
     }
 
-    /// A profile that is not there: gone for good (forgotten) is done, else not there yet.
-    async fn missing(tx: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Written> {
-        let forgotten: bool =
-            sqlx::query_scalar("select exists (select 1 from profiles_tombstones where user_id = $1)")
-                .bind(user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        Ok(if forgotten { Written::Done } else { Written::NotYet })
+    /// Profiles that are not there: done when every one is gone for good (forgotten), else
+    /// some are not there yet.
+    async fn missing(tx: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<Written> {
+        let unforgotten: bool = sqlx::query_scalar(
+            "select exists (select 1 from unnest($1::uuid[]) as m
+                            where not exists (select 1 from profiles_tombstones t where t.user_id = m))",
+        )
+        .bind(users)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(if unforgotten { Written::NotYet } else { Written::Done })
     }
 }

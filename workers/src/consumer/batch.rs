@@ -138,17 +138,25 @@ pub async fn apply_in<P: Projector>(
         .into_iter()
         .collect();
     let mut seen = HashSet::with_capacity(fresh.len());
-    let applied: Vec<Event> = events.iter().filter(|e| fresh.contains(&e.id) && seen.insert(e.id)).cloned().collect();
+    let outcomes: Vec<(&Event, Outcome)> = events
+        .iter()
+        .map(|e| (e, if fresh.contains(&e.id) && seen.insert(e.id) { Outcome::Applied } else { Outcome::Duplicate }))
+        .collect();
+    let applied: Vec<Event> =
+        outcomes.iter().filter(|(_, o)| *o == Outcome::Applied).map(|(e, _)| (*e).clone()).collect();
     projector.apply_all(&mut *tx, &applied).await.map_err(BatchError::from_apply)?;
     if matches!(target, Target::Live) {
-        let mut counted = HashSet::with_capacity(seen.len());
-        for event in events {
-            let new = seen.contains(&event.id) && counted.insert(event.id);
-            let outcome = if new { Outcome::Applied } else { Outcome::Duplicate };
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
-        }
+        count_outcomes(spec, &outcomes);
     }
     Ok(applied)
+}
+
+/// Counts what became of each event of a batch once its changes are written
+/// (`events_consumed_total`).
+pub(crate) fn count_outcomes(spec: &ConsumerSpec, outcomes: &[(&Event, Outcome)]) {
+    for (event, outcome) in outcomes {
+        metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
+    }
 }
 
 pub enum BatchError {

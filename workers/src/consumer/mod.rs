@@ -47,7 +47,7 @@ use crate::{admission::Refusal, backoff::Backoff};
 mod batch;
 mod parking;
 
-pub(crate) use batch::{Applied, apply_live, projection_lock};
+pub(crate) use batch::{Applied, apply_live, count_outcomes, projection_lock};
 pub use batch::{BatchError, apply_in};
 use batch::{DbFailure, db_failure};
 pub use batch::{Incoming, Target, projection_name};
@@ -174,6 +174,37 @@ pub trait Projector: Send + Sync + 'static {
     /// Whether it appends events to the log (a policy): the relay is then woken after each
     /// batch it commits.
     const RECORDS_EVENTS: bool = false;
+}
+
+/// A piece of a projector's share of a batch, as an [`Projector::apply_all`] that writes runs
+/// set-based walks it: a run of events that commute, written together, or one event applied on
+/// its own.
+#[derive(Debug, PartialEq)]
+pub enum Part<'a> {
+    /// Consecutive events `in_run` accepted.
+    Run(&'a [Event]),
+    /// An event between runs.
+    Alone(&'a Event),
+}
+
+/// Splits `events` into the longest runs of those `in_run` accepts and, between them, the
+/// others one at a time, in order.
+pub fn parts<'a>(events: &'a [Event], in_run: impl Fn(&Event) -> bool) -> Vec<Part<'a>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, event) in events.iter().enumerate() {
+        if !in_run(event) {
+            if start < i {
+                out.push(Part::Run(&events[start..i]));
+            }
+            out.push(Part::Alone(event));
+            start = i + 1;
+        }
+    }
+    if start < events.len() {
+        out.push(Part::Run(&events[start..]));
+    }
+    out
 }
 
 /// What the consume loop drives: every [`Projector`] is one, and so is a processing group of
@@ -478,6 +509,25 @@ mod tests {
     use std::time::Duration;
 
     use super::next_batch;
+
+    #[test]
+    fn a_batch_splits_into_runs_and_the_events_between_them_in_order() {
+        use events::{Event, UserDeleted};
+        use uuid::Uuid;
+
+        use super::{Part, parts};
+        let user = Uuid::now_v7();
+        let deleted = || Event::new("x", user, UserDeleted { user_id: user }.into());
+        let other = || Event::new("x", user, events::LevelReached { user_id: user, level: 2, points: 101 }.into());
+        let events = [other(), other(), deleted(), deleted(), other()];
+        let in_run = |e: &Event| e.event_type != "user.deleted";
+        assert_eq!(
+            parts(&events, in_run),
+            [Part::Run(&events[0..2]), Part::Alone(&events[2]), Part::Alone(&events[3]), Part::Run(&events[4..])]
+        );
+        assert_eq!(parts(&events[2..4], in_run), [Part::Alone(&events[2]), Part::Alone(&events[3])]);
+        assert!(parts(&[], in_run).is_empty());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_batch_takes_what_is_ready_up_to_the_limit() {

@@ -33,7 +33,7 @@ use platform::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::consumer::{ApplyError, Projector};
+use crate::consumer::{ApplyError, Part, Projector, parts};
 
 /// The `source` of the events this policy records.
 pub const SOURCE: &str = "points-policy";
@@ -120,19 +120,43 @@ impl Facts {
         local_date: chrono::NaiveDate,
         near_place: Option<bool>,
     ) -> Result<Self, ApplyError> {
-        let facts: Facts = sqlx::query_as(
-            "select (select count(*) from points.ledger where user_id = $1 and rule = 'scan' and local_date = $2) as scans_paid_today,
-                    exists (select 1 from points.rewarded_images where image_sha256 = $3) as image_rewarded,
-                    exists (select 1 from points.ledger where rule = $4 and source_key = $5) as already_paid",
-        )
-        .bind(award.user_id)
-        .bind(local_date)
-        .bind(&award.image_sha256)
-        .bind(award.rule)
-        .bind(award.source_key)
-        .fetch_one(&mut *tx)
-        .await?;
+        let facts = Self::gather_all(tx, &[(award, local_date)])
+            .await?
+            .pop()
+            .ok_or_else(|| ApplyError::Transient(anyhow::anyhow!("no facts read for an award")))?;
         Ok(Facts { near_place, ..facts })
+    }
+
+    /// Reads the facts about each award and its local day, in their order (one query).
+    async fn gather_all(
+        tx: &mut PgConnection,
+        awards: &[(&Candidate, chrono::NaiveDate)],
+    ) -> Result<Vec<Self>, ApplyError> {
+        let (mut users, mut days, mut images, mut rules, mut keys) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (award, day) in awards {
+            users.push(award.user_id);
+            days.push(*day);
+            images.push(award.image_sha256.as_deref());
+            rules.push(award.rule);
+            keys.push(award.source_key);
+        }
+        Ok(sqlx::query_as(
+            "select (select count(*) from points.ledger l
+                     where l.user_id = a.user_id and l.rule = 'scan' and l.local_date = a.day) as scans_paid_today,
+                    exists (select 1 from points.rewarded_images r where r.image_sha256 = a.image) as image_rewarded,
+                    exists (select 1 from points.ledger l where l.rule = a.rule and l.source_key = a.key) as already_paid
+             from unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::uuid[])
+                  with ordinality as a(user_id, day, image, rule, key, n)
+             order by a.n",
+        )
+        .bind(&users)
+        .bind(&days)
+        .bind(&images)
+        .bind(&rules)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await?)
     }
 }
 
@@ -252,6 +276,24 @@ impl PointsPolicy {
         })
     }
 
+    /// Sets each `(user, points)` balance, with the level those points make (rows already at
+    /// their points are left alone).
+    async fn set_balances(tx: &mut PgConnection, totals: &[(Uuid, i64)]) -> Result<(), ApplyError> {
+        let (owners, points): (Vec<Uuid>, Vec<i64>) = totals.iter().copied().unzip();
+        let levels: Vec<i32> = points.iter().map(|p| level_for(*p)).collect();
+        sqlx::query(
+            "update points.balances b set points = d.points, level = d.level
+             from unnest($1::uuid[], $2::bigint[], $3::int[]) as d(user_id, points, level)
+             where b.user_id = d.user_id and b.points <> d.points",
+        )
+        .bind(&owners)
+        .bind(&points)
+        .bind(&levels)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     /// Records, after `source`, what a balance going from `before` to `after` points says:
     /// `earned` (the award, whose id its ledger row holds) and a `level.reached` per level
     /// crossed.
@@ -284,18 +326,18 @@ impl Projector for PointsPolicy {
     /// news to nobody here, see [`PointsPolicy::award`]); anything else is applied on its own,
     /// in order.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
-        let mut run = Vec::new();
-        for event in events {
-            match &event.data {
-                EventData::ScanRecorded(_) => run.push(event),
-                EventData::PointsEarned(p) if p.reason != PointsReason::Bonus => {}
-                _ => {
-                    self.pay_scans(tx, &std::mem::take(&mut run)).await?;
-                    self.apply(tx, event).await?;
-                }
+        let in_run = |e: &Event| match &e.data {
+            EventData::ScanRecorded(_) => true,
+            EventData::PointsEarned(p) => p.reason != PointsReason::Bonus,
+            _ => false,
+        };
+        for part in parts(events, in_run) {
+            match part {
+                Part::Run(run) => self.pay_scans(tx, run).await?,
+                Part::Alone(event) => self.apply(tx, event).await?,
             }
         }
-        self.pay_scans(tx, &run).await
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
@@ -346,18 +388,13 @@ impl PointsPolicy {
             if p.reason == PointsReason::Bonus {
                 let before = Self::lock_balance(tx, p.user_id).await?;
                 let after = Self::after(before, p.amount)?;
-                sqlx::query("update points.balances set points = $2, level = $3 where user_id = $1")
-                    .bind(p.user_id)
-                    .bind(after)
-                    .bind(level_for(after))
-                    .execute(&mut *tx)
-                    .await?;
+                Self::set_balances(tx, &[(p.user_id, after)]).await?;
                 Self::announce(tx, event, p.user_id, (before, after), None).await?;
             }
             return Ok(());
         }
         if let EventData::ScanRecorded(_) = &event.data {
-            return self.pay_scans(tx, &[event]).await;
+            return self.pay_scans(tx, std::slice::from_ref(event)).await;
         }
         let Some(award) = candidate(event) else { return Ok(()) };
         let near_place = match &event.data {
@@ -376,23 +413,6 @@ impl PointsPolicy {
             tracing::debug!(user.id = %award.user_id, ?decision, "no points");
             return Ok(());
         }
-        if let Some(hash) = award.image_sha256.as_deref().filter(|_| self.unique_images) {
-            // The claim is the guard against two users racing with one image (their balance
-            // locks do not serialise them).
-            let first = sqlx::query(
-                "insert into points.rewarded_images (image_sha256, user_id, source_event_id) values ($1, $2, $3)
-                 on conflict do nothing",
-            )
-            .bind(hash)
-            .bind(award.user_id)
-            .bind(event.id)
-            .execute(&mut *tx)
-            .await?;
-            if first.rows_affected() == 0 {
-                tracing::debug!(user.id = %award.user_id, decision = ?Decision::ImageAlreadyRewarded, "no points");
-                return Ok(());
-            }
-        }
         Self::pay(tx, event, &award, local_date, before).await.map(|_| ())
     }
 
@@ -403,12 +423,11 @@ impl PointsPolicy {
     /// keys, balances), then claim the images, enter the ledger rows and set the balances. When
     /// another worker claimed an image or entered an award meanwhile, a lone scan is simply not
     /// paid (as one by one); a run of more (whose later decisions assumed the earlier payments)
-    /// fails, and the batch is applied one event at a time.
-    async fn pay_scans(&self, tx: &mut PgConnection, scans: &[&Event]) -> Result<(), ApplyError> {
-        let awards: Vec<(&Event, Candidate, chrono::NaiveDate)> = scans
-            .iter()
-            .filter_map(|e| candidate(e).map(|award| (*e, award, self.local_date(e.occurred_at))))
-            .collect();
+    /// fails, and the batch is applied one event at a time. Events in `scans` that earn nothing
+    /// (our own awards, passed over in a run) are skipped.
+    async fn pay_scans(&self, tx: &mut PgConnection, scans: &[Event]) -> Result<(), ApplyError> {
+        let awards: Vec<(&Event, Candidate, chrono::NaiveDate)> =
+            scans.iter().filter_map(|e| candidate(e).map(|award| (e, award, self.local_date(e.occurred_at)))).collect();
         if awards.is_empty() {
             return Ok(());
         }
@@ -425,27 +444,8 @@ impl PointsPolicy {
         .await?
         .into_iter()
         .collect();
-        let (mut payees, mut days, mut images, mut keys) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (_, award, day) in &awards {
-            payees.push(award.user_id);
-            days.push(*day);
-            images.push(award.image_sha256.clone());
-            keys.push(award.source_key);
-        }
-        let facts: Vec<Facts> = sqlx::query_as(
-            "select (select count(*) from points.ledger l
-                     where l.user_id = a.user_id and l.rule = 'scan' and l.local_date = a.day) as scans_paid_today,
-                    exists (select 1 from points.rewarded_images r where r.image_sha256 = a.image) as image_rewarded,
-                    exists (select 1 from points.ledger l where l.rule = 'scan' and l.source_key = a.key) as already_paid
-             from unnest($1::uuid[], $2::date[], $3::text[], $4::uuid[]) with ordinality as a(user_id, day, image, key, n)
-             order by a.n",
-        )
-        .bind(&payees)
-        .bind(&days)
-        .bind(&images)
-        .bind(&keys)
-        .fetch_all(&mut *tx)
-        .await?;
+        let asked: Vec<(&Candidate, chrono::NaiveDate)> = awards.iter().map(|(_, award, day)| (award, *day)).collect();
+        let facts = Facts::gather_all(tx, &asked).await?;
 
         let pays = self.decide_run(&awards, facts, &mut balances)?;
         if pays.is_empty() {
@@ -521,18 +521,8 @@ impl PointsPolicy {
             }
             return Ok(()); // already paid for this (rule, source)
         }
-        let (owners, totals): (Vec<Uuid>, Vec<i64>) = users.iter().map(|u| (*u, balances[u])).unzip();
-        let levels: Vec<i32> = totals.iter().map(|t| level_for(*t)).collect();
-        sqlx::query(
-            "update points.balances b set points = d.points, level = d.level
-             from unnest($1::uuid[], $2::bigint[], $3::int[]) as d(user_id, points, level)
-             where b.user_id = d.user_id and b.points <> d.points",
-        )
-        .bind(&owners)
-        .bind(&totals)
-        .bind(&levels)
-        .execute(&mut *tx)
-        .await?;
+        let totals: Vec<(Uuid, i64)> = users.iter().map(|u| (*u, balances[u])).collect();
+        Self::set_balances(tx, &totals).await?;
         for (p, earned) in pays.into_iter().zip(earned) {
             Self::announce(tx, p.source, p.award.user_id, (p.before, p.after), Some(earned)).await?;
         }

@@ -10,7 +10,7 @@ use platform::topology::{ACTIVITIES, ConsumerSpec};
 use readmodels::activities;
 use sqlx::PgConnection;
 
-use crate::consumer::{ApplyError, Projector};
+use crate::consumer::{ApplyError, Part, Projector, parts};
 
 /// Builds `activities`.
 pub struct ActivitiesProjector;
@@ -25,15 +25,13 @@ impl Projector for ActivitiesProjector {
     /// Runs of history entries go in two statements each ([`activities::record_all`]); a
     /// forgetting is applied on its own, in order.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
-        let mut start = 0;
-        for (i, event) in events.iter().enumerate() {
-            if matches!(event.data, EventData::UserDeleted(_)) {
-                activities::record_all(tx, &events[start..i]).await?;
-                self.apply(tx, event).await?;
-                start = i + 1;
+        for part in parts(events, |e| !matches!(e.data, EventData::UserDeleted(_))) {
+            match part {
+                Part::Run(run) => activities::record_all(tx, run).await?,
+                Part::Alone(event) => self.apply(tx, event).await?,
             }
         }
-        Ok(activities::record_all(tx, &events[start..]).await?)
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {

@@ -26,7 +26,9 @@ use super::{
     notifications::NotificationsProjector, places::PlacesProjector, profiles::ProfilesProjector,
     rewards::RewardsProjector,
 };
-use crate::consumer::{ApplyError, BatchError, Consume, Outcome, Projector, projection_lock, projection_name};
+use crate::consumer::{
+    ApplyError, BatchError, Consume, Outcome, Projector, count_outcomes, projection_lock, projection_name,
+};
 
 /// The group: every projection, in the order they apply their share of a batch.
 pub struct ReadModels {
@@ -88,9 +90,7 @@ impl Batch {
                 .await
                 .map_err(|e| BatchError::from_apply(named(spec, e)))?;
         }
-        for (event, outcome) in outcomes {
-            metrics::counter!("events_consumed_total", "consumer" => spec.name, "type" => event.event_type.clone(), "outcome" => outcome.as_str()).increment(1);
-        }
+        count_outcomes(spec, &outcomes);
         Ok(())
     }
 }

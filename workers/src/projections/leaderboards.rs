@@ -19,7 +19,7 @@ use readmodels::{leaderboards as leaderboard, periods::Period};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::consumer::{ApplyError, Projector};
+use crate::consumer::{ApplyError, Part, Projector, parts};
 
 /// Builds `leaderboard_scores` and the Redis boards.
 pub struct LeaderboardsProjector {
@@ -57,22 +57,27 @@ impl Projector for LeaderboardsProjector {
     /// Runs of points go in one statement each ([`leaderboard::write::add_all`]); anything else
     /// is applied on its own, in order.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
-        let mut run = Vec::new();
-        for event in events {
-            match &event.data {
-                EventData::PointsEarned(p) => run.push(leaderboard::write::Award {
-                    keys: self.keys(event),
-                    user_id: p.user_id,
-                    amount: p.amount,
-                    at: event.occurred_at,
-                }),
-                _ => {
-                    leaderboard::write::add_all(tx, &std::mem::take(&mut run)).await?;
-                    self.apply(tx, event).await?;
+        for part in parts(events, |e| matches!(e.data, EventData::PointsEarned(_))) {
+            match part {
+                Part::Run(run) => {
+                    let awards: Vec<leaderboard::write::Award> = run
+                        .iter()
+                        .filter_map(|event| match &event.data {
+                            EventData::PointsEarned(p) => Some(leaderboard::write::Award {
+                                keys: self.keys(event),
+                                user_id: p.user_id,
+                                amount: p.amount,
+                                at: event.occurred_at,
+                            }),
+                            _ => None,
+                        })
+                        .collect();
+                    leaderboard::write::add_all(tx, &awards).await?;
                 }
+                Part::Alone(event) => self.apply(tx, event).await?,
             }
         }
-        Ok(leaderboard::write::add_all(tx, &run).await?)
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {

@@ -19,7 +19,7 @@ use readmodels::profiles::write::{self, Bump, Written};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::consumer::{ApplyError, Projector};
+use crate::consumer::{ApplyError, Part, Projector, parts};
 
 /// Builds `profiles`.
 pub struct ProfilesProjector {
@@ -54,17 +54,18 @@ impl Projector for ProfilesProjector {
     /// Runs of scans, recycles and points (they commute) go in one statement each
     /// ([`write::bump_all`]); anything else is applied on its own, in order.
     async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
-        let mut run = Vec::new();
-        for event in events {
-            match bump_of(event) {
-                Some(bump) => run.push((event.aggregate_id, bump)),
-                None => {
-                    flush(tx, &mut run).await?;
-                    self.apply(tx, event).await?;
+        for part in parts(events, |e| bump_of(e).is_some()) {
+            match part {
+                Part::Run(run) => {
+                    let bumps: Vec<(Uuid, Bump)> =
+                        run.iter().filter_map(|e| bump_of(e).map(|bump| (e.aggregate_id, bump))).collect();
+                    let written = write::bump_all(tx, &bumps).await?;
+                    done(written, || "a profile among a run of bumps does not exist yet".to_owned())?;
                 }
+                Part::Alone(event) => self.apply(tx, event).await?,
             }
         }
-        flush(tx, &mut run).await
+        Ok(())
     }
 
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
@@ -114,16 +115,6 @@ fn bump_of(event: &Event) -> Option<Bump> {
         EventData::PointsEarned(p) => Some(Bump::Points(p.amount)),
         _ => None,
     }
-}
-
-/// Writes a run of bumps (and empties it).
-async fn flush(tx: &mut PgConnection, run: &mut Vec<(Uuid, Bump)>) -> Result<(), ApplyError> {
-    if run.is_empty() {
-        return Ok(());
-    }
-    let written = write::bump_all(tx, run).await?;
-    run.clear();
-    done(written, || "a profile among a run of bumps does not exist yet".to_owned())
 }
 
 /// `Ok` when written; a transient error (retried) when the profile is not there yet.
