@@ -11,11 +11,20 @@
 //! `synchronous_commit` off (a lost wake-up costs only latency: the listeners also look on a
 //! timer). While one is being sent, further wake-ups fold into the next, so a thousand commits
 //! a second cost a few notifications, not a thousand serialised flushes.
+//!
+//! **At most one per [`MIN_INTERVAL`].** Under steady load the sending task would otherwise send
+//! back to back, one transaction per round trip, and each `NOTIFY` makes every listening backend
+//! of the database read the queue. A wake-up after a quiet spell goes out at once; one that
+//! arrives within [`MIN_INTERVAL`] of the last waits for the rest of it, folded with any others.
+//! The listeners (the relay, query-api's waits) then do one round for many commits.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
+
+/// The shortest time between two notifications of one [`Wake`]: the most latency it adds.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(5);
 
 /// A coalescing after-commit wake-up on one channel; cheap to clone and to call.
 #[derive(Clone)]
@@ -30,6 +39,7 @@ impl Wake {
         let (tx, mut rx) = mpsc::channel::<()>(1);
         tokio::spawn(async move {
             while rx.recv().await.is_some() {
+                let started = Instant::now();
                 let sent = sqlx::query("select set_config('synchronous_commit', 'off', true), pg_notify($1, '')")
                     .bind(channel)
                     .execute(&db)
@@ -37,6 +47,8 @@ impl Wake {
                 if let Err(e) = sent {
                     tracing::warn!(channel, error = %e, "wake-up not sent; the listener's timer covers it");
                 }
+                // Wake-ups meanwhile fold into the one slot of the channel.
+                tokio::time::sleep_until(started + MIN_INTERVAL).await;
             }
         });
         Self { pending: Arc::new(tx) }

@@ -27,6 +27,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::FutureExt;
 use lapin::{Channel, options::BasicPublishOptions, publisher_confirm::Confirmation};
 use platform::{
     amqp,
@@ -129,13 +130,16 @@ impl Relay {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                notification = listener.recv() => {
-                    if let Err(e) = notification {
+                notification = listener.recv() => match notification {
+                    // Wake-ups that came meanwhile are covered by the next round, which reads
+                    // everything committed so far: take them all now, or each would cost a round.
+                    Ok(_) => while let Some(Ok(Some(_))) = listener.try_recv().now_or_never() {},
+                    Err(e) => {
                         // PgListener reconnects on the next recv; the tick covers the gap.
                         tracing::warn!(error = %e, "outbox listener lost its connection");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
-                }
+                },
                 _ = tokio::time::sleep(wait) => {}
             }
         }
