@@ -301,15 +301,30 @@ pub async fn points(db: &sqlx::PgPool, key: &str, user_id: Uuid) -> sqlx::Result
 }
 
 /// The committed scores of `users` (everyone when `None`) on the boards `keys`.
+///
+/// Two statements, not one with `$1 is null or user_id = any($1)`: under such a condition a
+/// generic plan cannot use the primary key for the people, and would read the boards whole on
+/// every refresh after a batch; as written, the people's rows are key lookups whatever plan the
+/// server picks.
 pub async fn scores(db: &sqlx::PgPool, users: Option<&[Uuid]>, keys: &[String]) -> sqlx::Result<Vec<ScoreRow>> {
-    sqlx::query_as(
-        "select period_key, user_id, points, reached_at from read.leaderboard_scores
-         where ($1::uuid[] is null or user_id = any($1)) and period_key = any($2)",
-    )
-    .bind(users)
-    .bind(keys)
-    .fetch_all(db)
-    .await
+    const COLUMNS: &str = "period_key, user_id, points, reached_at";
+    match users {
+        Some(users) => {
+            sqlx::query_as(&format!(
+                "select {COLUMNS} from read.leaderboard_scores where period_key = any($2) and user_id = any($1)"
+            ))
+            .bind(users)
+            .bind(keys)
+            .fetch_all(db)
+            .await
+        }
+        None => {
+            sqlx::query_as(&format!("select {COLUMNS} from read.leaderboard_scores where period_key = any($1)"))
+                .bind(keys)
+                .fetch_all(db)
+                .await
+        }
+    }
 }
 
 /// Copies the committed scores of `users` on the boards `keys` to Redis (after the projector's
