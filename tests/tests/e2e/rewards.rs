@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use events::{AttendanceCheckedIn, Category, Event, PointsEarned, PointsReason};
+use events::{AttendanceCheckedIn, Category, Event, PointsEarned, PointsReason, ScanRecorded};
 use readmodels::periods::Period;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -186,6 +186,75 @@ async fn badges_come_at_their_boundary_once_and_characters_unlock_by_level_and_b
     let next = scan(&system, &user, Category::Glass).await;
     let badges = fresh(&system, "/users/me/badges", &user, &next).await;
     assert!(ids(&badges, "badge_id").contains(&"scans-12".into()), "{badges}");
+}
+
+/// Scans arriving in a burst are decided a run at a time, with what one by one decides: each
+/// badge comes with the scan that crosses its boundary, once, and the character it unlocks
+/// with it; the progress counts every scan and category. (A batch that fails is applied again
+/// one event at a time, which would hide a run's error, but a lone scan takes the same path as
+/// a run, so only the run's bookkeeping could hide there: `decide_scans`'s unit test covers it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_scans_earns_each_badge_at_the_scan_that_crosses_its_boundary() {
+    // Batches linger, so the burst meets in runs rather than trickling in one scan at a time.
+    let configure = |s: &mut platform::Settings| s.projector_batch_linger = Duration::from_millis(300);
+    let system = TestSystem::start_with(Options { configure, ..Default::default() }).await;
+    workers::seed::seed(&system.db).await.unwrap();
+    let user = system.register("burster").await;
+    let (_conn, channel) = support::broker(&system).await;
+    let scans: Vec<Event> = Category::ALL
+        .into_iter()
+        .chain([Category::Paper, Category::Metal])
+        .map(|category| {
+            let scan = ScanRecorded {
+                scan_id: Uuid::now_v7(),
+                user_id: user.user_id,
+                category,
+                item_name: "thing".into(),
+                confidence: None,
+                image_sha256: None,
+                scanned_at: Utc::now(),
+            };
+            Event::new("scan-service", user.user_id, scan.into())
+        })
+        .collect();
+    let mut confirms = Vec::new();
+    for scan in &scans {
+        confirms.push(support::publish_unconfirmed(&channel, &system, "scan.recorded", &scan.to_json_bytes()).await);
+    }
+    for confirm in confirms {
+        confirm.await.unwrap();
+    }
+    system.settle(Duration::from_secs(30)).await;
+
+    let caused = |event_type: &'static str, field: &'static str, value: &'static str| {
+        let db = system.db.clone();
+        async move {
+            sqlx::query_scalar::<_, Uuid>(
+                "select causation_id from eventstore.events where type = $1 and aggregate_id = $2 and data->>$3 = $4",
+            )
+            .bind(event_type)
+            .bind(user.user_id)
+            .bind(field)
+            .bind(value)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(caused("badge.earned", "badge_id", "first-scan").await, [scans[0].id], "the first scan");
+    assert_eq!(caused("badge.earned", "badge_id", "all-categories").await, [scans[8].id], "the ninth category");
+    assert_eq!(caused("badge.earned", "badge_id", "scans-10").await, [scans[9].id], "the tenth scan");
+    assert_eq!(caused("character.unlocked", "character_id", "scan-scout").await, [scans[9].id], "with its badge");
+    let progress: (i64, i32) =
+        sqlx::query_as("select scans, cardinality(categories) from rewards.progress where user_id = $1")
+            .bind(user.user_id)
+            .fetch_one(&system.db)
+            .await
+            .unwrap();
+    assert_eq!(progress, (11, 9));
+    // Eleven scans make 110 points: level 2 and its badge, from the level's own event.
+    let badges = system.query("/api/v1/users/me/badges", &user.access_token, None).await;
+    assert_eq!(ids(&badges.body, "badge_id"), ["all-categories", "first-scan", "level-2", "scans-10"]);
 }
 
 async fn check_in(system: &TestSystem, channel: &lapin::Channel, user: Uuid, date: NaiveDate) -> Event {

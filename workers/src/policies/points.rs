@@ -258,14 +258,28 @@ impl PointsPolicy {
 
     /// Locks the user's balance row (creating it) and returns their points.
     async fn lock_balance(tx: &mut PgConnection, user_id: Uuid) -> Result<i64, ApplyError> {
-        Ok(sqlx::query_scalar(
-            "insert into points.balances (user_id) values ($1)
+        Self::lock_balances(tx, &[user_id])
+            .await?
+            .remove(&user_id)
+            .ok_or_else(|| ApplyError::Transient(anyhow::anyhow!("no balance row returned for {user_id}")))
+    }
+
+    /// Locks the balance rows of `users` (creating them) in user order, in one statement, and
+    /// returns their points.
+    async fn lock_balances(tx: &mut PgConnection, users: &[Uuid]) -> Result<HashMap<Uuid, i64>, ApplyError> {
+        let mut ordered = users.to_vec();
+        ordered.sort_unstable();
+        ordered.dedup();
+        Ok(sqlx::query_as::<_, (Uuid, i64)>(
+            "insert into points.balances (user_id) select u from unnest($1::uuid[]) as u order by u
              on conflict (user_id) do update set updated_at = now()
-             returning points",
+             returning user_id, points",
         )
-        .bind(user_id)
-        .fetch_one(&mut *tx)
-        .await?)
+        .bind(&ordered)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect())
     }
 
     /// The balance after `amount` more points (refused past what a balance can hold).
@@ -431,19 +445,8 @@ impl PointsPolicy {
         if awards.is_empty() {
             return Ok(());
         }
-        let mut users: Vec<Uuid> = awards.iter().map(|(_, a, _)| a.user_id).collect();
-        users.sort_unstable();
-        users.dedup();
-        let mut balances: HashMap<Uuid, i64> = sqlx::query_as::<_, (Uuid, i64)>(
-            "insert into points.balances (user_id) select u from unnest($1::uuid[]) as u order by u
-             on conflict (user_id) do update set updated_at = now()
-             returning user_id, points",
-        )
-        .bind(&users)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
+        let users: Vec<Uuid> = awards.iter().map(|(_, a, _)| a.user_id).collect();
+        let mut balances = Self::lock_balances(tx, &users).await?;
         let asked: Vec<(&Candidate, chrono::NaiveDate)> = awards.iter().map(|(_, award, day)| (award, *day)).collect();
         let facts = Facts::gather_all(tx, &asked).await?;
 
@@ -521,7 +524,7 @@ impl PointsPolicy {
             }
             return Ok(()); // already paid for this (rule, source)
         }
-        let totals: Vec<(Uuid, i64)> = users.iter().map(|u| (*u, balances[u])).collect();
+        let totals: Vec<(Uuid, i64)> = balances.into_iter().collect();
         Self::set_balances(tx, &totals).await?;
         for (p, earned) in pays.into_iter().zip(earned) {
             Self::announce(tx, p.source, p.award.user_id, (p.before, p.after), Some(earned)).await?;

@@ -10,10 +10,23 @@
 //! awarded. `(user, badge)` and `(user, character)` are primary keys, so each is awarded at most
 //! once whatever is redelivered or replayed; the framework applies each event once besides.
 //!
-//! The catalogues are read at decision time: a badge added later is awarded at the user's next
-//! event that moves their progress. `user.deleted` empties the person's progress and awards and
+//! **Runs of scans** (most of what it sees) are decided together: every scanner's progress row
+//! is locked in one statement (in user order), their awards and the catalogues read in four
+//! more, and each scan then moves its person's progress in memory and is decided in order, with
+//! what the run awarded before it ([`decide_scans`], pure, unit-tested against deciding the same
+//! scans one by one); the progress rows and each table of awards are then written in one
+//! statement each, and the events handed to the batch, which appends them before it commits.
+//! Events that change nothing here travel in a run; anything else is applied on its own, in
+//! order.
+//!
+//! The catalogues are read at decision time, once per run (an entry edited while a run is being
+//! decided counts from the next): a badge added later is awarded at the user's next event that
+//! moves their progress. `user.deleted` empties the person's progress and awards and
 //! marks the row forgotten, so a late event awards nothing.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use events::{
     BadgeEarned, Category, CharacterUnlocked, Event, EventData, PointsReason, UnlockReason,
     rules::{
@@ -29,7 +42,7 @@ use readmodels::rewards::readable;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::consumer::{ApplyError, Projector};
+use crate::consumer::{ApplyError, Part, Projector, parts};
 
 /// The `source` of the events this policy records.
 pub const SOURCE: &str = "rewards-policy";
@@ -76,7 +89,19 @@ fn changes(event: &Event) -> Vec<(Uuid, Change)> {
     }
 }
 
+/// A person's progress row with its key.
 #[derive(sqlx::FromRow)]
+struct Keyed {
+    user_id: Uuid,
+    #[sqlx(flatten)]
+    row: ProgressRow,
+}
+
+/// The columns of a progress row, as [`ProgressRow`] reads them.
+const PROGRESS_COLUMNS: &str =
+    "scans, categories, paid_recycles, invites, level, best_streak, best_weekly_rank, best_monthly_rank, forgotten";
+
+#[derive(Clone, sqlx::FromRow)]
 struct ProgressRow {
     scans: i64,
     categories: Vec<String>,
@@ -139,13 +164,11 @@ impl RewardsPolicy {
     /// Applies `change` to `user`'s progress (creating it) and returns it, locked (the row is
     /// locked before anything is read, so two events of one user never miss each other).
     async fn update(tx: &mut PgConnection, user: Uuid, change: &Change) -> Result<ProgressRow, ApplyError> {
-        let forgotten: bool = sqlx::query_scalar(
-            "insert into rewards.progress (user_id) values ($1)
-             on conflict (user_id) do update set updated_at = now() returning forgotten",
-        )
-        .bind(user)
-        .fetch_one(&mut *tx)
-        .await?;
+        let forgotten = lock(tx, &[user])
+            .await?
+            .remove(&user)
+            .ok_or_else(|| ApplyError::Transient(anyhow::anyhow!("no progress row returned for {user}")))?
+            .forgotten;
         let (mut scans, mut category, mut recycles, mut invites) = (0i64, None::<&str>, 0i64, 0i64);
         let (mut level, mut streak, mut weekly, mut monthly) = (1i32, 0i64, None::<i64>, None::<i64>);
         match change {
@@ -162,7 +185,7 @@ impl RewardsPolicy {
             Change::WeeklyRank(r) => weekly = Some(*r),
             Change::MonthlyRank(r) => monthly = Some(*r),
         }
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "update rewards.progress set
                 scans = scans + $2 * (not forgotten)::int,
                 categories = case when $3::text is null or forgotten or $3 = any(categories) then categories
@@ -175,9 +198,8 @@ impl RewardsPolicy {
                 best_monthly_rank = least(best_monthly_rank, $9),
                 updated_at = now()
              where user_id = $1
-             returning scans, categories, paid_recycles, invites, level, best_streak, best_weekly_rank,
-                       best_monthly_rank, forgotten",
-        )
+             returning {PROGRESS_COLUMNS}",
+        ))
         .bind(user)
         .bind(scans)
         .bind(category)
@@ -189,62 +211,6 @@ impl RewardsPolicy {
         .bind(monthly)
         .fetch_one(&mut *tx)
         .await?)
-    }
-
-    /// Awards what `user`'s progress now earns, recording the events after `source`.
-    async fn award(tx: &mut PgConnection, source: &Event, user: Uuid, row: &ProgressRow) -> Result<(), ApplyError> {
-        if row.forgotten {
-            return Ok(());
-        }
-        let locked_badges: Vec<(String, Criterion)> =
-            not_yet(tx, "rewards.badges", "criterion", "rewards.earned_badges", "badge_id", user).await?;
-        let locked_characters: Vec<(String, UnlockRule)> =
-            not_yet(tx, "rewards.characters", "rule", "rewards.unlocked_characters", "character_id", user).await?;
-        let held: Vec<String> = if locked_characters.is_empty() {
-            Vec::new()
-        } else {
-            sqlx::query_scalar("select badge_id from rewards.earned_badges where user_id = $1")
-                .bind(user)
-                .fetch_all(&mut *tx)
-                .await?
-        };
-        let awards = decide(&row.progress(), &locked_badges, &locked_characters, &held);
-        if awards == Awards::default() {
-            return Ok(());
-        }
-        let caused = |data: EventData| Event::new(SOURCE, user, data).caused_by(source.correlation_id, Some(source.id));
-        let mut events: Vec<Event> = Vec::new();
-        for badge_id in awards.badges {
-            let event =
-                caused(BadgeEarned { user_id: user, badge_id: badge_id.clone(), source_event_id: source.id }.into());
-            sqlx::query(
-                "insert into rewards.earned_badges (user_id, badge_id, event_id, earned_at) values ($1, $2, $3, $4)",
-            )
-            .bind(user)
-            .bind(&badge_id)
-            .bind(event.id)
-            .bind(event.occurred_at)
-            .execute(&mut *tx)
-            .await?;
-            events.push(event);
-        }
-        for (character_id, reason) in awards.characters {
-            let event = caused(CharacterUnlocked { user_id: user, character_id: character_id.clone(), reason }.into());
-            sqlx::query(
-                "insert into rewards.unlocked_characters (user_id, character_id, event_id, unlocked_at)
-                 values ($1, $2, $3, $4)",
-            )
-            .bind(user)
-            .bind(&character_id)
-            .bind(event.id)
-            .bind(event.occurred_at)
-            .execute(&mut *tx)
-            .await?;
-            events.push(event);
-        }
-        tracing::debug!(user.id = %user, events = events.len(), "rewards awarded");
-        eventstore::append_at_end(tx, events).await?;
-        Ok(())
     }
 
     /// Forgets a person: progress emptied and marked forgotten, awards and check-in days gone.
@@ -265,26 +231,229 @@ impl RewardsPolicy {
     }
 }
 
-/// The entries of a catalogue (`table`, criterion or rule in `spec_column`) not yet awarded to
-/// `user` (in `awarded`, keyed by `key`), in display order; an entry this version cannot read is
-/// left out ([`readable`]), as `GET /badges` does.
-async fn not_yet<T: serde::de::DeserializeOwned>(
+/// Locks the progress rows of `users` (creating them) in user order, in one statement, and
+/// returns them.
+async fn lock(tx: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<HashMap<Uuid, ProgressRow>> {
+    let mut ordered = users.to_vec();
+    ordered.sort_unstable();
+    ordered.dedup();
+    let rows: Vec<Keyed> = sqlx::query_as(&format!(
+        "insert into rewards.progress (user_id) select u from unnest($1::uuid[]) as u order by u
+         on conflict (user_id) do update set updated_at = now()
+         returning user_id, {PROGRESS_COLUMNS}"
+    ))
+    .bind(&ordered)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(rows.into_iter().map(|k| (k.user_id, k.row)).collect())
+}
+
+/// What deciding a person's awards needs besides their progress: the catalogue entries not yet
+/// awarded to them and the badges they hold. A run keeps it current in memory as it awards.
+#[derive(Default)]
+struct Standing {
+    locked_badges: Vec<(String, Criterion)>,
+    locked_characters: Vec<(String, UnlockRule)>,
+    held: Vec<String>,
+}
+
+impl Standing {
+    /// What `progress` earns now (pure, [`decide`]); the awards then count as held.
+    fn decide(&mut self, progress: &Progress) -> Awards {
+        let awards = decide(progress, &self.locked_badges, &self.locked_characters, &self.held);
+        self.locked_badges.retain(|(id, _)| !awards.badges.contains(id));
+        self.locked_characters.retain(|(id, _)| !awards.characters.iter().any(|(c, _)| c == id));
+        self.held.extend(awards.badges.iter().cloned());
+        awards
+    }
+}
+
+/// Decides a run of scans (each a person and a category) in order (pure): each scan moves its
+/// person's progress, then earns what that progress meets among what they do not hold yet,
+/// counting what the run awarded before it. People without a standing (forgotten ones) are
+/// left as they are and earn nothing. Returns each scan's awards, in the scans' order.
+fn decide_scans(
+    progress: &mut HashMap<Uuid, ProgressRow>,
+    standings: &mut HashMap<Uuid, Standing>,
+    scans: &[(Uuid, Category)],
+) -> Vec<Awards> {
+    scans
+        .iter()
+        .map(|(user, category)| {
+            let (Some(row), Some(standing)) = (progress.get_mut(user), standings.get_mut(user)) else {
+                return Awards::default();
+            };
+            row.scans += 1;
+            if !row.categories.iter().any(|c| c == category.code()) {
+                row.categories.push(category.code().to_owned());
+            }
+            standing.decide(&row.progress())
+        })
+        .collect()
+}
+
+/// The standings of `users`, in four queries whatever their number: both catalogues in display
+/// order (an entry this version cannot read is left out, [`readable`], as `GET /badges` does)
+/// and what the users hold.
+async fn standings(tx: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<HashMap<Uuid, Standing>> {
+    let badges: Vec<(String, Criterion)> = catalogue(tx, "rewards.badges", "criterion").await?;
+    let characters: Vec<(String, UnlockRule)> = catalogue(tx, "rewards.characters", "rule").await?;
+    let held: Vec<(Uuid, String)> =
+        sqlx::query_as("select user_id, badge_id from rewards.earned_badges where user_id = any($1)")
+            .bind(users)
+            .fetch_all(&mut *tx)
+            .await?;
+    let unlocked: Vec<(Uuid, String)> =
+        sqlx::query_as("select user_id, character_id from rewards.unlocked_characters where user_id = any($1)")
+            .bind(users)
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(users
+        .iter()
+        .map(|&user| {
+            let held: Vec<String> = held.iter().filter(|(u, _)| *u == user).map(|(_, b)| b.clone()).collect();
+            let has = |id: &String| unlocked.iter().any(|(u, c)| *u == user && c == id);
+            let standing = Standing {
+                locked_badges: badges.iter().filter(|(id, _)| !held.contains(id)).cloned().collect(),
+                locked_characters: characters.iter().filter(|(id, _)| !has(id)).cloned().collect(),
+                held,
+            };
+            (user, standing)
+        })
+        .collect())
+}
+
+/// The entries of a catalogue (`table`, criterion or rule in `spec_column`) in display order,
+/// those this version can read.
+async fn catalogue<T: serde::de::DeserializeOwned>(
     tx: &mut PgConnection,
     table: &str,
     spec_column: &str,
-    awarded: &str,
-    key: &str,
-    user: Uuid,
 ) -> sqlx::Result<Vec<(String, T)>> {
-    let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(&format!(
-        "select c.id, c.{spec_column} from {table} c
-         where not exists (select 1 from {awarded} a where a.user_id = $1 and a.{key} = c.id)
-         order by c.sort_order, c.id"
-    ))
-    .bind(user)
-    .fetch_all(&mut *tx)
-    .await?;
+    let rows: Vec<(String, serde_json::Value)> =
+        sqlx::query_as(&format!("select id, {spec_column} from {table} order by sort_order, id"))
+            .fetch_all(&mut *tx)
+            .await?;
     Ok(rows.into_iter().filter_map(|(id, spec)| readable(&id, spec).map(|spec| (id, spec))).collect())
+}
+
+/// The badges and characters a batch awards, and the events that record them, in the order
+/// they were decided; written with one statement per table ([`Recorded::write`]).
+#[derive(Default)]
+struct Recorded {
+    events: Vec<Event>,
+    badges: Rows,
+    characters: Rows,
+}
+
+/// Award rows, column by column: user, badge or character, event, when.
+#[derive(Default)]
+struct Rows(Vec<Uuid>, Vec<String>, Vec<Uuid>, Vec<DateTime<Utc>>);
+
+impl Rows {
+    fn push(&mut self, user: Uuid, id: &str, event: &Event) {
+        self.0.push(user);
+        self.1.push(id.to_owned());
+        self.2.push(event.id);
+        self.3.push(event.occurred_at);
+    }
+}
+
+impl Recorded {
+    /// Records `awards` of `user`, caused by `source`.
+    fn add(&mut self, source: &Event, user: Uuid, awards: Awards) {
+        let caused = |data: EventData| Event::new(SOURCE, user, data).caused_by(source.correlation_id, Some(source.id));
+        for badge_id in awards.badges {
+            let event =
+                caused(BadgeEarned { user_id: user, badge_id: badge_id.clone(), source_event_id: source.id }.into());
+            self.badges.push(user, &badge_id, &event);
+            self.events.push(event);
+        }
+        for (character_id, reason) in awards.characters {
+            let event = caused(CharacterUnlocked { user_id: user, character_id: character_id.clone(), reason }.into());
+            self.characters.push(user, &character_id, &event);
+            self.events.push(event);
+        }
+    }
+
+    /// Writes the award rows, and hands the events to the batch to append before its commit.
+    async fn write(self, tx: &mut PgConnection) -> Result<(), ApplyError> {
+        for (rows, sql) in [
+            (
+                self.badges,
+                "insert into rewards.earned_badges (user_id, badge_id, event_id, earned_at)
+                 select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[])",
+            ),
+            (
+                self.characters,
+                "insert into rewards.unlocked_characters (user_id, character_id, event_id, unlocked_at)
+                 select * from unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[])",
+            ),
+        ] {
+            if rows.0.is_empty() {
+                continue;
+            }
+            sqlx::query(sql).bind(&rows.0).bind(&rows.1).bind(&rows.2).bind(&rows.3).execute(&mut *tx).await?;
+        }
+        if !self.events.is_empty() {
+            tracing::debug!(events = self.events.len(), "rewards awarded");
+            eventstore::append_at_end(tx, self.events).await?;
+        }
+        Ok(())
+    }
+}
+
+impl RewardsPolicy {
+    /// Applies a run of scans (other events in it change nothing here) as if one by one, in a
+    /// handful of statements: see the module's documentation.
+    async fn scan_run(tx: &mut PgConnection, run: &[Event]) -> Result<(), ApplyError> {
+        let scans: Vec<(&Event, Uuid, Category)> = run
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::ScanRecorded(s) => Some((e, s.user_id, s.category)),
+                _ => None,
+            })
+            .collect();
+        let mut users: Vec<Uuid> = scans.iter().map(|(_, user, _)| *user).collect();
+        users.sort_unstable();
+        users.dedup();
+        if users.is_empty() {
+            return Ok(());
+        }
+        // Locked before anything is read, as one event's update locks its row.
+        let mut progress = lock(tx, &users).await?;
+        let live: Vec<Uuid> = users.iter().copied().filter(|u| progress.get(u).is_some_and(|r| !r.forgotten)).collect();
+        let mut standings = standings(tx, &live).await?;
+        let moves: Vec<(Uuid, Category)> = scans.iter().map(|(_, user, category)| (*user, *category)).collect();
+        let mut recorded = Recorded::default();
+        for ((event, user, _), awards) in scans.iter().zip(decide_scans(&mut progress, &mut standings, &moves)) {
+            recorded.add(event, *user, awards);
+        }
+        if live.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut scans, mut categories) = (Vec::new(), Vec::new(), Vec::new());
+        for user in live {
+            let row = &progress[&user];
+            ids.push(user);
+            scans.push(row.scans);
+            categories.push(serde_json::json!(row.categories));
+        }
+        sqlx::query(
+            "update rewards.progress p set scans = d.scans,
+                    categories = array(select c from jsonb_array_elements_text(d.categories) with ordinality as e(c, n)
+                                       order by e.n),
+                    updated_at = now()
+             from unnest($1::uuid[], $2::bigint[], $3::jsonb[]) as d(user_id, scans, categories)
+             where p.user_id = d.user_id",
+        )
+        .bind(&ids)
+        .bind(&scans)
+        .bind(&categories)
+        .execute(&mut *tx)
+        .await?;
+        recorded.write(tx).await
+    }
 }
 
 impl Projector for RewardsPolicy {
@@ -294,18 +463,51 @@ impl Projector for RewardsPolicy {
         &REWARDS_POLICY
     }
 
+    /// Runs of scans are decided together ([`RewardsPolicy::scan_run`]), with the events that
+    /// change nothing here between them; anything else is applied on its own, in order.
+    async fn apply_all(&self, tx: &mut PgConnection, events: &[Event]) -> Result<(), ApplyError> {
+        let in_run = |e: &Event| match &e.data {
+            EventData::ScanRecorded(_) => true,
+            EventData::UserDeleted(_) => false,
+            _ => changes(e).is_empty(),
+        };
+        for part in parts(events, in_run) {
+            match part {
+                Part::Run(run) => Self::scan_run(tx, run).await?,
+                Part::Alone(event) => self.apply(tx, event).await?,
+            }
+        }
+        Ok(())
+    }
+
     async fn apply(&self, tx: &mut PgConnection, event: &Event) -> Result<(), ApplyError> {
         if let EventData::UserDeleted(d) = &event.data {
             return Self::forget(tx, d.user_id).await;
         }
-        let mut changes = changes(event);
-        // Several users (a period's standings): lock their rows in one order.
-        changes.sort_by_key(|(user, _)| *user);
-        for (user, change) in changes {
-            let row = Self::update(tx, user, &change).await?;
-            Self::award(tx, event, user, &row).await?;
+        if let EventData::ScanRecorded(_) = &event.data {
+            return Self::scan_run(tx, std::slice::from_ref(event)).await;
         }
-        Ok(())
+        let mut changes = changes(event);
+        // Several users (a period's standings): lock their rows in one order, then read what
+        // they hold (and the catalogues) once.
+        changes.sort_by_key(|(user, _)| *user);
+        let mut rows = Vec::with_capacity(changes.len());
+        for (user, change) in changes {
+            rows.push((user, Self::update(tx, user, &change).await?));
+        }
+        let live: Vec<Uuid> = rows.iter().filter(|(_, row)| !row.forgotten).map(|(user, _)| *user).collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let mut standings = standings(tx, &live).await?;
+        let mut recorded = Recorded::default();
+        for (user, row) in rows {
+            // A person named twice is decided twice, the second time with the first's awards.
+            if let Some(standing) = standings.get_mut(&user) {
+                recorded.add(event, user, standing.decide(&row.progress()));
+            }
+        }
+        recorded.write(tx).await
     }
 }
 
@@ -363,6 +565,84 @@ mod tests {
         let held = vec!["scans-10".to_owned()];
         let awards = decide(&level1, &[], &characters[1..2], &held);
         assert_eq!(awards.characters, [("scanner".to_owned(), UnlockReason::Badge)]);
+    }
+
+    #[test]
+    fn a_run_of_scans_is_decided_as_its_scans_one_by_one() {
+        let badges: Badges = vec![
+            ("first-scan".into(), Criterion::Scans { count: 1 }),
+            ("all-categories".into(), Criterion::AllCategories),
+            ("scans-3".into(), Criterion::Scans { count: 3 }),
+            ("scans-5".into(), Criterion::Scans { count: 5 }),
+        ];
+        let characters: Characters = vec![
+            ("scanner".into(), UnlockRule { level: None, badge_id: Some("scans-3".into()) }),
+            ("sage".into(), UnlockRule { level: Some(1), badge_id: Some("scans-5".into()) }),
+        ];
+        let row = |scans: i64, categories: &[Category]| ProgressRow {
+            scans,
+            categories: categories.iter().map(|c| c.code().to_owned()).collect(),
+            paid_recycles: 0,
+            invites: 0,
+            level: 1,
+            best_streak: 0,
+            best_weekly_rank: None,
+            best_monthly_rank: None,
+            forgotten: false,
+        };
+        let (a, b, gone) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        // A held the first-scan badge with two scans of the first eight categories; B is new.
+        let eight: Vec<Category> = Category::ALL[..8].to_vec();
+        let last = Category::ALL[8];
+        let a_before = (row(2, &eight), vec!["first-scan".to_owned()]);
+        let b_before = (row(0, &[]), Vec::new());
+        let scans = [(a, last), (b, last), (gone, last), (a, last), (a, eight[0]), (b, last), (b, last), (a, last)];
+
+        // One by one: what each scan earns, with the standing read afresh before each, as a
+        // transaction per scan would read it.
+        let mut expected = Vec::new();
+        let mut state: HashMap<Uuid, (ProgressRow, Vec<String>, Vec<String>)> = [
+            (a, (a_before.0.clone(), a_before.1.clone(), Vec::new())),
+            (b, (b_before.0.clone(), b_before.1.clone(), Vec::new())),
+        ]
+        .into();
+        for (user, category) in scans {
+            let Some((row, held, unlocked)) = state.get_mut(&user) else {
+                expected.push(Awards::default());
+                continue;
+            };
+            row.scans += 1;
+            if !row.categories.iter().any(|c| c == category.code()) {
+                row.categories.push(category.code().to_owned());
+            }
+            let locked_badges: Badges = badges.iter().filter(|(id, _)| !held.contains(id)).cloned().collect();
+            let locked_characters: Characters =
+                characters.iter().filter(|(id, _)| !unlocked.contains(id)).cloned().collect();
+            let awards = decide(&row.progress(), &locked_badges, &locked_characters, held);
+            held.extend(awards.badges.iter().cloned());
+            unlocked.extend(awards.characters.iter().map(|(id, _)| id.clone()));
+            expected.push(awards);
+        }
+
+        let mut progress: HashMap<Uuid, ProgressRow> = [(a, a_before.0), (b, b_before.0)].into();
+        let standing = |held: Vec<String>| Standing {
+            locked_badges: badges.iter().filter(|(id, _)| !held.contains(id)).cloned().collect(),
+            locked_characters: characters.clone(),
+            held,
+        };
+        let mut standings: HashMap<Uuid, Standing> = [(a, standing(a_before.1)), (b, standing(b_before.1))].into();
+        let decided = decide_scans(&mut progress, &mut standings, &scans);
+        assert_eq!(decided, expected);
+        // Spot checks of the reference: A's third scan (the run's first) completes the
+        // categories and reaches three scans; B's third scan earns scans-3 and its character.
+        assert_eq!(decided[0].badges, ["all-categories", "scans-3"]);
+        assert_eq!(decided[6].badges, ["scans-3"]);
+        assert_eq!(decided[6].characters, [("scanner".to_owned(), UnlockReason::Badge)]);
+        assert_eq!(decided[4].badges, ["scans-5"], "A's fifth scan");
+        assert_eq!(decided[4].characters, [("sage".to_owned(), UnlockReason::Badge)]);
+        assert_eq!(decided[2], Awards::default(), "no standing: forgotten");
+        assert_eq!((progress[&a].scans, progress[&b].scans), (6, 3));
+        assert_eq!(progress[&a].categories.len(), 9);
     }
 
     #[test]
