@@ -564,6 +564,14 @@ pub async fn run(cli: &Cli, opts: &Options) -> anyhow::Result<()> {
     let (users, probes) = users.split_at(opts.users);
 
     println!("\n-- ceilings of this machine, this run");
+    // Without autovacuum, rows updated on every batch (boards, balances, progress) pile up dead
+    // versions that each later read walks: the figures then fall as the run goes on.
+    let autovacuum: String = sqlx::query_scalar("select current_setting('autovacuum')").fetch_one(&db).await?;
+    if autovacuum != "on" {
+        println!(
+            "warning: PostgreSQL's autovacuum is {autovacuum}: hot rows bloat during the run, unlike in production"
+        );
+    }
     let commits = pg_commit_ceiling(&settings.database_url, 16, 20_000).await?;
     let messages = amqp_ceiling(&settings.amqp_url, 16, 20_000).await?;
     let (memory, one_get) = http_ceilings(&http, opts).await?;
