@@ -323,7 +323,16 @@ impl TestSystem {
             if let Some(v) = check().await {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out after {limit:?} waiting for: {what}");
+            if tokio::time::Instant::now() >= deadline {
+                // A workers task that ended while nobody stopped it explains most such waits.
+                let workers = match &self.workers_task {
+                    Some(task) if task.is_finished() && !self.workers_stop.is_cancelled() => {
+                        " (the workers had stopped on their own)"
+                    }
+                    _ => "",
+                };
+                panic!("timed out after {limit:?} waiting for: {what}{workers}");
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

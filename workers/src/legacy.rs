@@ -9,7 +9,7 @@
 //! 1. takes its bindings away ([`unbind`]): new events reach only the group's queue (bound
 //!    since the topology was declared, so nothing published meanwhile is missed: whatever
 //!    reached both is applied once, each projection deduplicating);
-//! 2. consumes it with the projection alone (`crate::registry::legacy_drains`), retries and
+//! 2. consumes it with the projection alone (`crate::registry::run_legacy_drains`), retries and
 //!    parking included, until the queue is deleted.
 //!
 //! Nothing is deleted automatically: once `ecoctl projections status` shows the projections

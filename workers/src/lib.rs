@@ -28,6 +28,7 @@ pub mod seed;
 
 use anyhow::Context;
 use axum::Router;
+use futures::future::BoxFuture;
 use platform::{
     Settings, amqp,
     http::{HttpLimits, Needs, Readiness, Server},
@@ -142,10 +143,11 @@ impl App {
             wakes: Wakes::new(&self.db),
         };
         let deps = registry::Deps { db: self.db.clone(), redis: self.redis.clone(), settings: self.settings.clone() };
-        let mut tasks = JoinSet::new();
+        // Everything that can fail is built before anything runs: once tasks are spawned, this
+        // function returns only after they stopped (dropping the set would abort them mid-work).
+        let mut runs: Vec<BoxFuture<'static, ()>> = Vec::new();
         let mut queues = Vec::new();
         for role in &self.roles {
-            let stop = shutdown.clone();
             if *role == Role::RELAY {
                 let relay = Relay::new(
                     self.db.clone(),
@@ -153,19 +155,21 @@ impl App {
                     topology.exchange(),
                     self.settings.relay_batch_size,
                 );
-                tasks.spawn(relay.run(stop));
+                runs.push(Box::pin(relay.run(shutdown.clone())));
             } else if let Some(consumer) = registry::find(role.name()) {
                 // Two projections of one group run it once.
                 if !queues.contains(&consumer.queue.name) {
                     queues.push(consumer.queue.name);
-                    tasks.spawn(consumer.start(&deps, ctx.clone(), stop.clone())?);
+                    runs.push(consumer.start(&deps, ctx.clone(), shutdown.clone())?);
                     if consumer.queue.name == platform::topology::READ_MODELS.name {
-                        for drain in registry::legacy_drains(&deps, &ctx, &stop).await? {
-                            tasks.spawn(drain);
-                        }
+                        runs.push(Box::pin(registry::run_legacy_drains(deps.clone(), ctx.clone(), shutdown.clone())));
                     }
                 }
             }
+        }
+        let mut tasks = JoinSet::new();
+        for run in runs {
+            tasks.spawn(run);
         }
         tasks.spawn(gauges::run(self.settings.clone(), self.db.clone(), shutdown.clone()));
         tasks.spawn(retention::run(self.settings.clone(), self.db.clone(), shutdown.clone()));

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     avatars::Avatars,
+    backoff::Backoff,
     consumer::{self, ConsumerContext, Projector},
     ingest::Ingest,
     mailer::Mailer,
@@ -223,9 +224,40 @@ fn drain<P: Build>(
     Ok(Box::pin(consumer::drain(ctx, projector, shutdown)))
 }
 
-/// The drains of the projection queues left from before the processing group
-/// (`crate::legacy`), one per queue that still exists, each unbound first.
-pub async fn legacy_drains(
+/// Drains the projection queues left from before the processing group (`crate::legacy`): finds
+/// those that still exist, unbinds each, then consumes each with its projection alone until an
+/// operator deletes it, or until `shutdown`.
+///
+/// Runs beside the group's consumer, never before it: a broker that is away or cut while the old
+/// queues are looked up is retried with backoff here, and holds up nothing else.
+pub async fn run_legacy_drains(deps: Deps, ctx: ConsumerContext, shutdown: CancellationToken) {
+    let mut backoff = Backoff::default();
+    let drains = loop {
+        let found = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            found = legacy_drains(&deps, &ctx, &shutdown) => found,
+        };
+        match found {
+            Ok(drains) => break drains,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    retry_in_ms = delay.as_millis() as u64,
+                    "looking for projection queues left from before the group failed; trying again"
+                );
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    };
+    futures::future::join_all(drains).await;
+}
+
+/// The drains of the projection queues that still exist, each unbound first.
+async fn legacy_drains(
     deps: &Deps,
     ctx: &ConsumerContext,
     shutdown: &CancellationToken,
