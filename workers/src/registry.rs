@@ -267,13 +267,16 @@ async fn legacy_drains(
     let mut out = Vec::new();
     let result = async {
         for spec in remaining? {
+            // Built before the unbinding, so that a queue is never left unbound and undrained.
+            let drain = find(spec.name).and_then(|c| c.drain).map(|start| start(deps, ctx.clone(), shutdown.clone()));
+            let drain = drain.transpose()?;
             crate::legacy::unbind(&conn, &ctx.topology, spec).await?;
-            if let Some(start) = find(spec.name).and_then(|c| c.drain) {
+            if let Some(drain) = drain {
                 tracing::info!(
                     projection = spec.name,
                     "draining the projection's own queue left from before its group"
                 );
-                out.push(start(deps, ctx.clone(), shutdown.clone())?);
+                out.push(drain);
             }
         }
         anyhow::Ok(())

@@ -7,7 +7,7 @@ use tests::{Options, StatusCode, TestSystem, proxy::TcpProxy};
 use crate::support;
 
 /// `host:port` of an `amqp://user:pass@host:port/vhost` URL, and the URL with another address.
-fn split_amqp_url(url: &str) -> (SocketAddr, impl Fn(SocketAddr) -> String) {
+pub(crate) fn split_amqp_url(url: &str) -> (SocketAddr, impl Fn(SocketAddr) -> String) {
     let (scheme, rest) = url.split_once("://").unwrap();
     let (creds, after) = rest.rsplit_once('@').map_or(("", rest), |(c, a)| (c, a));
     let (hostport, path) = after.split_once('/').map_or((after, ""), |(h, p)| (h, p));
@@ -91,44 +91,6 @@ async fn cutting_the_workers_broker_connections_loses_and_doubles_nothing() {
         }
     }
     assert_eq!(first_seen, log_order, "events reached the broker in log order ({} deliveries)", seen.len());
-}
-
-/// The broker goes away between the workers' start-up (topology declared) and their first
-/// connections, as when it restarts while a pod starts: every part keeps trying and consumes
-/// once it is back. (The look for pre-group projection queues once gave up on the first error
-/// and took the relay and every consumer down with it, silently.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_whose_broker_goes_away_as_they_start_consume_once_it_is_back() {
-    let base = tests::isolated_settings();
-    let (upstream, via) = split_amqp_url(&base.amqp_url);
-    let proxy = TcpProxy::start(upstream).await;
-    let system = TestSystem::start_with(Options { workers: false, ..Default::default() }).await;
-    let mut settings = system.settings.clone();
-    settings.amqp_url = via(proxy.addr());
-    settings.migrate_on_start = false;
-    let app = workers::App::build(settings, workers::Role::all()).await.expect("workers");
-    proxy.sever();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let running = tokio::spawn(app.run_until_stopped(stop.clone()));
-    let user = system.register("while_away").await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!running.is_finished(), "the workers gave up while the broker was away");
-    proxy.restore();
-
-    system
-        .eventually(Duration::from_secs(30), "the profile projected once the broker is back", || async {
-            (system.count("select count(*) from read.profiles").await == 1).then_some(())
-        })
-        .await;
-    let res = system.query("/api/v1/users/me", &user.access_token, Some(&user.consistency_token)).await;
-    assert_eq!(res.status, StatusCode::OK);
-    assert_eq!(res.body["username"], user.username);
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(30), running)
-        .await
-        .expect("the workers stop in time")
-        .unwrap()
-        .expect("the workers ran without error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
