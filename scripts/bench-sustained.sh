@@ -37,7 +37,7 @@ clean_up() {
   fi
   if command -v rabbitmqctl >/dev/null; then
     rabbitmqctl -q list_queues name 2>/dev/null | grep "^$AMQP_PREFIX\." | while read -r q; do
-      rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1
+      rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 # it reads stdin
     done
   fi
   if command -v redis-cli >/dev/null; then
