@@ -15,7 +15,7 @@
 //! (`applied`, `duplicate`, `retried`, `parked`), `events_published_total{type}`,
 //! `events_ingested_total{type, source}`.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use platform::Settings;
 use sqlx::PgPool;
@@ -33,6 +33,7 @@ pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(settings.gauge_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut broker: Option<ops::Broker> = None;
+    let mut cursors = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -44,7 +45,7 @@ pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
                 .inspect_err(|e| tracing::debug!(error = format!("{e:#}"), "gauges: broker unreachable"))
                 .ok();
         }
-        if let Err(e) = sample(&db, broker.as_ref()).await {
+        if let Err(e) = sample(&db, broker.as_ref(), &mut cursors).await {
             tracing::debug!(error = format!("{e:#}"), "operator gauges not sampled");
         }
     }
@@ -53,7 +54,11 @@ pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
     }
 }
 
-async fn sample(db: &PgPool, broker: Option<&ops::Broker>) -> anyhow::Result<()> {
+async fn sample(
+    db: &PgPool,
+    broker: Option<&ops::Broker>,
+    cursors: &mut HashMap<&'static str, ops::LagCursor>,
+) -> anyhow::Result<()> {
     let outbox: ops::Backlog = sqlx::query_as(
         "select count(*) as events, min(recorded_at) as oldest from eventstore.events where published_at is null",
     )
@@ -62,7 +67,8 @@ async fn sample(db: &PgPool, broker: Option<&ops::Broker>) -> anyhow::Result<()>
     metrics::gauge!("outbox_backlog_events").set(outbox.events as f64);
     metrics::gauge!("outbox_oldest_unpublished_age_seconds").set(outbox.oldest.map_or(0.0, ops::age_seconds));
     for spec in crate::registry::deduplicating().map(|c| c.spec) {
-        let ops::Lag { events, seconds } = ops::lag(db, spec, Some(LAG_WINDOW)).await?;
+        let cursor = cursors.entry(spec.name).or_default();
+        let ops::Lag { events, seconds } = ops::lag_since(db, spec, LAG_WINDOW, cursor).await?;
         metrics::gauge!("projection_lag_events", "consumer" => spec.name).set(events as f64);
         metrics::gauge!("projection_lag_seconds", "consumer" => spec.name).set(seconds);
     }

@@ -238,7 +238,7 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
         .bind(projection)
         .fetch_one(db)
         .await?;
-        let Lag { events: lag_events, seconds: lag_seconds } = lag(db, spec, None).await?;
+        let Lag { events: lag_events, seconds: lag_seconds } = lag(db, spec).await?;
         let queued = queue_depth(&b.conn, &b.topology.queue(entry.queue)).await;
         let parked = queue_depth(&b.conn, &b.topology.parked_queue(entry.queue)).await;
         out.push(Status {
@@ -256,31 +256,83 @@ pub async fn status(settings: &Settings, db: &PgPool) -> anyhow::Result<Vec<Stat
     Ok(out)
 }
 
-/// Published events of `spec`'s types it has not applied, and the age in seconds of the oldest
-/// of them; only among events recorded within `window` when given (cheaper on a long log).
-/// Ingest's are only those that came from the bus (born published: `published_at` is their
-/// storing transaction's time, as `recorded_at` is); ours are the relay's, logged already, and
-/// ingest acknowledges them without recording anything.
-pub async fn lag(db: &PgPool, spec: &ConsumerSpec, window: Option<Duration>) -> anyhow::Result<Lag> {
+/// The filter of the events `spec` lags by: published, of its types, not applied by it. Ingest's
+/// are only those that came from the bus (born published: `published_at` is their storing
+/// transaction's time, as `recorded_at` is); ours are the relay's, logged already, and ingest
+/// acknowledges them without recording anything. Binds `$1` to `$4` ([`bind_lag`]).
+const LAG_FILTER: &str = "e.published_at is not null and ($3 or e.type = any($2))
+    and (not $4 or e.published_at = e.recorded_at)
+    and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)";
+
+fn bind_lag<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    spec: &ConsumerSpec,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
     let types: Vec<String> = spec.bindings.iter().map(|t| t.to_string()).collect();
-    let everything = spec.bindings.contains(&"#");
-    let from_bus_only = spec.name == INGEST.name;
-    let since = window.map(|w| Utc::now() - chrono::Duration::from_std(w).unwrap_or(chrono::Duration::days(1)));
-    let backlog: Backlog = sqlx::query_as(
-        "select count(*) as events, min(e.recorded_at) as oldest from eventstore.events e
-         where e.published_at is not null and ($3 or e.type = any($2))
-           and ($4::timestamptz is null or e.recorded_at >= $4)
-           and (not $5 or e.published_at = e.recorded_at)
-           and not exists (select 1 from projection.applied_events a where a.projection = $1 and a.event_id = e.id)",
-    )
-    .bind(spec.projection.unwrap_or(spec.name))
-    .bind(&types)
-    .bind(everything)
-    .bind(since)
-    .bind(from_bus_only)
-    .fetch_one(db)
-    .await?;
+    query
+        .bind(spec.projection.unwrap_or(spec.name))
+        .bind(types)
+        .bind(spec.bindings.contains(&"#"))
+        .bind(spec.name == INGEST.name)
+}
+
+/// Published events of `spec`'s types it has not applied, and the age in seconds of the oldest
+/// of them, over the whole log (`ecoctl projections status`; the gauges use [`lag_since`]).
+pub async fn lag(db: &PgPool, spec: &ConsumerSpec) -> anyhow::Result<Lag> {
+    let sql =
+        format!("select count(*) as events, min(e.recorded_at) as oldest from eventstore.events e where {LAG_FILTER}");
+    let backlog: Backlog = bind_lag(sqlx::query_as(&sql), spec).fetch_one(db).await?;
     Ok(Lag { events: backlog.events, seconds: backlog.oldest.map_or(0.0, age_seconds) })
+}
+
+/// Where a consumer's next lag sample may start reading the log: a transaction id below which
+/// every published event of its types is applied (or older than the window), and below which
+/// no event can still appear. Starts at the beginning; one per consumer and sampler.
+#[derive(Debug, Clone, Default)]
+pub struct LagCursor {
+    /// An `xid8`, as text; `None` before the first sample.
+    from: Option<String>,
+}
+
+/// [`lag`] among the events recorded within `window`, reading the log only from `cursor` on,
+/// and moving `cursor` as far as it safely can.
+///
+/// Each sample used to read every event of the window, and with no index on `recorded_at` the
+/// whole log: per consumer, every `GAUGE_INTERVAL_MS`, in every workers process. Now a sample
+/// reads, in `(transaction_id, position)` order (an index), only what was logged since the
+/// oldest event still unapplied at the previous one, usually a few seconds' worth. The cursor
+/// moves to the lowest of: that oldest unapplied event's transaction, the oldest transaction
+/// still running (`pg_snapshot_xmin`: whatever commits later has an id at least this), and the
+/// oldest unpublished event's (published later, it would lag then). All three are read in one
+/// snapshot, so no event the consumer could lag by is ever behind the cursor, and `applied_events`
+/// only grows (a rebuild adds to it), so what was applied stays so. An event that stays
+/// unapplied (retrying, parked) holds the cursor until it leaves the window: then a sample costs
+/// what it used to.
+pub async fn lag_since(
+    db: &PgPool,
+    spec: &ConsumerSpec,
+    window: Duration,
+    cursor: &mut LagCursor,
+) -> anyhow::Result<Lag> {
+    let since = Utc::now() - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::days(1));
+    let sql = format!(
+        "with behind as (
+             select e.transaction_id, e.recorded_at from eventstore.events e
+             where e.transaction_id >= $5::text::xid8 and e.recorded_at >= $6 and {LAG_FILTER}
+         )
+         select (select count(*) from behind) as events,
+                (select min(recorded_at) from behind) as oldest,
+                least((select min(transaction_id) from behind),
+                      pg_snapshot_xmin(pg_current_snapshot()),
+                      (select min(transaction_id) from eventstore.events where published_at is null))::text as next_from"
+    );
+    let (events, oldest, next_from): (i64, Option<DateTime<Utc>>, String) = bind_lag(sqlx::query_as(&sql), spec)
+        .bind(cursor.from.as_deref().unwrap_or("0"))
+        .bind(since)
+        .fetch_one(db)
+        .await?;
+    cursor.from = Some(next_from);
+    Ok(Lag { events, seconds: oldest.map_or(0.0, age_seconds) })
 }
 
 /// A count of events and when the oldest of them was recorded.

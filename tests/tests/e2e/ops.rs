@@ -202,3 +202,60 @@ async fn operator_gauges_show_backlog_lag_and_parked_messages() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// The lag gauges read the log from a cursor rather than the whole window each time: what is
+/// applied drops out, and an event whose transaction commits after later ones were sampled is
+/// still counted when it appears (the cursor never passes a transaction still running).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_samples_read_from_a_cursor_and_miss_no_late_commit() {
+    let system = TestSystem::start_with(tests::Options { workers: false, ..Default::default() }).await;
+    let db = &system.db;
+    let spec = &platform::topology::PROFILES;
+    let log = |id: Uuid| {
+        sqlx::query(
+            "insert into eventstore.events
+                 (id, type, version, source, aggregate_type, aggregate_id, occurred_at, data, published_at)
+             values ($1, 'user.profile_updated', 1, 'profile-service', 'user', $1, now(), '{}', now())",
+        )
+        .bind(id)
+    };
+    let apply = |id: Uuid| {
+        sqlx::query("insert into projection.applied_events (projection, event_id) values ('profiles', $1)").bind(id)
+    };
+    let (window, mut cursor) = (Duration::from_secs(3600), ops::LagCursor::default());
+
+    let mut late = db.begin().await.unwrap();
+    let (late_id, early_id, later_id) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    log(late_id).execute(&mut *late).await.unwrap();
+    log(early_id).execute(db).await.unwrap();
+    let lag = ops::lag_since(db, spec, window, &mut cursor).await.unwrap();
+    assert_eq!(lag.events, 1, "the committed event");
+    assert!(lag.seconds >= 0.0);
+    apply(early_id).execute(db).await.unwrap();
+    log(later_id).execute(db).await.unwrap();
+    apply(later_id).execute(db).await.unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0, "applied ones drop out");
+
+    late.commit().await.unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 1, "the late commit counts");
+    assert_eq!(ops::lag(db, spec).await.unwrap().events, 1, "as the whole log says");
+    apply(late_id).execute(db).await.unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0);
+
+    // Committed but not yet published: no lag until the relay publishes it, then counted.
+    let outbox = Uuid::now_v7();
+    log(outbox).execute(db).await.unwrap();
+    let unpublish = "update eventstore.events set published_at = null where id = $1";
+    sqlx::query(unpublish).bind(outbox).execute(db).await.unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0, "unpublished");
+    sqlx::query("update eventstore.events set published_at = now() where id = $1")
+        .bind(outbox)
+        .execute(db)
+        .await
+        .unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 1, "published later");
+    apply(outbox).execute(db).await.unwrap();
+    assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0);
+    // A fresh cursor (another process) reads the whole window and agrees.
+    assert_eq!(ops::lag_since(db, spec, window, &mut ops::LagCursor::default()).await.unwrap().events, 0);
+}
