@@ -47,6 +47,9 @@ pub async fn run(settings: Settings, db: PgPool, shutdown: CancellationToken) {
         }
         if let Err(e) = sample(&db, broker.as_ref(), &mut cursors).await {
             tracing::debug!(error = format!("{e:#}"), "operator gauges not sampled");
+            // PostgreSQL may have restarted (and lost its last transaction ids) or failed over:
+            // the next samples read their whole window again.
+            cursors.clear();
         }
     }
     if let Some(broker) = broker {

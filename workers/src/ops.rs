@@ -290,8 +290,15 @@ pub async fn lag(db: &PgPool, spec: &ConsumerSpec) -> anyhow::Result<Lag> {
 /// no event can still appear. Starts at the beginning; one per consumer and sampler.
 #[derive(Debug, Clone, Default)]
 pub struct LagCursor {
-    /// An `xid8`, as text; `None` before the first sample.
-    from: Option<String>,
+    /// An `xid8`; `None` before the first sample.
+    from: Option<u64>,
+}
+
+impl LagCursor {
+    /// The transaction id the next sample reads from (`None`: the whole window).
+    pub fn position(&self) -> Option<u64> {
+        self.from
+    }
 }
 
 /// [`lag`] among the events recorded within `window`, reading the log only from `cursor` on,
@@ -299,15 +306,18 @@ pub struct LagCursor {
 ///
 /// Each sample used to read every event of the window, and with no index on `recorded_at` the
 /// whole log: per consumer, every `GAUGE_INTERVAL_MS`, in every workers process. Now a sample
-/// reads, in `(transaction_id, position)` order (an index), only what was logged since the
-/// oldest event still unapplied at the previous one, usually a few seconds' worth. The cursor
-/// moves to the lowest of: that oldest unapplied event's transaction, the oldest transaction
-/// still running (`pg_snapshot_xmin`: whatever commits later has an id at least this), and the
-/// oldest unpublished event's (published later, it would lag then). All three are read in one
-/// snapshot, so no event the consumer could lag by is ever behind the cursor, and `applied_events`
-/// only grows (a rebuild adds to it), so what was applied stays so. An event that stays
-/// unapplied (retrying, parked) holds the cursor until it leaves the window: then a sample costs
-/// what it used to.
+/// reads, through the `(transaction_id, position)` index, only what was logged since the cursor.
+/// The cursor moves to the lowest of: the transaction of the oldest event the consumer still
+/// lags by, the oldest transaction still running anywhere in the cluster (`pg_snapshot_xmin`:
+/// whatever commits later has an id at least this), and the oldest unpublished event's
+/// transaction (published later, it would lag then). All three are read in one snapshot, so no
+/// event the consumer could lag by is ever behind the cursor, and `applied_events` only grows (a
+/// rebuild adds to it), so what was applied stays so. What holds the cursor back, so that a
+/// sample reads more: an event that stays unapplied (retrying, parked) until it leaves the
+/// window, an outbox that is not being published, and a long transaction anywhere in the
+/// cluster. Transaction ids can go back after PostgreSQL loses unflushed commits in a crash, or
+/// on a failover or restore: a cursor ahead of the newest id is dropped, as [`crate::gauges`]
+/// drops them all when a sample fails.
 pub async fn lag_since(
     db: &PgPool,
     spec: &ConsumerSpec,
@@ -324,14 +334,15 @@ pub async fn lag_since(
                 (select min(recorded_at) from behind) as oldest,
                 least((select min(transaction_id) from behind),
                       pg_snapshot_xmin(pg_current_snapshot()),
-                      (select min(transaction_id) from eventstore.events where published_at is null))::text as next_from"
+                      (select min(transaction_id) from eventstore.events where published_at is null))::text as next_from,
+                $5::text::xid8 > pg_snapshot_xmax(pg_current_snapshot()) as ahead"
     );
-    let (events, oldest, next_from): (i64, Option<DateTime<Utc>>, String) = bind_lag(sqlx::query_as(&sql), spec)
-        .bind(cursor.from.as_deref().unwrap_or("0"))
-        .bind(since)
-        .fetch_one(db)
-        .await?;
-    cursor.from = Some(next_from);
+    let from = cursor.from.unwrap_or(0).to_string();
+    // Planned for its values every time (a generic plan, cached on a connection, would not know
+    // whether the cursor range is a few rows or the whole window); a sample is rare.
+    let (events, oldest, next_from, ahead): (i64, Option<DateTime<Utc>>, String, bool) =
+        bind_lag(sqlx::query_as(&sql), spec).bind(from).bind(since).persistent(false).fetch_one(db).await?;
+    cursor.from = if ahead { None } else { Some(next_from.parse().context("a transaction id")?) };
     Ok(Lag { events, seconds: oldest.map_or(0.0, age_seconds) })
 }
 
