@@ -26,8 +26,18 @@ DATABASE_URL=$db_url AMQP_PREFIX="fuzz$$" REDIS_PREFIX="fuzz$$" BIND_ADDR="127.0
   RUST_LOG=${FUZZ_RUST_LOG:-warn} target/debug/ecoeco > target/fuzz/ecoeco.log 2>&1 &
 pid=$!
 cleanup() {
+  set +e # best effort
   kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  psql "${base_url%/*}/postgres" -qc "drop database if exists $name with (force)" >/dev/null 2>&1 || true
+  psql "${base_url%/*}/postgres" -qc "drop database if exists $name with (force)" >/dev/null 2>&1
+  # The run's queues and keys too, where the tools are at hand (rabbitmqctl reads stdin).
+  if command -v rabbitmqctl >/dev/null; then
+    rabbitmqctl -q list_queues name 2>/dev/null | grep "^fuzz$$\." | while read -r q; do
+      rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1
+    done
+  fi
+  if command -v redis-cli >/dev/null; then
+    redis-cli --scan --pattern "fuzz$$:*" 2>/dev/null | xargs -r -d '\n' redis-cli del >/dev/null 2>&1
+  fi
 }
 trap cleanup EXIT
 
