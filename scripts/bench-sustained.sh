@@ -10,8 +10,8 @@
 #
 # Each run gets a database, queues and keys of its own (named after the run), so no run starts
 # with what an earlier one left: a bigger history, or messages still queued. They are removed
-# at the end where psql, rabbitmqctl and redis-cli are at hand (BENCH_KEEP=1 keeps them; the
-# run's exchanges stay either way: rabbitmqctl cannot delete one, and they hold nothing).
+# at the end where psql, rabbitmqctl and redis-cli are at hand (BENCH_KEEP=1 keeps them;
+# scripts/drop-prefix.sh removes the queues and keys).
 # BENCH_DATABASE_SERVER names another PostgreSQL server (a URL without a database).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,14 +35,7 @@ clean_up() {
   if command -v psql >/dev/null; then
     psql -q "$server/postgres" -c "drop database if exists \"ecoeco_sustained_$run\" with (force)"
   fi
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep "^$AMQP_PREFIX\." | while read -r q; do
-      rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1 # it reads stdin
-    done
-  fi
-  if command -v redis-cli >/dev/null; then
-    redis-cli --scan --pattern "$REDIS_PREFIX:*" | xargs -r -d '\n' redis-cli del >/dev/null
-  fi
+  scripts/drop-prefix.sh "$AMQP_PREFIX"
 }
 trap clean_up EXIT
 ready() { # query-api's /ready answers 200 within 2 s (no curl needed)

@@ -29,15 +29,7 @@ cleanup() {
   set +e # best effort
   kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   psql "${base_url%/*}/postgres" -qc "drop database if exists $name with (force)" >/dev/null 2>&1
-  # The run's queues and keys too, where the tools are at hand (rabbitmqctl reads stdin).
-  if command -v rabbitmqctl >/dev/null; then
-    rabbitmqctl -q list_queues name 2>/dev/null | grep "^fuzz$$\." | while read -r q; do
-      rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null 2>&1
-    done
-  fi
-  if command -v redis-cli >/dev/null; then
-    redis-cli --scan --pattern "fuzz$$:*" 2>/dev/null | xargs -r -d '\n' redis-cli del >/dev/null 2>&1
-  fi
+  scripts/drop-prefix.sh "fuzz$$" # the run's queues and keys too
 }
 trap cleanup EXIT
 
