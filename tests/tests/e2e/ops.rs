@@ -264,15 +264,15 @@ async fn lag_samples_read_from_a_cursor_and_miss_no_late_commit() {
     let newest: String =
         sqlx::query_scalar("select max(transaction_id)::text from eventstore.events").fetch_one(db).await.unwrap();
     let newest: u64 = newest.parse().unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0);
-        if cursor.position().unwrap() > newest {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the cursor never passed the events");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let cursor = tokio::sync::Mutex::new(cursor);
+    system
+        .eventually(Duration::from_secs(20), "the cursor past the events", || async {
+            let mut cursor = cursor.lock().await;
+            assert_eq!(ops::lag_since(db, spec, window, &mut cursor).await.unwrap().events, 0);
+            (cursor.position().unwrap() > newest).then_some(())
+        })
+        .await;
+    let mut cursor = cursor.into_inner();
     sqlx::query("delete from projection.applied_events where projection = 'profiles' and event_id = $1")
         .bind(early_id)
         .execute(db)
