@@ -4,6 +4,7 @@
 //! Ctrl-C; HTTP servers then stop accepting and drain in-flight requests, consumers stop taking
 //! deliveries and finish (or return) the batch in hand, the relay finishes its confirm round.
 
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Cancels `token` when the process receives SIGTERM or SIGINT.
@@ -27,4 +28,122 @@ pub fn on_signal(token: CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// What [`supervise`] does with a role's background tasks once `shutdown` is cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtShutdown {
+    /// Wait for each to finish its work in hand (a consumer's batch, the relay's round).
+    Finish,
+    /// Drop them: they hold no work (listeners), and one stuck reconnecting to a service that
+    /// is down must not hold up the process's exit.
+    Abort,
+}
+
+/// Waits for a role's background tasks. One that panics stops the process: the others are told
+/// to stop, and the error is returned, so the process exits non-zero and its supervisor
+/// (Kubernetes, systemd) restarts it. Running on without it would leave a queue growing (a
+/// relay, a consumer) or reads going stale (query-api's eviction listener) behind a green
+/// readiness probe.
+pub async fn supervise(
+    mut tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+    at_shutdown: AtShutdown,
+) -> anyhow::Result<()> {
+    let abort = at_shutdown == AtShutdown::Abort;
+    let mut panicked = None;
+    loop {
+        let joined = tokio::select! {
+            biased;
+            joined = tasks.join_next() => joined,
+            () = shutdown.cancelled(), if abort => break,
+        };
+        let Some(joined) = joined else { break };
+        if let Err(e) = joined
+            && e.is_panic()
+        {
+            tracing::error!(error = %e, "a background task panicked; stopping the process so it is restarted");
+            shutdown.cancel();
+            panicked.get_or_insert(e);
+            if abort {
+                break;
+            }
+        }
+    }
+    // (Dropping the set aborts what still runs.)
+    match panicked {
+        Some(e) => Err(anyhow::anyhow!("a background task panicked: {e}")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Duration,
+    };
+
+    use super::*;
+
+    /// A task that runs until `shutdown`, then takes `work` to finish; sets the flag when done.
+    fn consumer(tasks: &mut JoinSet<()>, shutdown: &CancellationToken, work: Duration) -> Arc<AtomicBool> {
+        let (stop, done) = (shutdown.clone(), Arc::new(AtomicBool::new(false)));
+        let finished = done.clone();
+        tasks.spawn(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(work).await;
+            finished.store(true, Ordering::SeqCst);
+        });
+        done
+    }
+
+    #[tokio::test]
+    async fn a_panicking_task_stops_the_others_and_fails_the_process() {
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let finished = consumer(&mut tasks, &shutdown, Duration::from_millis(50));
+        tasks.spawn(async { panic!("a bug") });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown.clone(), AtShutdown::Finish))
+                .await
+                .expect("the process stopped");
+        assert!(outcome.unwrap_err().to_string().contains("a bug"));
+        // The consumer was told to stop and finished its work in hand.
+        assert!(shutdown.is_cancelled() && finished.load(Ordering::SeqCst));
+
+        // Listeners are not waited for.
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        consumer(&mut tasks, &shutdown, Duration::from_secs(3600));
+        tasks.spawn(async { panic!("another bug") });
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown.clone(), AtShutdown::Abort))
+                .await
+                .expect("the process stopped");
+        assert!(outcome.unwrap_err().to_string().contains("another bug") && shutdown.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn tasks_that_end_or_stop_at_shutdown_are_no_failure() {
+        // One ends on its own (a one-off migration); one stops at shutdown.
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async {});
+        let finished = consumer(&mut tasks, &shutdown, Duration::from_millis(50));
+        shutdown.cancel();
+        assert!(supervise(tasks, shutdown, AtShutdown::Finish).await.is_ok());
+        assert!(finished.load(Ordering::SeqCst), "work in hand was finished");
+
+        // A listener stuck reconnecting does not hold up the exit.
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let finished = consumer(&mut tasks, &shutdown, Duration::from_secs(3600));
+        shutdown.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown, AtShutdown::Abort)).await;
+        assert!(outcome.expect("the process stopped").is_ok() && !finished.load(Ordering::SeqCst));
+    }
 }

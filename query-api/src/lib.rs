@@ -115,18 +115,23 @@ impl App {
 
     /// Serves until `shutdown`, then drains in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tokio::spawn(consistency::listen(
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(consistency::listen(
             self.state.db.clone(),
             self.state.redis.clone(),
             self.state.applied.clone(),
             self.state.revocations.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(self.state.hot.clone().subscribe(
+        tasks.spawn(self.state.hot.clone().subscribe(
             self.state.settings.redis_url.clone(),
             self.state.redis.clone(),
             shutdown.clone(),
         ));
-        self.server.run(shutdown).await
+        let (served, supervised) = tokio::join!(
+            self.server.run(shutdown.clone()),
+            platform::shutdown::supervise(tasks, shutdown, platform::shutdown::AtShutdown::Abort)
+        );
+        served.and(supervised)
     }
 }

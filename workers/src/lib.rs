@@ -180,14 +180,11 @@ impl App {
         }
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
-        let (served, ()) = tokio::join!(server, async {
-            while let Some(joined) = tasks.join_next().await {
-                if let Err(e) = joined {
-                    tracing::error!(error = %e, "a worker task panicked");
-                }
-            }
-        });
-        served
+        let (served, supervised) = tokio::join!(
+            server,
+            platform::shutdown::supervise(tasks, shutdown, platform::shutdown::AtShutdown::Finish)
+        );
+        served.and(supervised)
     }
 }
 
