@@ -6,10 +6,7 @@
 use platform::{Settings, shutdown, telemetry};
 use tokio_util::sync::CancellationToken;
 
-/// jemalloc: freed memory goes back to the system after a short decay, and threads do not
-/// each keep their own high-water mark as glibc's per-thread arenas do.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+platform::allocator!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -2,6 +2,7 @@
 //! pools, the AMQP topology, token signing and verification, the problem+json error type, the
 //! read-your-writes token, and the `/health`, `/ready`, `/metrics` and docs routes.
 
+pub mod allocator;
 pub mod amqp;
 pub mod auth;
 pub mod avatars;
