@@ -21,7 +21,8 @@
 //!    every 10 ms; those reads are printed, as load on top of the offered rate). Latencies count
 //!    from when a request was due, and a request unanswered after 5 s fails. A step passes when
 //!    no request fails and that lag's p99 is under 1 s. Each step prints its
-//!    latencies and every process's peak RSS and mean CPU; the last passing rate is the answer.
+//!    latencies, every process's peak RSS and mean CPU, and what a scan cost under that load
+//!    (the processes' CPU, consumer transactions, commits); the last passing rate is the answer.
 //!
 //! Every scan must pay for the lag to be visible and the cost to be honest: start the system
 //! with `SCAN_DAILY_CAP=1000000` (scripts/bench-sustained.sh does).
@@ -362,6 +363,9 @@ struct Step {
     tallies: BTreeMap<&'static str, Tally>,
     lag: Tally,
     processes: BTreeMap<String, (f64, usize, f64)>,
+    /// The pipeline's counters over the step (not drained at its end: the steady state, give
+    /// or take one step's backlog), when they could be read.
+    counted: Option<(Counters, Counters)>,
 }
 
 impl Step {
@@ -372,10 +376,24 @@ impl Step {
     fn passed(&self) -> bool {
         self.failures() == 0 && self.lag.p99_ms() < 1000.0
     }
+
+    /// Scans made during the step: the mix's and the probes'.
+    fn scans(&self) -> usize {
+        let mix = self.tallies.get("POST /scans").map_or(0, |t| t.latencies.len() + t.failures);
+        mix + self.lag.latencies.len()
+    }
 }
 
 /// One open-loop step at `rate` requests per second.
-async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User], probes: &[User], rate: f64) -> Step {
+async fn step(
+    http: &reqwest::Client,
+    cli: &Cli,
+    opts: &Options,
+    db: &sqlx::PgPool,
+    (users, probes): (&[User], &[User]),
+    rate: f64,
+) -> Step {
+    let before = Counters::read(http, db, &opts.metrics_url).await.ok();
     let secs = opts.step_secs;
     let until = Instant::now() + Duration::from_secs(secs);
     let stop = Arc::new(tokio::sync::Notify::new());
@@ -427,6 +445,7 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
     };
     let (probed, ()) = tokio::join!(probing, driving);
     stop.notify_one();
+    let after = Counters::read(http, db, &opts.metrics_url).await.ok();
     let processes = watcher.await.unwrap_or_default();
     let mut lag = Tally::default();
     for p in probed {
@@ -446,6 +465,7 @@ async fn step(http: &reqwest::Client, cli: &Cli, opts: &Options, users: &[User],
         tallies,
         lag,
         processes,
+        counted: before.zip(after),
     }
 }
 
@@ -469,6 +489,22 @@ fn print_step(step: &Step, secs: u64) {
     }
     for (name, (rss, count, cpu)) in &step.processes {
         println!("  {name:<14} {count:>2} process(es)  peak RSS {rss:>7.1} MiB (largest)  CPU {cpu:>6.1} %");
+    }
+    let scans = step.scans() as f64;
+    if scans > 0.0 {
+        // CPU of every watched process over the step, shared out over its scans (reads included:
+        // they are the cheap part).
+        let cpu_ms = step.processes.values().map(|(_, _, cpu)| cpu / 100.0).sum::<f64>() * secs as f64 * 1000.0;
+        print!("  per scan under this load: {:.2} ms of the watched processes' CPU", cpu_ms / scans);
+        if let Some((before, after)) = &step.counted {
+            print!(
+                ", {:.2} consumer transactions, {:.2} PostgreSQL commits, {:.2} deliveries",
+                (after.consumer_transactions - before.consumer_transactions) / scans,
+                (after.commits - before.commits) / scans,
+                (after.delivered - before.delivered) / scans
+            );
+        }
+        println!();
     }
 }
 
@@ -602,7 +638,7 @@ pub async fn run(cli: &Cli, opts: &Options) -> anyhow::Result<()> {
     let mut best: Option<Step> = None;
     let mut rate = opts.rate;
     for _ in 0..opts.max_steps {
-        let s = step(&http, cli, opts, users, probes, rate).await;
+        let s = step(&http, cli, opts, &db, (users, probes), rate).await;
         print_step(&s, opts.step_secs);
         if !s.passed() {
             break;
