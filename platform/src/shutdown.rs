@@ -4,6 +4,8 @@
 //! Ctrl-C; HTTP servers then stop accepting and drain in-flight requests, consumers stop taking
 //! deliveries and finish (or return) the batch in hand, the relay finishes its confirm round.
 
+use std::time::Duration;
+
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,33 +32,32 @@ pub fn on_signal(token: CancellationToken) {
     });
 }
 
-/// What [`supervise`] does with a role's background tasks once `shutdown` is cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AtShutdown {
-    /// Wait for each to finish its work in hand (a consumer's batch, the relay's round).
-    Finish,
-    /// Drop them: they hold no work (listeners), and one stuck reconnecting to a service that
-    /// is down must not hold up the process's exit.
-    Abort,
-}
-
 /// Waits for a role's background tasks. One that panics stops the process: the others are told
 /// to stop, and the error is returned, so the process exits non-zero and its supervisor
 /// (Kubernetes, systemd) restarts it. Running on without it would leave a queue growing (a
 /// relay, a consumer) or reads going stale (query-api's eviction listener) behind a green
 /// readiness probe.
-pub async fn supervise(
-    mut tasks: JoinSet<()>,
-    shutdown: CancellationToken,
-    at_shutdown: AtShutdown,
-) -> anyhow::Result<()> {
-    let abort = at_shutdown == AtShutdown::Abort;
+///
+/// Once `shutdown` is cancelled (a signal, or a panic), the tasks have `grace` to finish their
+/// work in hand; what still runs then is dropped, with a warning. Nothing is lost that way: a
+/// consumer's transaction rolls back and its deliveries return to the queue, as when a process
+/// is killed. Without the bound, a process stopping after a panic, which no one follows with a
+/// SIGKILL, could wait for ever on a task stuck in a round (a broker alarm, say).
+pub async fn supervise(mut tasks: JoinSet<()>, shutdown: CancellationToken, grace: Duration) -> anyhow::Result<()> {
     let mut panicked = None;
+    let mut deadline = None;
     loop {
         let joined = tokio::select! {
             biased;
             joined = tasks.join_next() => joined,
-            () = shutdown.cancelled(), if abort => break,
+            () = shutdown.cancelled(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + grace);
+                continue;
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                tracing::warn!(tasks = tasks.len(), ?grace, "background tasks still running after the grace; dropping them");
+                break;
+            }
         };
         let Some(joined) = joined else { break };
         if let Err(e) = joined
@@ -65,9 +66,6 @@ pub async fn supervise(
             tracing::error!(error = %e, "a background task panicked; stopping the process so it is restarted");
             shutdown.cancel();
             panicked.get_or_insert(e);
-            if abort {
-                break;
-            }
         }
     }
     // (Dropping the set aborts what still runs.)
@@ -79,15 +77,14 @@ pub async fn supervise(
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        sync::{
-            Arc,
-            atomic::{AtomicBool, Ordering},
-        },
-        time::Duration,
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
     };
 
     use super::*;
+
+    const GRACE: Duration = Duration::from_secs(5);
 
     /// A task that runs until `shutdown`, then takes `work` to finish; sets the flag when done.
     fn consumer(tasks: &mut JoinSet<()>, shutdown: &CancellationToken, work: Duration) -> Arc<AtomicBool> {
@@ -107,24 +104,12 @@ mod tests {
         let mut tasks = JoinSet::new();
         let finished = consumer(&mut tasks, &shutdown, Duration::from_millis(50));
         tasks.spawn(async { panic!("a bug") });
-        let outcome =
-            tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown.clone(), AtShutdown::Finish))
-                .await
-                .expect("the process stopped");
+        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown.clone(), GRACE))
+            .await
+            .expect("the process stopped");
         assert!(outcome.unwrap_err().to_string().contains("a bug"));
         // The consumer was told to stop and finished its work in hand.
         assert!(shutdown.is_cancelled() && finished.load(Ordering::SeqCst));
-
-        // Listeners are not waited for.
-        let shutdown = CancellationToken::new();
-        let mut tasks = JoinSet::new();
-        consumer(&mut tasks, &shutdown, Duration::from_secs(3600));
-        tasks.spawn(async { panic!("another bug") });
-        let outcome =
-            tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown.clone(), AtShutdown::Abort))
-                .await
-                .expect("the process stopped");
-        assert!(outcome.unwrap_err().to_string().contains("another bug") && shutdown.is_cancelled());
     }
 
     #[tokio::test]
@@ -135,15 +120,22 @@ mod tests {
         tasks.spawn(async {});
         let finished = consumer(&mut tasks, &shutdown, Duration::from_millis(50));
         shutdown.cancel();
-        assert!(supervise(tasks, shutdown, AtShutdown::Finish).await.is_ok());
+        assert!(supervise(tasks, shutdown, GRACE).await.is_ok());
         assert!(finished.load(Ordering::SeqCst), "work in hand was finished");
+    }
 
-        // A listener stuck reconnecting does not hold up the exit.
+    #[tokio::test]
+    async fn a_task_stuck_past_the_grace_does_not_hold_up_the_exit() {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let finished = consumer(&mut tasks, &shutdown, Duration::from_secs(3600));
-        shutdown.cancel();
-        let outcome = tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown, AtShutdown::Abort)).await;
-        assert!(outcome.expect("the process stopped").is_ok() && !finished.load(Ordering::SeqCst));
+        let stuck = consumer(&mut tasks, &shutdown, Duration::from_secs(3600));
+        tasks.spawn(async { panic!("a bug") });
+        let started = std::time::Instant::now();
+        let outcome =
+            tokio::time::timeout(Duration::from_secs(5), supervise(tasks, shutdown, Duration::from_millis(200)))
+                .await
+                .expect("the process stopped");
+        assert!(outcome.unwrap_err().to_string().contains("a bug"), "the panic is still reported");
+        assert!(!stuck.load(Ordering::SeqCst) && started.elapsed() >= Duration::from_millis(200));
     }
 }

@@ -113,7 +113,8 @@ impl App {
         self.server.port()
     }
 
-    /// Serves until `shutdown`, then drains in-flight requests.
+    /// Serves until `shutdown`, then drains in-flight requests. The listeners get a moment to say
+    /// goodbye (so revocations stop waiting for this instance) and are then dropped.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(consistency::listen(
@@ -130,7 +131,7 @@ impl App {
         ));
         let (served, supervised) = tokio::join!(
             self.server.run(shutdown.clone()),
-            platform::shutdown::supervise(tasks, shutdown, platform::shutdown::AtShutdown::Abort)
+            platform::shutdown::supervise(tasks, shutdown, std::time::Duration::from_secs(2))
         );
         served.and(supervised)
     }

@@ -103,6 +103,10 @@ impl Role {
     }
 }
 
+/// How long the workers' tasks have to finish their work in hand once the process stops: inside
+/// the chart's 45 s termination grace, after which Kubernetes kills the process anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A built, not yet running workers process.
 pub struct App {
     db: PgPool,
@@ -180,10 +184,7 @@ impl App {
         }
         tracing::info!(roles = ?self.roles, "workers running");
         let server = self.server.run(shutdown.clone());
-        let (served, supervised) = tokio::join!(
-            server,
-            platform::shutdown::supervise(tasks, shutdown, platform::shutdown::AtShutdown::Finish)
-        );
+        let (served, supervised) = tokio::join!(server, platform::shutdown::supervise(tasks, shutdown, SHUTDOWN_GRACE));
         served.and(supervised)
     }
 }
