@@ -265,23 +265,14 @@ async fn with_cpu<F: std::future::Future<Output = anyhow::Result<f64>>>(
     opts: &Options,
     ceiling: F,
 ) -> anyhow::Result<(f64, f64)> {
-    let stop = Arc::new(tokio::sync::Notify::new());
     let mut names = opts.processes.clone();
     names.push(BENCH_COMM.to_owned());
-    let watcher = tokio::spawn(watch(names, stop.clone()));
-    let rate = ceiling.await;
-    stop.notify_one();
-    let used = watcher.await.unwrap_or_default();
+    let (rate, used) = watching(names, ceiling).await;
     let rate = rate?;
-    let cores: f64 = used.values().map(|(_, _, cpu, _)| cpu / 100.0).sum();
-    let each: Vec<String> = used.iter().map(|(name, (_, _, cpu, _))| format!("{name} {cpu:.0} %")).collect();
-    println!(
-        "  CPU meanwhile: {} (of {:.0} cores: {:.0} %)",
-        each.join(", "),
-        self::cores(),
-        100.0 * cores / self::cores()
-    );
-    Ok((rate, cores))
+    let busy: f64 = used.values().map(|w| w.cpu_percent / 100.0).sum();
+    let each: Vec<String> = used.iter().map(|(name, w)| format!("{name} {:.0} %", w.cpu_percent)).collect();
+    println!("  CPU meanwhile: {} (of {:.0} cores: {:.0} %)", each.join(", "), cores(), 100.0 * busy / cores());
+    Ok((rate, busy))
 }
 
 /// This benchmark's name in `/proc/*/comm`.
@@ -314,12 +305,41 @@ fn processes(names: &[String]) -> BTreeMap<u32, (String, u64, u64)> {
     out
 }
 
-/// What [`watch`] saw of the processes of one name: peak RSS of the largest in MiB, how many,
-/// CPU % of one core over the run, and CPU seconds in all.
-type Watched = (f64, usize, f64, f64);
+/// What [`watch`] saw of the processes of one name.
+#[derive(Debug, Clone, Copy, Default)]
+struct Watched {
+    /// Peak RSS of the largest, MiB.
+    rss_mib: f64,
+    /// How many processes.
+    count: usize,
+    /// CPU, % of one core over the run.
+    cpu_percent: f64,
+    /// CPU seconds in all.
+    cpu_secs: f64,
+}
 
-/// Samples processes every second until told to stop: name → [`Watched`]. CPU is counted per process id, from its
-/// first sample to its last, so processes that start or end mid-run count for their share.
+/// Runs `work` while [`watch`]ing the processes named: its output, and what was seen.
+async fn watching<T>(names: Vec<String>, work: impl std::future::Future<Output = T>) -> (T, BTreeMap<String, Watched>) {
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let watcher = tokio::spawn(watch(names, stop.clone()));
+    let out = work.await;
+    stop.notify_one();
+    (out, watcher.await.unwrap_or_default())
+}
+
+/// Prints a line per process name.
+fn print_processes(processes: &BTreeMap<String, Watched>) {
+    for (name, w) in processes {
+        println!(
+            "  {name:<14} {:>2} process(es)  peak RSS {:>7.1} MiB (largest)  CPU {:>6.1} %",
+            w.count, w.rss_mib, w.cpu_percent
+        );
+    }
+}
+
+/// Samples processes every second until told to stop: name → [`Watched`]. CPU is counted per
+/// process id, from its first sample to its last, so processes that start or end mid-run count
+/// for their share.
 async fn watch(names: Vec<String>, stop: Arc<tokio::sync::Notify>) -> BTreeMap<String, Watched> {
     const TICKS_PER_SEC: f64 = 100.0; // USER_HZ on Linux
     let started = Instant::now();
@@ -344,12 +364,12 @@ async fn watch(names: Vec<String>, stop: Arc<tokio::sync::Notify>) -> BTreeMap<S
     let secs = started.elapsed().as_secs_f64();
     let mut out: BTreeMap<String, Watched> = BTreeMap::new();
     for (name, first, last, rss) in seen.into_values() {
-        let e = out.entry(name).or_default();
-        e.0 = e.0.max(rss as f64 / 1024.0);
-        e.1 += 1;
+        let w = out.entry(name).or_default();
+        w.rss_mib = w.rss_mib.max(rss as f64 / 1024.0);
+        w.count += 1;
         let cpu_secs = last.saturating_sub(first) as f64 / TICKS_PER_SEC;
-        e.2 += 100.0 * cpu_secs / secs;
-        e.3 += cpu_secs;
+        w.cpu_percent += 100.0 * cpu_secs / secs;
+        w.cpu_secs += cpu_secs;
     }
     out
 }
@@ -435,8 +455,6 @@ async fn step(
     let before = Counters::read(http, db, &opts.metrics_url).await.ok();
     let secs = opts.step_secs;
     let until = Instant::now() + Duration::from_secs(secs);
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let watcher = tokio::spawn(watch(opts.processes.clone(), stop.clone()));
     let probe_reads = AtomicU64::new(0);
     let probing = futures::future::join_all(probes.iter().map(|u| probe(http, cli, u, until, &probe_reads)));
     let tallies: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
@@ -482,10 +500,8 @@ async fn step(
         }
         while tasks.join_next().await.is_some() {}
     };
-    let (probed, ()) = tokio::join!(probing, driving);
-    stop.notify_one();
+    let ((probed, ()), processes) = watching(opts.processes.clone(), async { tokio::join!(probing, driving) }).await;
     let after = Counters::read(http, db, &opts.metrics_url).await.ok();
-    let processes = watcher.await.unwrap_or_default();
     let mut lag = Tally::default();
     for p in probed {
         match p {
@@ -526,14 +542,12 @@ fn print_step(step: &Step, secs: u64) {
     if let Some(e) = &step.lag.first_failure {
         println!("  probe failure: {e}");
     }
-    for (name, (rss, count, cpu, _)) in &step.processes {
-        println!("  {name:<14} {count:>2} process(es)  peak RSS {rss:>7.1} MiB (largest)  CPU {cpu:>6.1} %");
-    }
+    print_processes(&step.processes);
     let scans = step.scans() as f64;
     if scans > 0.0 {
         // CPU of every watched process while the step ran (to its last answer), shared out over its
         // scans (reads included: they are the cheap part).
-        let cpu_ms = step.processes.values().map(|(_, _, _, secs)| secs).sum::<f64>() * 1000.0;
+        let cpu_ms = step.processes.values().map(|w| w.cpu_secs).sum::<f64>() * 1000.0;
         print!("  per scan made (mix and probes): {:.2} ms of the watched processes' CPU", cpu_ms / scans);
         if let Some((before, after)) = &step.counted {
             print!(
@@ -719,9 +733,7 @@ pub async fn run(cli: &Cli, opts: &Options) -> anyhow::Result<()> {
                 scans / commits,
                 s.lag.p99_ms()
             );
-            for (name, (rss, count, cpu, _)) in &s.processes {
-                println!("  {name:<14} {count:>2} process(es)  peak RSS {rss:>7.1} MiB (largest)  CPU {cpu:>6.1} %");
-            }
+            print_processes(&s.processes);
         }
         None => println!("sustained: not even the first step ({:.0} req/s) passed", opts.rate),
     }
